@@ -1,0 +1,34 @@
+"""sknn_explain: feature attributions for neural networks, the scikit-learn way.
+
+The Python successor of the R package *innsight*: explainers are scikit-learn estimators
+(``fit(model, X_ref)``, ``explain(X)``) that return an :class:`Attribution`.
+"""
+
+from .attribution import Attribution
+from .explainers import (
+    ExpectedGradient,
+    ExpectedGradients,
+    Explainer,
+    Gradient,
+    IntegratedGradient,
+    IntegratedGradients,
+    SmoothGrad,
+)
+from .functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Attribution",
+    "ExpectedGradient",
+    "ExpectedGradients",
+    "Explainer",
+    "Gradient",
+    "IntegratedGradient",
+    "IntegratedGradients",
+    "SmoothGrad",
+    "torch_expgrad",
+    "torch_grad",
+    "torch_intgrad",
+    "torch_smoothgrad",
+]

@@ -1,0 +1,263 @@
+"""Shared machinery of the gradient family.
+
+* :func:`resolve_outputs` turns ``output_idx`` / ``output_label`` into per-layer indices.
+* :func:`output_gradients` computes the gradients of *all* selected output nodes in one
+  forward pass and one batched backward pass (``is_grads_batched``, i.e. ``torch.func.vmap``
+  over one-hot ``grad_outputs``), instead of a Python loop over outputs.
+* :func:`accumulate_paths` runs any "average of gradients at points" method (Gradient,
+  SmoothGrad, IntegratedGradients, ExpectedGradients) over ``n_samples x n_steps`` rows in
+  chunks of ``batch_size`` rows, so memory stays bounded whatever ``n`` is.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ._model import call_forward
+
+__all__ = [
+    "OutputSelection",
+    "accumulate_paths",
+    "auto_batch_size",
+    "output_gradients",
+    "resolve_outputs",
+]
+
+Forward = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
+#: (sample_idx, step_idx) -> (points per input, multipliers per input or None)
+RowMaker = Callable[
+    [torch.Tensor, torch.Tensor], tuple[list[torch.Tensor], list[torch.Tensor | None]]
+]
+
+DEFAULT_N_OUTPUTS = 10
+
+
+@dataclass
+class OutputSelection:
+    """Selected output nodes: ``indices[l]`` for output layer ``layers[l]``."""
+
+    layers: list[int]
+    indices: list[np.ndarray]
+    names: list[list]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(i) for i in self.indices]
+
+    def pick(self, outs: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Concatenate the selected columns of every output layer: ``(n, K_total)``."""
+        cols = [
+            outs[layer][:, torch.as_tensor(idx, device=outs[layer].device)]
+            for layer, idx in zip(self.layers, self.indices)
+        ]
+        return torch.cat(cols, dim=1)
+
+    def split(self, t: torch.Tensor, dim: int = -1) -> list[torch.Tensor]:
+        """Split a trailing ``K_total`` axis back into one tensor per selected layer."""
+        return list(torch.split(t, self.sizes, dim=dim))
+
+
+def _per_layer(arg: object, n_layers: int, what: str) -> list:
+    """Normalise an output_idx / output_label argument to one entry per output layer."""
+    if isinstance(arg, (list, tuple)) and any(
+        isinstance(a, (list, tuple, np.ndarray)) or a is None for a in arg
+    ):
+        if len(arg) > n_layers:
+            raise ValueError(
+                f"{what} has entries for {len(arg)} output layers, but the model has {n_layers}"
+            )
+        entries = [None if a is None else list(np.atleast_1d(a)) for a in arg]
+        return entries + [None] * (n_layers - len(entries))
+    values = list(np.atleast_1d(np.asarray(arg, dtype=object))) if not isinstance(
+        arg, (list, tuple)
+    ) else list(arg)
+    return [values] + [None] * (n_layers - 1)
+
+
+def resolve_outputs(
+    output_idx: object,
+    output_label: object,
+    output_names: list[list],
+) -> OutputSelection:
+    """Resolve innsight-style output selection (0-based indices here).
+
+    Parameters
+    ----------
+    output_idx : int, list of int, or list of (list of int or None), optional
+        Output node indices of the first output layer, or one entry per output layer.
+    output_label : label, list of labels, or list of (list or None), optional
+        Output node names (e.g. class labels) instead of indices.
+    output_names : list of list
+        Names of every node, per output layer.
+
+    Returns
+    -------
+    OutputSelection
+        Default (both None): the first ten nodes of the first output layer.
+    """
+    n_layers = len(output_names)
+    dims = [len(n) for n in output_names]
+    if output_idx is not None and output_label is not None:
+        raise ValueError("give either output_idx or output_label, not both")
+    if output_idx is None and output_label is None:
+        per_layer = [list(range(min(DEFAULT_N_OUTPUTS, dims[0])))] + [None] * (n_layers - 1)
+    elif output_idx is not None:
+        per_layer = _per_layer(output_idx, n_layers, "output_idx")
+        for layer, entry in enumerate(per_layer):
+            if entry is None:
+                continue
+            for i in entry:
+                if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+                    raise TypeError(f"output_idx entries must be integers, got {i!r}")
+                if not 0 <= int(i) < dims[layer]:
+                    raise ValueError(
+                        f"output_idx {int(i)} is out of range for output layer {layer + 1} "
+                        f"with {dims[layer]} node(s) (valid: 0..{dims[layer] - 1})"
+                    )
+            per_layer[layer] = [int(i) for i in entry]
+    else:
+        per_layer = _per_layer(output_label, n_layers, "output_label")
+        for layer, entry in enumerate(per_layer):
+            if entry is None:
+                continue
+            lookup = {str(name): j for j, name in enumerate(output_names[layer])}
+            idx = []
+            for label in entry:
+                key = str(label)
+                if key not in lookup:
+                    shown = [str(n) for n in output_names[layer][:20]]
+                    raise ValueError(
+                        f"unknown output_label {label!r} for output layer {layer + 1}; "
+                        f"known labels: {shown}"
+                    )
+                idx.append(lookup[key])
+            per_layer[layer] = idx
+    layers, indices, names = [], [], []
+    for layer, entry in enumerate(per_layer):
+        if entry is None:
+            continue
+        if len(entry) == 0:
+            raise ValueError(f"empty output selection for output layer {layer + 1}")
+        if len(set(entry)) != len(entry):
+            raise ValueError(f"output selection for output layer {layer + 1} has duplicates")
+        layers.append(layer)
+        indices.append(np.asarray(entry, dtype=np.int64))
+        names.append([output_names[layer][j] for j in entry])
+    if not layers:
+        raise ValueError("the output selection selects no output node")
+    return OutputSelection(layers, indices, names)
+
+
+def auto_batch_size(shapes: Sequence[tuple[int, ...]], budget: int = 2**22) -> int:
+    """Rows per chunk so that one chunk holds about ``budget`` input values (1..8192)."""
+    per_row = sum(math.prod(s) for s in shapes)
+    return int(min(8192, max(1, budget // max(per_row, 1))))
+
+
+def output_gradients(
+    forward: Forward,
+    points: Sequence[torch.Tensor],
+    selection: OutputSelection,
+) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Gradients of every selected output w.r.t. every input, in one batched pass.
+
+    Returns
+    -------
+    grads : list of Tensor
+        Per input, ``(n, *input_shape, K_total)``.
+    picked : Tensor
+        The selected outputs at ``points``, ``(n, K_total)``.
+    """
+    leaves = [p.detach().requires_grad_(True) for p in points]
+    with torch.enable_grad():
+        picked = selection.pick(call_forward(forward, leaves))
+        k = picked.shape[1]
+        if k == 1:
+            grads = torch.autograd.grad(picked.sum(), leaves, allow_unused=True)
+            grads = [g.unsqueeze(0) if g is not None else None for g in grads]
+        else:
+            eye = torch.eye(k, dtype=picked.dtype, device=picked.device)
+            grad_outputs = eye[:, None, :].expand(k, picked.shape[0], k)
+            try:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*performance drop.*")
+                    grads = torch.autograd.grad(
+                        picked, leaves, grad_outputs=grad_outputs, is_grads_batched=True,
+                        allow_unused=True,
+                    )
+            except (RuntimeError, NotImplementedError):
+                # an op without a batching rule: fall back to one backward per output
+                grads = [[] for _ in leaves]
+                for j in range(k):
+                    gs = torch.autograd.grad(
+                        picked[:, j].sum(), leaves, retain_graph=j < k - 1, allow_unused=True
+                    )
+                    for i, g in enumerate(gs):
+                        grads[i].append(g)
+                grads = [None if g[0] is None else torch.stack(g) for g in grads]
+    out = []
+    for leaf, g in zip(leaves, grads):
+        if g is None:  # input not used by the selected outputs
+            g = torch.zeros((k, *leaf.shape), dtype=leaf.dtype, device=leaf.device)
+        out.append(torch.movedim(g, 0, -1))
+    return out, picked.detach()
+
+
+def accumulate_paths(
+    forward: Forward,
+    n_samples: int,
+    input_shapes: Sequence[tuple[int, ...]],
+    selection: OutputSelection,
+    make_rows: RowMaker,
+    *,
+    n_steps: int,
+    batch_size: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    keep_outputs: bool = False,
+    verbose: bool = False,
+    desc: str = "",
+) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Mean over steps of ``grad(point) * multiplier`` for every sample and output.
+
+    Rows ``r = sample * n_steps + step`` are processed in order, ``batch_size`` at a time;
+    ``make_rows`` builds the evaluation points (and multipliers) of a chunk, so random
+    draws made in row order do not depend on ``batch_size``.
+
+    Returns
+    -------
+    values : list of Tensor
+        Per input, ``(n_samples, *input_shape, K_total)``.
+    outputs : Tensor or None
+        With ``keep_outputs`` (only meaningful for ``n_steps == 1``), the selected outputs
+        at the points, ``(n_samples, K_total)``.
+    """
+    k = sum(selection.sizes)
+    acc = [torch.zeros((n_samples, *s, k), dtype=dtype, device=device) for s in input_shapes]
+    outputs = torch.zeros((n_samples, k), dtype=dtype, device=device) if keep_outputs else None
+    total = n_samples * n_steps
+    starts = range(0, total, batch_size)
+    if verbose:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=desc, unit="chunk")
+    for start in starts:
+        rows = torch.arange(start, min(total, start + batch_size), device=device)
+        sample_idx = torch.div(rows, n_steps, rounding_mode="floor")
+        step_idx = rows - sample_idx * n_steps
+        points, mults = make_rows(sample_idx, step_idx)
+        grads, picked = output_gradients(forward, points, selection)
+        for a, g, m in zip(acc, grads, mults):
+            a.index_add_(0, sample_idx, g if m is None else g * m.unsqueeze(-1))
+        if outputs is not None:
+            outputs.index_add_(0, sample_idx, picked)
+    if n_steps > 1:
+        for a in acc:
+            a.div_(n_steps)
+    return acc, outputs

@@ -1,0 +1,226 @@
+"""Model adapters: one uniform, differentiable ``forward(list[Tensor]) -> list[Tensor]``.
+
+Explainers never run the user's object. :func:`as_model` takes a torch ``nn.Module`` or a
+fitted skorch net and returns a :class:`TorchModel` holding a *private copy* of the module
+(deep-copied, cast to the requested dtype/device, in eval mode, parameters frozen), so the
+user's model keeps its parameters, ``training`` flags, ``requires_grad`` flags and hooks.
+
+The functional API (:mod:`sknn_explain.functional`) works on the user's module directly;
+:func:`eval_mode` switches it to eval for the call and restores every ``training`` flag in
+a ``finally`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["TorchModel", "as_model", "eval_mode", "flatten_outputs", "strip_last_activation"]
+
+#: modules treated as "the last activation" by ``ignore_last_act`` on unconverted models
+ACTIVATIONS: tuple[type[nn.Module], ...] = (
+    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softmax, nn.LogSoftmax, nn.Softmin,
+    nn.Softplus, nn.GELU, nn.SiLU, nn.SELU, nn.Hardtanh, nn.ReLU6, nn.Mish, nn.LogSigmoid,
+)
+
+
+def flatten_outputs(out: object) -> list[torch.Tensor]:
+    """Model output (tensor or tuple/list of tensors) -> list of ``(n, k)`` tensors."""
+    outs = list(out) if isinstance(out, (tuple, list)) else [out]
+    flat = []
+    for i, o in enumerate(outs):
+        if not isinstance(o, torch.Tensor):
+            raise TypeError(f"model output {i} is a {type(o).__name__}, expected a torch.Tensor")
+        flat.append(o.reshape(o.shape[0], -1) if o.ndim != 1 else o.reshape(-1, 1))
+    return flat
+
+
+def strip_last_activation(module: nn.Module) -> tuple[nn.Module, str | None]:
+    """Drop a trailing activation module of a (nested) ``nn.Sequential``.
+
+    Returns the (possibly new) module and the removed activation's class name, or None.
+    Works on a module the caller owns: the input is not modified, a new Sequential shares
+    the remaining children.
+    """
+    if isinstance(module, nn.Sequential) and len(module) > 0:
+        last = module[-1]
+        if isinstance(last, ACTIVATIONS):
+            return nn.Sequential(*list(module)[:-1]), type(last).__name__
+        inner, removed = strip_last_activation(last)
+        if removed is not None:
+            return nn.Sequential(*list(module)[:-1], inner), removed
+    return module, None
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Put ``module`` (and all submodules) in eval mode; restore every flag afterwards."""
+    flags = [(m, m.training) for m in module.modules()]
+    try:
+        module.eval()
+        yield module
+    finally:
+        for m, flag in flags:
+            m.training = flag
+
+
+def _softmax(x: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(x, dim=-1)
+
+
+def _sigmoid_2d(x: torch.Tensor) -> torch.Tensor:
+    p = torch.sigmoid(x.reshape(x.shape[0], -1)[:, :1])
+    return torch.cat([1 - p, p], dim=1)
+
+
+class TorchModel:
+    """Picklable wrapper around a private module copy.
+
+    Parameters
+    ----------
+    module : nn.Module
+        The module to call (already a private copy).
+    output_nonlinearity : callable or None
+        Applied after the module (skorch's predict nonlinearity when ``ignore_last_act``
+        is False).
+    class_names : sequence, optional
+        Output names (e.g. skorch ``classes_``), used when they match the output width.
+    removed_activation : str, optional
+        Class name of the activation dropped by ``ignore_last_act``, for the record.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        output_nonlinearity: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        class_names: Sequence | None = None,
+        removed_activation: str | None = None,
+    ) -> None:
+        self.module = module
+        self.output_nonlinearity = output_nonlinearity
+        self.class_names = None if class_names is None else list(class_names)
+        self.removed_activation = removed_activation
+        self.n_inputs: int | None = None
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        out = self.module(*xs)
+        if self.output_nonlinearity is not None:
+            outs = out if isinstance(out, (tuple, list)) else [out]
+            out = [self.output_nonlinearity(o) for o in outs]
+        return flatten_outputs(out)
+
+    def output_names(self, dims: Sequence[int]) -> list[list]:
+        """Names of every output node, per output layer (``Y1..`` unless classes match)."""
+        names = []
+        for layer, k in enumerate(dims):
+            if layer == 0 and self.class_names is not None and len(self.class_names) == k:
+                names.append(list(self.class_names))
+            elif len(dims) == 1:
+                names.append([f"Y{j + 1}" for j in range(k)])
+            else:
+                names.append([f"Y{layer + 1}_{j + 1}" for j in range(k)])
+        return names
+
+
+def _skorch_parts(net: object, ignore_last_act: bool):
+    try:
+        from skorch import NeuralNet
+    except ImportError:  # pragma: no cover - skorch is a dependency
+        return None
+    if not isinstance(net, NeuralNet):
+        return None
+    if not getattr(net, "initialized_", False) or not hasattr(net, "module_"):
+        raise ValueError(
+            f"the skorch {type(net).__name__} is not fitted; call net.fit(X, y) (or "
+            "net.initialize()) before explaining it"
+        )
+    nonlinearity = None
+    if not ignore_last_act:
+        fn = net._get_predict_nonlinearity()
+        name = getattr(getattr(fn, "func", fn), "__name__", "")
+        if name == "softmax":
+            nonlinearity = _softmax
+        elif name == "_sigmoid_then_2d":
+            nonlinearity = _sigmoid_2d
+        elif name != "_identity":
+            nonlinearity = fn
+    try:
+        classes = net.classes_
+    except AttributeError:
+        classes = None
+    return net.module_, nonlinearity, classes
+
+
+def as_model(
+    model: object,
+    *,
+    ignore_last_act: bool,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> TorchModel:
+    """Build a :class:`TorchModel` from a torch module or a fitted skorch net.
+
+    Raises
+    ------
+    TypeError
+        For objects that are neither.
+    ValueError
+        For an unfitted skorch net.
+    """
+    parts = _skorch_parts(model, ignore_last_act)
+    if parts is not None:
+        module, nonlinearity, classes = parts
+    elif isinstance(model, nn.Module):
+        module, nonlinearity, classes = model, None, None
+    else:
+        raise TypeError(
+            f"cannot explain a {type(model).__name__}: expected a torch nn.Module or a fitted "
+            "skorch NeuralNet"
+        )
+    try:
+        private = copy.deepcopy(module)
+    except Exception as err:  # noqa: BLE001 - any copy failure is reported the same way
+        raise TypeError(
+            f"could not copy the model ({type(module).__name__}) to explain it safely: {err}"
+        ) from err
+    private = private.to(device=device, dtype=dtype).eval()
+    for p in private.parameters():
+        p.requires_grad_(False)
+    removed = None
+    if ignore_last_act:
+        private, removed = strip_last_activation(private)
+    return TorchModel(private, nonlinearity, classes, removed)
+
+
+def predict(
+    forward: Callable[[Sequence[torch.Tensor]], list[torch.Tensor]],
+    xs: Sequence[torch.Tensor],
+    batch_size: int,
+) -> list[torch.Tensor]:
+    """All outputs of ``forward`` on ``xs`` without gradients, in chunks of ``batch_size``."""
+    n = xs[0].shape[0]
+    chunks: list[list[torch.Tensor]] = []
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            chunks.append(call_forward(forward, [x[start : start + batch_size] for x in xs]))
+    return [torch.cat([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+
+
+def call_forward(forward, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Run ``forward`` and turn a shape/dtype failure inside the model into a ValueError."""
+    try:
+        return forward(xs)
+    except (RuntimeError, IndexError) as err:
+        shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+        raise ValueError(
+            f"the model failed on input(s) of shape {shapes}: {str(err).splitlines()[0]}"
+        ) from err
+
+
+def as_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu").numpy()

@@ -1,0 +1,238 @@
+"""The :class:`Attribution` result returned by every ``Explainer.explain``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+__all__ = ["Attribution"]
+
+FRAME_COLUMNS = [
+    "data", "model_input", "model_output", "feature", "feature_2", "channel", "output_node",
+    "value", "pred", "decomp_sum", "decomp_goal", "input_dimension",
+]
+
+
+def _squeeze(nested: list[list]):
+    """innsight's result nesting: array, list over inputs, or list over output layers."""
+    inner = [layer[0] if len(layer) == 1 else list(layer) for layer in nested]
+    return inner[0] if len(inner) == 1 else inner
+
+
+class Attribution:
+    """Feature attributions for a batch of samples and a selection of output nodes.
+
+    Values have innsight's layout ``(n_samples, *input_shape, n_outputs)`` in the user's
+    input layout (channels last when the explainer was given ``channels_first=False``).
+    Models with several inputs give a list (one array per input), models with several
+    selected output layers a list over output layers.
+
+    Parameters
+    ----------
+    method : str
+        Name of the method that produced the values.
+    values : list of list of ndarray
+        ``values[l][i]`` for selected output layer ``l`` and model input ``i``.
+    inputs : list of ndarray
+        The explained data, user layout, ``(n_samples, *input_shape)`` per input.
+    input_names : list of list of list of str
+        Per input, per axis (model layout, channels first) names.
+    output_names : list of list
+        Per selected output layer, the names of the selected nodes.
+    output_layers : list of int
+        0-based index of each selected output layer in the model.
+    output_idx : list of ndarray
+        Per selected output layer, the 0-based indices of the selected nodes.
+    predictions : list of ndarray
+        Per selected output layer, model output at the data, ``(n_samples, n_outputs)``.
+    decomp_goal : list of ndarray or None
+        What the attributions of a sample should sum to (e.g. ``f(x) - f(x_ref)``), same
+        layout as ``predictions``; None for methods without a goal.
+    goal_description : str, optional
+        Human-readable form of the goal, shown in ``repr``.
+    channels_first : bool
+        Layout of ``values`` / ``inputs`` for inputs of rank >= 2.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain import Gradient
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    >>> result = Gradient().fit(net).explain(torch.ones(4, 3))
+    >>> result.to_numpy().shape
+    (4, 3, 2)
+    >>> sorted(result.to_frame().columns)[:3]
+    ['channel', 'data', 'decomp_goal']
+    """
+
+    def __init__(
+        self,
+        method: str,
+        values: list[list[np.ndarray]],
+        inputs: list[np.ndarray],
+        input_names: list[list[list[str]]],
+        output_names: list[list],
+        output_layers: list[int],
+        output_idx: list[np.ndarray],
+        predictions: list[np.ndarray],
+        decomp_goal: list[np.ndarray] | None = None,
+        goal_description: str | None = None,
+        channels_first: bool = True,
+    ) -> None:
+        self.method = method
+        self._values = values
+        self._inputs = inputs
+        self.input_names = input_names
+        self.output_names = output_names
+        self.output_layers = output_layers
+        self.output_idx = output_idx
+        self._predictions = predictions
+        self._goal = decomp_goal
+        self.goal_description = goal_description
+        self.channels_first = channels_first
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def values(self):
+        """The attributions (same as :meth:`to_numpy`)."""
+        return self.to_numpy()
+
+    def to_numpy(self):
+        """Attributions as numpy: an array, or innsight-style lists for several inputs/outputs."""
+        return _squeeze(self._values)
+
+    def to_tensor(self):
+        """Attributions as torch tensors, nested like :meth:`to_numpy`."""
+        return _squeeze([[torch.from_numpy(v) for v in layer] for layer in self._values])
+
+    @property
+    def inputs(self):
+        """The explained data (array, or list of arrays for several inputs)."""
+        return self._inputs[0] if len(self._inputs) == 1 else list(self._inputs)
+
+    @property
+    def predictions(self):
+        """Model output at the data for the selected nodes, ``(n_samples, n_outputs)``."""
+        return self._predictions[0] if len(self._predictions) == 1 else list(self._predictions)
+
+    @property
+    def decomp_goal(self):
+        """What each sample's attributions should sum to, or None when the method has no goal."""
+        if self._goal is None:
+            return None
+        return self._goal[0] if len(self._goal) == 1 else list(self._goal)
+
+    @property
+    def decomp_sum(self):
+        """Sum of the attributions over all input features (and inputs): ``(n, n_outputs)``."""
+        sums = [self._layer_sum(layer) for layer in self._values]
+        return sums[0] if len(sums) == 1 else sums
+
+    @staticmethod
+    def _layer_sum(layer: Sequence[np.ndarray]) -> np.ndarray:
+        return sum(v.reshape(v.shape[0], -1, v.shape[-1]).sum(axis=1) for v in layer)
+
+    @property
+    def n_samples(self) -> int:
+        return self._inputs[0].shape[0]
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self._inputs)
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]]:
+        """Per-sample shape of each input in model layout (channels first)."""
+        return [tuple(len(axis) for axis in names) for names in self.input_names]
+
+    @property
+    def raw_values(self) -> list[list[np.ndarray]]:
+        """``values[l][i]`` without innsight's squeezing (always nested lists)."""
+        return self._values
+
+    # ------------------------------------------------------------------ long form
+    def _model_layout(self, v: np.ndarray) -> np.ndarray:
+        # v: (n, *shape, k) in user layout -> channels first
+        if self.channels_first or v.ndim <= 3:
+            return v
+        return np.moveaxis(v, -2, 1)
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long-form DataFrame with innsight's columns.
+
+        One row per sample x input position x output node: ``data`` ("data_1", ...),
+        ``model_input`` ("Input_1", ...), ``model_output`` ("Output_1", ...), ``feature``
+        (tabular feature / signal position / image row), ``feature_2`` (image column),
+        ``channel``, ``output_node`` (output name), ``value``, ``pred``, ``decomp_sum``,
+        ``decomp_goal`` (NaN when the method has none) and ``input_dimension`` (1 tabular,
+        2 signal, 3 image). Name columns are ordered categoricals (data order), which is
+        exactly what seaborn wants.
+        """
+        frames = []
+        n = self.n_samples
+        data_names = np.array([f"data_{i + 1}" for i in range(n)], dtype=object)
+        for li, layer in enumerate(self._values):
+            out_layer = self.output_layers[li]
+            dsum = self._layer_sum(layer)
+            pred = self._predictions[li]
+            goal = self._goal[li] if self._goal is not None else None
+            node_names = np.array([str(o) for o in self.output_names[li]], dtype=object)
+            for ii, v in enumerate(layer):
+                vm = self._model_layout(v)
+                shape = vm.shape[1:-1]
+                rank = len(shape)
+                if rank > 3:
+                    raise ValueError(
+                        f"to_frame supports inputs of rank 1-3 (tabular, signal, image); input "
+                        f"{ii + 1} has per-sample shape {shape}"
+                    )
+                grid = np.indices(vm.shape).reshape(vm.ndim, -1)
+                i_n, i_k = grid[0], grid[-1]
+                names = [np.asarray(ax, dtype=object) for ax in self.input_names[ii]]
+                none = np.full(grid.shape[1], None, dtype=object)
+                if rank == 1:
+                    feature, feature_2, channel = names[0][grid[1]], none, none
+                elif rank == 2:
+                    channel, feature, feature_2 = names[0][grid[1]], names[1][grid[2]], none
+                else:
+                    channel = names[0][grid[1]]
+                    feature, feature_2 = names[1][grid[2]], names[2][grid[3]]
+                frames.append(pd.DataFrame({
+                    "data": data_names[i_n],
+                    "model_input": f"Input_{ii + 1}",
+                    "model_output": f"Output_{out_layer + 1}",
+                    "feature": feature,
+                    "feature_2": feature_2,
+                    "channel": channel,
+                    "output_node": node_names[i_k],
+                    "value": vm.reshape(-1),
+                    "pred": pred[i_n, i_k],
+                    "decomp_sum": dsum[i_n, i_k],
+                    "decomp_goal": goal[i_n, i_k] if goal is not None else np.nan,
+                    "input_dimension": rank,
+                }))
+        df = pd.concat(frames, ignore_index=True)
+        for col in ["data", "model_input", "model_output", "feature", "feature_2", "channel",
+                    "output_node"]:
+            cats = pd.unique(df[col].dropna())
+            df[col] = pd.Categorical(df[col], categories=cats, ordered=True)
+        return df[FRAME_COLUMNS]
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        flat = np.concatenate([v.ravel() for layer in self._values for v in layer])
+        finite = flat[np.isfinite(flat)]
+        shapes = [tuple(v.shape) for layer in self._values for v in layer]
+        shape = shapes[0] if len(shapes) == 1 else shapes
+        outs = self.output_names[0] if len(self.output_names) == 1 else self.output_names
+        if finite.size:
+            stats = (f"min={finite.min():.4g}, median={np.median(finite):.4g}, "
+                     f"max={finite.max():.4g}")
+        else:
+            stats = "min=nan, median=nan, max=nan"
+        goal = f", goal='{self.goal_description}'" if self.goal_description else ""
+        return (f"Attribution(method='{self.method}', shape={shape}, outputs={outs}, {stats}, "
+                f"nan={int(np.isnan(flat).sum())}{goal})")

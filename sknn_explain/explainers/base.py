@@ -1,0 +1,255 @@
+"""The :class:`Explainer` base class shared by every attribution method."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from .._data import InputBatch, coerce_inputs, default_axis_names, resolve_device, resolve_dtype
+from .._engine import OutputSelection, auto_batch_size, resolve_outputs
+from .._model import as_model, as_numpy, call_forward, predict
+from ..attribution import Attribution
+
+__all__ = ["Explainer", "make_attribution", "random_streams"]
+
+
+def random_streams(random_state: object, k: int) -> list[np.random.Generator]:
+    """``k`` independent numpy generators derived from an sklearn-style ``random_state``.
+
+    An int gives the same streams on every call (same seed, same attributions); None gives
+    fresh entropy; a ``RandomState`` / ``Generator`` instance is consumed once for a seed.
+    """
+    if random_state is None:
+        entropy = None
+    elif isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        entropy = int(random_state)
+    elif isinstance(random_state, np.random.RandomState):
+        entropy = int(random_state.randint(0, 2**31 - 1))
+    elif isinstance(random_state, np.random.Generator):
+        entropy = int(random_state.integers(0, 2**63 - 1))
+    else:
+        raise TypeError(
+            f"random_state must be None, an int, a RandomState or a Generator, got "
+            f"{type(random_state).__name__}"
+        )
+    return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(k)]
+
+
+def make_attribution(
+    method: str,
+    values: Sequence[torch.Tensor],
+    predictions: torch.Tensor,
+    goal: torch.Tensor | None,
+    selection: OutputSelection,
+    inputs: Sequence[np.ndarray],
+    input_names: Sequence[list[list[str]]],
+    *,
+    channels_first: bool = True,
+    goal_description: str | None = None,
+) -> Attribution:
+    """Split ``(n, *shape, K_total)`` tensors per output layer and wrap them in an Attribution.
+
+    ``inputs`` are model-layout arrays; with ``channels_first=False`` both values and inputs
+    are moved back to the user's channels-last layout.
+    """
+
+    def user_layout(a: np.ndarray, has_k: bool) -> np.ndarray:
+        rank = a.ndim - 1 - int(has_k)
+        if channels_first or rank < 2:
+            return a
+        return np.moveaxis(a, 1, -2 if has_k else -1)
+
+    per_input = [selection.split(v) for v in values]  # [input][layer]
+    nested = [
+        [user_layout(as_numpy(per_input[i][li]), True) for i in range(len(values))]
+        for li in range(len(selection.layers))
+    ]
+    preds = [as_numpy(p) for p in selection.split(predictions)]
+    goals = None if goal is None else [as_numpy(g) for g in selection.split(goal)]
+    return Attribution(
+        method=method,
+        values=nested,
+        inputs=[user_layout(np.asarray(x), False) for x in inputs],
+        input_names=[list(map(list, n)) for n in input_names],
+        output_names=selection.names,
+        output_layers=selection.layers,
+        output_idx=selection.indices,
+        predictions=preds,
+        decomp_goal=goals,
+        goal_description=goal_description,
+        channels_first=channels_first,
+    )
+
+
+class Explainer(BaseEstimator):
+    """Base class: sklearn-style estimator that explains a fitted model.
+
+    Subclasses list all their hyperparameters in ``__init__`` (stored verbatim, so
+    ``get_params``, ``set_params``, ``clone`` and ``repr`` work) and implement
+    :meth:`_attribute`. ``fit(model, X_ref)`` prepares a private copy of the model and the
+    reference data; ``explain(X, output_idx=None, output_label=None)`` returns an
+    :class:`~sknn_explain.Attribution`.
+
+    Common parameters
+    -----------------
+    ignore_last_act : bool
+        Explain the model output before its last activation (softmax / sigmoid), as innsight.
+    channels_first : bool
+        Whether image / signal data come as ``(n, C, ...)`` (True) or ``(n, ..., C)``.
+    dtype : {"float", "double"}
+        Precision of the computation (the user's model is not cast; a copy is).
+    device : {"cpu", "cuda", "auto"}
+        Where to compute.
+    batch_size : int, optional
+        Model rows per forward/backward pass (samples x steps/references); None picks a size
+        from the input width. Memory is bounded by it times the number of outputs.
+    verbose : bool
+        Show a tqdm progress bar over chunks.
+    """
+
+    #: name shown in results
+    method_name = "Explainer"
+    #: whether ``fit`` needs ``X_ref``
+    _requires_reference = False
+    #: human-readable decomposition goal (None: the method has none)
+    _goal_description: str | None = None
+
+    # ------------------------------------------------------------------ fitting
+    def _check_common_params(self) -> tuple[torch.dtype, torch.device]:
+        if self.batch_size is not None and (
+            isinstance(self.batch_size, bool)
+            or not isinstance(self.batch_size, (int, np.integer))
+            or self.batch_size < 1
+        ):
+            raise ValueError(f"batch_size must be a positive int or None, got {self.batch_size!r}")
+        for flag in ("ignore_last_act", "channels_first", "verbose"):
+            if not isinstance(getattr(self, flag), (bool, np.bool_)):
+                raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
+        self._check_params()
+        return resolve_dtype(self.dtype), resolve_device(self.device)
+
+    def _check_params(self) -> None:
+        """Validate method-specific hyperparameters (override)."""
+
+    def _prepare_model(self, model: object, dtype: torch.dtype, device: torch.device):
+        return as_model(model, ignore_last_act=self.ignore_last_act, dtype=dtype, device=device)
+
+    def fit(self, model: object, X_ref: object = None) -> Explainer:
+        """Prepare the explainer for ``model``.
+
+        Parameters
+        ----------
+        model : torch.nn.Module or fitted skorch NeuralNet
+            The model to explain. It is copied; the original is never modified.
+        X_ref : array-like, DataFrame, Tensor or list of those, optional
+            Reference data (baseline for IntegratedGradients, reference distribution for
+            ExpectedGradients). Its shape fixes the expected input shape, and DataFrame
+            columns become feature names.
+
+        Returns
+        -------
+        self
+        """
+        dtype, device = self._check_common_params()
+        model_ = self._prepare_model(model, dtype, device)
+        ref = None
+        if X_ref is not None:
+            ref = coerce_inputs(
+                X_ref, n_inputs=model_.n_inputs, input_shapes=getattr(model_, "input_shapes", None),
+                channels_first=self.channels_first, name="X_ref",
+            )
+        elif self._requires_reference:
+            raise ValueError(f"{type(self).__name__} needs reference data: call fit(model, X_ref)")
+        self.model_ = model_
+        self.dtype_, self.device_ = dtype, device
+        shapes = ref.shapes if ref is not None else getattr(model_, "input_shapes", None)
+        self.input_shapes_ = None if shapes is None else [tuple(s) for s in shapes]
+        self.n_inputs_ = None if self.input_shapes_ is None else len(self.input_shapes_)
+        self.input_names_ = None
+        if ref is not None and any(n is not None for n in ref.names):
+            self.input_names_ = [
+                n if n is not None else default_axis_names(s) for n, s in zip(ref.names, ref.shapes)
+            ]
+        if self.input_shapes_ is not None and len(self.input_shapes_) == 1 and len(
+            self.input_shapes_[0]
+        ) == 1:
+            self.n_features_in_ = self.input_shapes_[0][0]
+            if self.input_names_ is not None:
+                self.feature_names_in_ = np.asarray(self.input_names_[0][0], dtype=object)
+        self._fit_reference(ref)
+        return self
+
+    def _fit_reference(self, ref: InputBatch | None) -> None:
+        """Store what the method needs from the reference data (override)."""
+
+    # ------------------------------------------------------------------ explaining
+    def _batch_size(self, shapes: Sequence[tuple[int, ...]]) -> int:
+        return int(self.batch_size) if self.batch_size is not None else auto_batch_size(shapes)
+
+    def _coerce(self, X: object, name: str = "X") -> tuple[InputBatch, list[list[list[str]]]]:
+        batch = coerce_inputs(
+            X, n_inputs=self.n_inputs_, input_shapes=self.input_shapes_,
+            channels_first=self.channels_first, name=name,
+        )
+        names = []
+        for i, (given, shape) in enumerate(zip(batch.names, batch.shapes)):
+            fitted = self.input_names_[i] if self.input_names_ is not None else None
+            if given is not None and fitted is not None and given != fitted:
+                raise ValueError(
+                    f"{name} has feature names {given[0][:5]}..., but the explainer was fitted "
+                    f"with {fitted[0][:5]}...; use the same columns in the same order"
+                )
+            names.append(given or fitted or default_axis_names(shape))
+        return batch, names
+
+    def explain(
+        self, X: object, output_idx: object = None, output_label: object = None
+    ) -> Attribution:
+        """Attribute the selected outputs of the model to the input features of ``X``.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, Tensor or list of those
+            Data to explain, ``(n_samples, *input_shape)`` (one entry per model input).
+        output_idx : int, list of int, or list of (list of int or None), optional
+            0-based output nodes to explain; a list of lists selects per output layer.
+            Default: the first ten nodes of the first output layer.
+        output_label : label or list of labels, optional
+            Output nodes by name (e.g. class labels) instead of index.
+
+        Returns
+        -------
+        Attribution
+        """
+        check_is_fitted(self, "model_")
+        batch, names = self._coerce(X)
+        xs = batch.to_tensors(self.dtype_, self.device_)
+        with torch.no_grad():
+            dims = [o.shape[1] for o in call_forward(self.model_, [x[:1] for x in xs])]
+        selection = resolve_outputs(output_idx, output_label, self.model_.output_names(dims))
+        values, preds, goal = self._attribute(xs, selection, self._batch_size(batch.shapes))
+        return make_attribution(
+            self.method_name, values, preds, goal, selection, batch.arrays, names,
+            channels_first=self.channels_first,
+            goal_description=self._goal_description if goal is not None else None,
+        )
+
+    def _attribute(
+        self, xs: list[torch.Tensor], selection: OutputSelection, batch_size: int
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """Return per-input ``(n, *shape, K)`` values, ``(n, K)`` predictions, goal or None."""
+        raise NotImplementedError
+
+    def _predict_selected(
+        self, xs: Sequence[torch.Tensor], selection: OutputSelection, batch_size: int
+    ) -> torch.Tensor:
+        return selection.pick(predict(self.model_, xs, batch_size))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = bool(getattr(self, "random_state", 0) is None)
+        return tags

@@ -1,0 +1,421 @@
+"""The gradient family: Gradient, SmoothGrad, IntegratedGradients, ExpectedGradients.
+
+The ``*_attribution`` functions hold the maths, on any differentiable
+``forward(list[Tensor]) -> list[Tensor]``; the Explainer classes and the functional API
+(:mod:`sknn_explain.functional`) both call them. Semantics follow innsight 0.3.2:
+
+* Gradient: ``df/dx`` (``times_input``: ``x * df/dx``, goal ``f(x) - f(0)``).
+* SmoothGrad: mean of gradients at ``x + N(0, sd^2)`` with ``sd = noise_level * (max(X) -
+  min(X))`` over the whole explained batch; ``times_input`` multiplies by the *noisy* input.
+* IntegratedGradients: right Riemann sum, ``alpha = 1/n, 2/n, ..., 1`` (captum's
+  ``riemann_right``), times ``x - x_ref``; goal ``f(x) - f(x_ref)``.
+* ExpectedGradients: per instance ``n`` references drawn with replacement from ``X_ref`` and
+  ``n`` ``alpha ~ U(0, 1)``; mean of ``grad(ref + alpha (x - ref)) * (x - ref)``; goal
+  ``f(x) - mean f(X_ref)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .._data import InputBatch
+from .._engine import Forward, OutputSelection, accumulate_paths
+from .._model import predict
+from .base import Explainer, random_streams
+
+__all__ = [
+    "ExpectedGradients",
+    "Gradient",
+    "IntegratedGradients",
+    "SmoothGrad",
+    "expgrad_attribution",
+    "gradient_attribution",
+    "intgrad_attribution",
+    "smoothgrad_attribution",
+]
+
+Result = tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]
+
+
+def _check_n(n: object, name: str = "n") -> None:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name} must be a positive int, got {n!r}")
+
+
+def _path_kwargs(xs: Sequence[torch.Tensor], batch_size: int, verbose: bool, desc: str) -> dict:
+    return dict(
+        batch_size=batch_size, dtype=xs[0].dtype, device=xs[0].device, verbose=verbose, desc=desc
+    )
+
+
+def _shapes(xs: Sequence[torch.Tensor]) -> list[tuple[int, ...]]:
+    return [tuple(x.shape[1:]) for x in xs]
+
+
+def gradient_attribution(
+    forward: Forward,
+    xs: Sequence[torch.Tensor],
+    selection: OutputSelection,
+    *,
+    times_input: bool = False,
+    batch_size: int = 1024,
+    verbose: bool = False,
+) -> Result:
+    """Vanilla gradient (``times_input``: Gradient x Input) of all selected outputs."""
+
+    def rows(si, _):
+        pts = [x[si] for x in xs]
+        return pts, (pts if times_input else [None] * len(pts))
+
+    values, outputs = accumulate_paths(
+        forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=1, keep_outputs=True,
+        **_path_kwargs(xs, batch_size, verbose, "Gradient"),
+    )
+    goal = None
+    if times_input:
+        zeros = [torch.zeros_like(x[:1]) for x in xs]
+        goal = outputs - selection.pick(predict(forward, zeros, 1))
+    return values, outputs, goal
+
+
+def smoothgrad_attribution(
+    forward: Forward,
+    xs: Sequence[torch.Tensor],
+    selection: OutputSelection,
+    *,
+    n: int = 50,
+    noise_level: float = 0.1,
+    times_input: bool = False,
+    random_state: object = None,
+    batch_size: int = 1024,
+    verbose: bool = False,
+) -> Result:
+    """SmoothGrad: mean gradient over ``n`` Gaussian-perturbed copies of each sample."""
+    sds = [float(noise_level) * float(x.max() - x.min()) for x in xs]
+    gens = random_streams(random_state, len(xs))
+
+    def rows(si, _):
+        pts = []
+        for x, sd, gen in zip(xs, sds, gens):
+            noise = gen.standard_normal((len(si), *x.shape[1:]))
+            pts.append(x[si] + sd * torch.as_tensor(noise, dtype=x.dtype, device=x.device))
+        return pts, (pts if times_input else [None] * len(pts))
+
+    values, _ = accumulate_paths(
+        forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n,
+        **_path_kwargs(xs, batch_size, verbose, "SmoothGrad"),
+    )
+    return values, selection.pick(predict(forward, xs, batch_size)), None
+
+
+def intgrad_attribution(
+    forward: Forward,
+    xs: Sequence[torch.Tensor],
+    selection: OutputSelection,
+    *,
+    x_ref: Sequence[torch.Tensor] | None = None,
+    n: int = 50,
+    times_input: bool = True,
+    batch_size: int = 1024,
+    verbose: bool = False,
+) -> Result:
+    """Integrated gradients, right Riemann sum with ``n`` steps from ``x_ref`` (default 0)."""
+    refs = [torch.zeros_like(x[:1]) for x in xs] if x_ref is None else list(x_ref)
+    diffs = [x - r for x, r in zip(xs, refs)]
+    alphas = torch.arange(1, n + 1, dtype=xs[0].dtype, device=xs[0].device) / n
+
+    def rows(si, st):
+        pts, mults = [], []
+        for r, d in zip(refs, diffs):
+            a = alphas[st].reshape(-1, *([1] * (d.ndim - 1)))
+            pts.append(r + a * d[si])
+            mults.append(d[si] if times_input else None)
+        return pts, mults
+
+    values, _ = accumulate_paths(
+        forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n,
+        **_path_kwargs(xs, batch_size, verbose, "IntegratedGradients"),
+    )
+    preds = selection.pick(predict(forward, xs, batch_size))
+    goal = preds - selection.pick(predict(forward, refs, 1)) if times_input else None
+    return values, preds, goal
+
+
+def expgrad_attribution(
+    forward: Forward,
+    xs: Sequence[torch.Tensor],
+    selection: OutputSelection,
+    *,
+    data_ref: Sequence[torch.Tensor],
+    n: int = 50,
+    random_state: object = None,
+    ref_output_mean: Sequence[torch.Tensor] | None = None,
+    batch_size: int = 1024,
+    verbose: bool = False,
+) -> Result:
+    """Expected gradients (GradientSHAP without noise) against the distribution ``data_ref``.
+
+    ``ref_output_mean`` (per output layer, mean model output over ``data_ref``) may be
+    precomputed; otherwise it is computed here.
+    """
+    n_ref = data_ref[0].shape[0]
+    idx_gen, alpha_gen = random_streams(random_state, 2)
+    device, dtype = xs[0].device, xs[0].dtype
+
+    def rows(si, _):
+        j = torch.as_tensor(idx_gen.integers(0, n_ref, size=len(si)), device=device)
+        a = torch.as_tensor(alpha_gen.random(len(si)), dtype=dtype, device=device)
+        pts, mults = [], []
+        for x, d in zip(xs, data_ref):
+            ref = d[j]
+            diff = x[si] - ref
+            pts.append(ref + a.reshape(-1, *([1] * (diff.ndim - 1))) * diff)
+            mults.append(diff)
+        return pts, mults
+
+    values, _ = accumulate_paths(
+        forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n,
+        **_path_kwargs(xs, batch_size, verbose, "ExpectedGradients"),
+    )
+    if ref_output_mean is None:
+        ref_output_mean = [o.mean(0) for o in predict(forward, data_ref, batch_size)]
+    preds = selection.pick(predict(forward, xs, batch_size))
+    goal = preds - selection.pick([m.reshape(1, -1) for m in ref_output_mean])
+    return values, preds, goal
+
+
+_COMMON_DOC = """
+    ignore_last_act : bool, default=True
+        Explain the output before the model's last activation (softmax / sigmoid).
+    channels_first : bool, default=True
+        Image / signal layout of the data: ``(n, C, ...)`` (True) or ``(n, ..., C)``.
+    dtype : {"float", "double"}, default="float"
+        Precision of the computation (on a private copy of the model).
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where to compute.
+    batch_size : int, optional
+        Model rows per pass (samples x steps); None picks one from the input width.
+    verbose : bool, default=False
+        Show a progress bar over chunks.
+"""
+
+
+class Gradient(Explainer):
+    __doc__ = f"""Vanilla gradient (saliency) and Gradient x Input.
+
+    Parameters
+    ----------
+    times_input : bool, default=False
+        Multiply the gradient by the input (Gradient x Input); its decomposition goal is
+        ``f(x) - f(0)``, met exactly by linear models and bias-free ReLU networks.
+    {_COMMON_DOC}
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain import Gradient
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    >>> X = torch.randn(10, 4)
+    >>> Gradient(times_input=True).fit(net).explain(X).values.shape
+    (10, 4, 3)
+    """
+
+    method_name = "Gradient"
+    _goal_description = "f(x) - f(0)"
+
+    def __init__(
+        self, times_input=False, *, ignore_last_act=True, channels_first=True, dtype="float",
+        device="cpu", batch_size=None, verbose=False,
+    ):
+        self.times_input = times_input
+        self.ignore_last_act = ignore_last_act
+        self.channels_first = channels_first
+        self.dtype = dtype
+        self.device = device
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    def _attribute(self, xs, selection, batch_size):
+        return gradient_attribution(
+            self.model_, xs, selection, times_input=bool(self.times_input),
+            batch_size=batch_size, verbose=self.verbose,
+        )
+
+
+class SmoothGrad(Explainer):
+    __doc__ = f"""SmoothGrad (Smilkov et al., 2017): gradients averaged over noisy copies.
+
+    Parameters
+    ----------
+    n : int, default=50
+        Noisy copies per sample.
+    noise_level : float, default=0.1
+        Noise standard deviation relative to the data range: ``sd = noise_level *
+        (max(X) - min(X))`` over the explained batch (innsight's convention).
+    times_input : bool, default=False
+        Multiply each noisy gradient by its noisy input.
+    random_state : int, RandomState, Generator or None
+        Seed of the noise; an int gives identical attributions on every call.
+    {_COMMON_DOC}
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain import SmoothGrad
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    >>> result = SmoothGrad(n=20, random_state=0).fit(net).explain(torch.randn(5, 4))
+    >>> result.values.shape
+    (5, 4, 2)
+    """
+
+    method_name = "SmoothGrad"
+
+    def __init__(
+        self, n=50, noise_level=0.1, times_input=False, random_state=None, *,
+        ignore_last_act=True, channels_first=True, dtype="float", device="cpu",
+        batch_size=None, verbose=False,
+    ):
+        self.n = n
+        self.noise_level = noise_level
+        self.times_input = times_input
+        self.random_state = random_state
+        self.ignore_last_act = ignore_last_act
+        self.channels_first = channels_first
+        self.dtype = dtype
+        self.device = device
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    def _check_params(self):
+        _check_n(self.n)
+        if not np.isscalar(self.noise_level) or not self.noise_level >= 0:
+            raise ValueError(f"noise_level must be a non-negative number, got {self.noise_level!r}")
+
+    def _attribute(self, xs, selection, batch_size):
+        return smoothgrad_attribution(
+            self.model_, xs, selection, n=int(self.n), noise_level=float(self.noise_level),
+            times_input=bool(self.times_input), random_state=self.random_state,
+            batch_size=batch_size, verbose=self.verbose,
+        )
+
+
+class IntegratedGradients(Explainer):
+    __doc__ = f"""Integrated Gradients (Sundararajan et al., 2017), right Riemann sum.
+
+    The baseline comes from ``fit(model, X_ref)``: no ``X_ref`` -> zeros, one row -> that
+    row, several rows -> their mean. With ``times_input`` the attributions of a sample sum
+    to ``f(x) - f(x_ref)`` up to the discretisation error, which shrinks as ``n`` grows.
+
+    Parameters
+    ----------
+    n : int, default=50
+        Riemann steps, ``alpha = 1/n, ..., 1``.
+    times_input : bool, default=True
+        Multiply the averaged gradient by ``x - x_ref``.
+    {_COMMON_DOC}
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain import IntegratedGradients
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    >>> X = torch.randn(5, 4)
+    >>> res = IntegratedGradients(n=200).fit(net).explain(X)
+    >>> bool(abs(res.decomp_sum - res.decomp_goal).max() < 1e-2)
+    True
+    """
+
+    method_name = "IntegratedGradients"
+    _goal_description = "f(x) - f(x_ref)"
+
+    def __init__(
+        self, n=50, times_input=True, *, ignore_last_act=True, channels_first=True,
+        dtype="float", device="cpu", batch_size=None, verbose=False,
+    ):
+        self.n = n
+        self.times_input = times_input
+        self.ignore_last_act = ignore_last_act
+        self.channels_first = channels_first
+        self.dtype = dtype
+        self.device = device
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    def _check_params(self):
+        _check_n(self.n)
+
+    def _fit_reference(self, ref: InputBatch | None) -> None:
+        if ref is None:
+            self.x_ref_ = None
+        else:
+            self.x_ref_ = [
+                t.mean(0, keepdim=True) for t in ref.to_tensors(self.dtype_, self.device_)
+            ]
+
+    def _attribute(self, xs, selection, batch_size):
+        return intgrad_attribution(
+            self.model_, xs, selection, x_ref=self.x_ref_, n=int(self.n),
+            times_input=bool(self.times_input), batch_size=batch_size, verbose=self.verbose,
+        )
+
+
+class ExpectedGradients(Explainer):
+    __doc__ = f"""Expected Gradients (Erion et al., 2021) against a reference distribution.
+
+    ``fit(model, X_ref)`` requires ``X_ref``: for every sample, ``n`` references are drawn
+    from it with replacement together with ``n`` values ``alpha ~ U(0, 1)``. Attributions sum
+    to ``f(x) - mean f(X_ref)`` in expectation.
+
+    Parameters
+    ----------
+    n : int, default=50
+        Reference/alpha draws per sample.
+    random_state : int, RandomState, Generator or None
+        Seed of the draws; an int gives identical attributions on every call.
+    {_COMMON_DOC}
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain import ExpectedGradients
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    >>> eg = ExpectedGradients(n=30, random_state=0).fit(net, torch.randn(50, 4))
+    >>> eg.explain(torch.randn(3, 4)).values.shape
+    (3, 4, 2)
+    """
+
+    method_name = "ExpectedGradients"
+    _requires_reference = True
+    _goal_description = "f(x) - mean f(X_ref)"
+
+    def __init__(
+        self, n=50, random_state=None, *, ignore_last_act=True, channels_first=True,
+        dtype="float", device="cpu", batch_size=None, verbose=False,
+    ):
+        self.n = n
+        self.random_state = random_state
+        self.ignore_last_act = ignore_last_act
+        self.channels_first = channels_first
+        self.dtype = dtype
+        self.device = device
+        self.batch_size = batch_size
+        self.verbose = verbose
+
+    def _check_params(self):
+        _check_n(self.n)
+
+    def _fit_reference(self, ref: InputBatch) -> None:
+        self.data_ref_ = ref.to_tensors(self.dtype_, self.device_)
+        outs = predict(self.model_, self.data_ref_, self._batch_size(ref.shapes))
+        self.ref_output_mean_ = [o.mean(0) for o in outs]
+
+    def _attribute(self, xs, selection, batch_size):
+        return expgrad_attribution(
+            self.model_, xs, selection, data_ref=self.data_ref_, n=int(self.n),
+            random_state=self.random_state, ref_output_mean=self.ref_output_mean_,
+            batch_size=batch_size, verbose=self.verbose,
+        )
+
+
+# innsight's names
+IntegratedGradient = IntegratedGradients
+ExpectedGradient = ExpectedGradients

@@ -1,0 +1,181 @@
+"""Functional gradient methods on any torch module: tensors in, tensors out.
+
+Same maths as the Explainer classes (:mod:`sknn_explain.explainers.gradient`), without
+``fit``: the module is used as it is (its dtype and device), switched to eval mode for the
+call and restored afterwards. Output nodes are selected with 0-based ``output_idx``
+(default: the first ten of the first output).
+
+Examples
+--------
+>>> import torch
+>>> from sknn_explain.functional import torch_intgrad
+>>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+>>> torch_intgrad(net, torch.randn(6, 4), n=20).shape
+torch.Size([6, 4, 3])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ._data import default_axis_names
+from ._engine import auto_batch_size, resolve_outputs
+from ._model import as_numpy, call_forward, eval_mode, flatten_outputs
+from .attribution import Attribution
+from .explainers.base import make_attribution
+from .explainers.gradient import (
+    expgrad_attribution,
+    gradient_attribution,
+    intgrad_attribution,
+    smoothgrad_attribution,
+)
+
+__all__ = ["torch_expgrad", "torch_grad", "torch_intgrad", "torch_smoothgrad"]
+
+TensorOrList = torch.Tensor | Sequence[torch.Tensor]
+
+
+def _as_tensors(x: TensorOrList, name: str) -> list[torch.Tensor]:
+    xs = list(x) if isinstance(x, (list, tuple)) else [x]
+    for i, t in enumerate(xs):
+        label = name if len(xs) == 1 else f"{name}[{i}]"
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{label} must be a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{label} must be a floating point tensor, got {t.dtype}")
+        if t.ndim < 2:
+            raise ValueError(f"{label} must have a leading sample axis, got shape {tuple(t.shape)}")
+        if t.shape[0] == 0:
+            raise ValueError(f"{label} is empty: it has 0 samples")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{label} contains NaN or infinite values")
+    return [t.detach() for t in xs]
+
+
+def _run(
+    method: str,
+    compute: Callable,
+    model: nn.Module,
+    x: TensorOrList,
+    output_idx: object,
+    batch_size: int | None,
+    return_object: bool,
+    goal_description: str | None,
+    **kwargs,
+):
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    xs = _as_tensors(x, "x")
+    shapes = [tuple(t.shape[1:]) for t in xs]
+    bs = int(batch_size) if batch_size is not None else auto_batch_size(shapes)
+
+    def forward(inputs):
+        return flatten_outputs(model(*inputs))
+
+    with eval_mode(model):
+        with torch.no_grad():
+            dims = [o.shape[1] for o in call_forward(forward, [t[:1] for t in xs])]
+        names = [[f"Y{j + 1}" for j in range(k)] for k in dims]
+        selection = resolve_outputs(output_idx, None, names)
+        values, preds, goal = compute(forward, xs, selection, batch_size=bs, **kwargs)
+    if return_object:
+        return make_attribution(
+            method, values, preds, goal, selection, [as_numpy(t) for t in xs],
+            [default_axis_names(s) for s in shapes],
+            goal_description=goal_description if goal is not None else None,
+        )
+    if len(selection.layers) == 1:
+        return values[0] if len(values) == 1 else values
+    per_layer = [selection.split(v) for v in values]
+    return [[per_layer[i][li] for i in range(len(values))] for li in range(len(selection.layers))]
+
+
+def torch_grad(
+    model: nn.Module,
+    x: TensorOrList,
+    output_idx: object = None,
+    times_input: bool = False,
+    batch_size: int | None = None,
+    return_object: bool = False,
+) -> torch.Tensor | list | Attribution:
+    """Gradient (``times_input``: Gradient x Input) of ``model`` at ``x``.
+
+    Returns ``(n, *input_shape, n_outputs)`` (a list for several inputs), or an
+    :class:`Attribution` with ``return_object=True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(3, 2)
+    >>> g = torch_grad(net, torch.ones(4, 3))
+    >>> torch.allclose(g[0, :, 1], net.weight[1])
+    True
+    """
+    return _run(
+        "Gradient", gradient_attribution, model, x, output_idx, batch_size, return_object,
+        "f(x) - f(0)", times_input=bool(times_input),
+    )
+
+
+def torch_smoothgrad(
+    model: nn.Module,
+    x: TensorOrList,
+    output_idx: object = None,
+    n: int = 50,
+    noise_level: float = 0.1,
+    times_input: bool = False,
+    random_state: object = None,
+    batch_size: int | None = None,
+    return_object: bool = False,
+) -> torch.Tensor | list | Attribution:
+    """SmoothGrad of ``model`` at ``x`` (see :class:`sknn_explain.SmoothGrad`)."""
+    return _run(
+        "SmoothGrad", smoothgrad_attribution, model, x, output_idx, batch_size, return_object,
+        None, n=int(n), noise_level=float(noise_level), times_input=bool(times_input),
+        random_state=random_state,
+    )
+
+
+def torch_intgrad(
+    model: nn.Module,
+    x: TensorOrList,
+    x_ref: TensorOrList | None = None,
+    output_idx: object = None,
+    n: int = 50,
+    times_input: bool = True,
+    batch_size: int | None = None,
+    return_object: bool = False,
+) -> torch.Tensor | list | Attribution:
+    """Integrated gradients of ``model`` at ``x`` from the baseline ``x_ref`` (default 0).
+
+    ``x_ref`` is one row per input (``(1, *shape)``) or several rows whose mean is used.
+    """
+    refs = None
+    if x_ref is not None:
+        refs = [r.mean(0, keepdim=True) for r in _as_tensors(x_ref, "x_ref")]
+    return _run(
+        "IntegratedGradients", intgrad_attribution, model, x, output_idx, batch_size,
+        return_object, "f(x) - f(x_ref)", x_ref=refs, n=int(n), times_input=bool(times_input),
+    )
+
+
+def torch_expgrad(
+    model: nn.Module,
+    x: TensorOrList,
+    data_ref: TensorOrList,
+    output_idx: object = None,
+    n: int = 50,
+    random_state: object = None,
+    batch_size: int | None = None,
+    return_object: bool = False,
+) -> torch.Tensor | list | Attribution:
+    """Expected gradients of ``model`` at ``x`` against the reference data ``data_ref``."""
+    refs = _as_tensors(data_ref, "data_ref")
+    return _run(
+        "ExpectedGradients", expgrad_attribution, model, x, output_idx, batch_size,
+        return_object, "f(x) - mean f(X_ref)", data_ref=refs, n=int(n),
+        random_state=random_state,
+    )
