@@ -170,7 +170,8 @@ def _check_shape(arr: np.ndarray, expected: tuple[int, ...], name: str, user_exp
         )
     if len(expected) == 1:
         raise ValueError(
-            f"{name} has {got[0]} features, but the explainer was fitted with {expected[0]} features"
+            f"{name} has {got[0]} features, but the explainer was fitted with "
+            f"{expected[0]} features"
         )
     raise ValueError(
         f"{name} has per-sample shape {tuple(got)}, expected {tuple(user_expected)}"
@@ -234,5 +235,7 @@ def coerce_inputs(
         names.append(nm)
     n = {a.shape[0] for a in arrays}
     if len(n) > 1:
-        raise ValueError(f"all inputs of {name} must have the same number of samples, got {sorted(n)}")
+        raise ValueError(
+            f"all inputs of {name} must have the same number of samples, got {sorted(n)}"
+        )
     return InputBatch(arrays, names)
