@@ -1,0 +1,33 @@
+"""Graph layers: the small set of torch modules every converted model is made of.
+
+Each layer is an ``nn.Module`` whose attributes fully describe it (weights, strides, kinds),
+so the propagation methods (LRP, DeepLift, DeepSHAP, Connection Weights) can implement one
+rule per layer class. Converters (:mod:`sknn_explain.convert`) map user models onto these.
+"""
+
+from .activation import Activation
+from .base import Layer
+from .conv import Conv
+from .dense import Dense
+from .merge import Add, Concat
+from .normalization import BatchNorm, ElementwiseAffine
+from .pooling import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
+from .reshape import Flatten, Pad, Reshape
+
+__all__ = [
+    "Activation",
+    "AdaptiveAvgPool",
+    "AdaptiveMaxPool",
+    "Add",
+    "AvgPool",
+    "BatchNorm",
+    "Concat",
+    "Conv",
+    "Dense",
+    "ElementwiseAffine",
+    "Flatten",
+    "Layer",
+    "MaxPool",
+    "Pad",
+    "Reshape",
+]

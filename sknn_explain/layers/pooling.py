@@ -1,0 +1,84 @@
+"""Pooling layers: average and max, fixed-window and adaptive (global = output size 1)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .base import Layer
+
+
+def _tuple(v, nd: int) -> tuple[int, ...]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (int(v),) * nd
+
+
+class AvgPool(Layer):
+    """Average pooling over ``spatial_dims`` (1 or 2) axes."""
+
+    def __init__(self, spatial_dims: int, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None) -> None:
+        super().__init__()
+        self.spatial_dims = int(spatial_dims)
+        self.kernel_size = _tuple(kernel_size, spatial_dims)
+        self.stride = _tuple(stride if stride is not None else kernel_size, spatial_dims)
+        self.padding = _tuple(padding, spatial_dims)
+        self.ceil_mode = bool(ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+        self.divisor_override = divisor_override
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spatial_dims == 1:
+            return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                                self.count_include_pad)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self) -> str:
+        return f"{self.spatial_dims}d, kernel={self.kernel_size}, stride={self.stride}"
+
+
+class MaxPool(Layer):
+    """Max pooling over ``spatial_dims`` (1 or 2) axes."""
+
+    def __init__(self, spatial_dims: int, kernel_size, stride=None, padding=0, dilation=1,
+                 ceil_mode=False) -> None:
+        super().__init__()
+        self.spatial_dims = int(spatial_dims)
+        self.kernel_size = _tuple(kernel_size, spatial_dims)
+        self.stride = _tuple(stride if stride is not None else kernel_size, spatial_dims)
+        self.padding = _tuple(padding, spatial_dims)
+        self.dilation = _tuple(dilation, spatial_dims)
+        self.ceil_mode = bool(ceil_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fn = F.max_pool1d if self.spatial_dims == 1 else F.max_pool2d
+        return fn(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return f"{self.spatial_dims}d, kernel={self.kernel_size}, stride={self.stride}"
+
+
+class AdaptiveAvgPool(Layer):
+    """Adaptive average pooling to ``output_size`` (global average pooling: all ones)."""
+
+    def __init__(self, spatial_dims: int, output_size) -> None:
+        super().__init__()
+        self.spatial_dims = int(spatial_dims)
+        self.output_size = _tuple(output_size, spatial_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fn = F.adaptive_avg_pool1d if self.spatial_dims == 1 else F.adaptive_avg_pool2d
+        return fn(x, self.output_size)
+
+
+class AdaptiveMaxPool(Layer):
+    """Adaptive max pooling to ``output_size`` (global max pooling: all ones)."""
+
+    def __init__(self, spatial_dims: int, output_size) -> None:
+        super().__init__()
+        self.spatial_dims = int(spatial_dims)
+        self.output_size = _tuple(output_size, spatial_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fn = F.adaptive_max_pool1d if self.spatial_dims == 1 else F.adaptive_max_pool2d
+        return fn(x, self.output_size)
