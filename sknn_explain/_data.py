@@ -93,7 +93,7 @@ class InputBatch:
         return [a.shape[1:] for a in self.arrays]
 
     def to_tensors(self, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
-        return [torch.as_tensor(a, dtype=dtype, device=device) for a in self.arrays]
+        return [torch.tensor(a, dtype=dtype, device=device) for a in self.arrays]
 
 
 def _is_array_like_input(obj: object) -> bool:

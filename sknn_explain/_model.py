@@ -103,7 +103,7 @@ class TorchModel:
     ) -> None:
         self.module = module
         self.output_nonlinearity = output_nonlinearity
-        self.class_names = None if class_names is None else list(class_names)
+        self.class_names = None if class_names is None else np.asarray(class_names).tolist()
         self.removed_activation = removed_activation
         self.n_inputs: int | None = None
 
