@@ -338,3 +338,18 @@ def test_signal_frame_uses_channel_and_position_names():
     assert list(frame["feature"].cat.categories) == [f"L{i}" for i in range(1, 9)]
     assert frame["feature_2"].isna().all()
     assert (frame["input_dimension"] == 2).all()
+
+
+def test_verbose_shows_a_progress_bar(tabular, capsys):
+    model, X = tabular
+    IntegratedGradients(n=5, batch_size=10, verbose=True).fit(model).explain(X)
+    err = capsys.readouterr().err
+    assert "IntegratedGradients" in err and "10/10" in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+def test_cuda_without_gpu_is_a_clear_error(tabular):
+    model, X = tabular
+    with pytest.raises(ValueError, match="no CUDA device"):
+        Gradient(device="cuda").fit(model, X)
+    assert Gradient(device="auto").fit(model, X).device_.type == "cpu"
