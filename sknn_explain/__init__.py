@@ -5,6 +5,7 @@ The Python successor of the R package *innsight*: explainers are scikit-learn es
 """
 
 from .attribution import Attribution
+from .convert import ConversionError, Graph, UnsupportedLayerError, convert
 from .explainers import (
     ExpectedGradient,
     ExpectedGradients,
@@ -20,6 +21,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Attribution",
+    "ConversionError",
+    "Graph",
+    "UnsupportedLayerError",
+    "convert",
     "ExpectedGradient",
     "ExpectedGradients",
     "Explainer",

@@ -115,3 +115,103 @@ class Graph(nn.Module):
             return self
         return Graph(self.nodes, self.n_inputs, outputs, self.input_shapes, self.input_names,
                      self.output_names_)
+
+    # ------------------------------------------------------------------ inspection
+    def _example_dtype(self) -> tuple[torch.dtype, torch.device]:
+        for b in self.buffers():
+            if b.is_floating_point():
+                return b.dtype, b.device
+        return torch.float32, torch.device("cpu")
+
+    def node_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Per-sample shape of every value (graph inputs and nodes), from ``input_shapes``.
+
+        Raises
+        ------
+        ValueError
+            When the graph's input shapes are unknown.
+        """
+        if self.input_shapes is None:
+            raise ValueError("the graph's input shapes are unknown; set graph.input_shapes")
+        dtype, device = self._example_dtype()
+        xs = [torch.zeros((1, *s), dtype=dtype, device=device) for s in self.input_shapes]
+        with torch.no_grad():
+            values = self.forward_all(*xs)
+        return {k: tuple(v.shape[1:]) for k, v in values.items()}
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of weights and biases (folded scale/shift included)."""
+        return int(sum(b.numel() for b in self.buffers()))
+
+    def summary(self) -> str:
+        """One line per node with its layer, parents and output shape (innsight's print).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sknn_explain.layers import Activation, Dense
+        >>> g = Graph([Node("dense", Dense(torch.ones(2, 3)), ["input_0"]),
+        ...            Node("act", Activation("tanh"), ["dense"])], 1, ["act"], [(3,)])
+        >>> print(g.summary())  # doctest: +NORMALIZE_WHITESPACE
+        Graph: 1 input(s), 1 output(s), 2 node(s), 6 parameter(s)
+          #  node     layer                            inputs   output shape
+          0  input_0  Input                                     (*, 3)
+          1  dense    Dense(in=3, out=2, bias=False)   input_0  (*, 2)
+          2  act      Activation(tanh)                 dense    (*, 2)
+        outputs: act (*, 2)
+        """
+        try:
+            shapes: dict[str, tuple[int, ...]] | None = self.node_shapes()
+        except Exception:  # noqa: BLE001 - unknown or inconsistent shapes: print without
+            shapes = None
+
+        def fmt(name: str) -> str:
+            if shapes is None or name not in shapes:
+                return "?"
+            return "(*" + "".join(f", {d}" for d in shapes[name]) + ")"
+
+        rows = [("#", "node", "layer", "inputs", "output shape")]
+        for i in range(self.n_inputs):
+            rows.append((str(i), input_name(i), "Input", "", fmt(input_name(i))))
+        for k, node in enumerate(self.nodes, start=self.n_inputs):
+            extra = node.layer.extra_repr()
+            layer = f"{type(node.layer).__name__}({extra})" if extra else type(node.layer).__name__
+            rows.append((str(k), node.name, layer, ", ".join(node.inputs), fmt(node.name)))
+        widths = [max(len(r[c]) for r in rows) for c in range(5)]
+        lines = [
+            f"Graph: {self.n_inputs} input(s), {len(self.outputs)} output(s), "
+            f"{len(self.nodes)} node(s), {self.n_parameters} parameter(s)"
+        ]
+        for r in rows:
+            lines.append("  " + "  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+        outs = []
+        for j, out in enumerate(self.outputs):
+            text = f"{out} {fmt(out)}"
+            names = self.output_names_[j] if self.output_names_ and j < len(
+                self.output_names_) else None
+            if names is not None:
+                shown = ", ".join(map(str, list(names)[:6])) + (", ..." if len(names) > 6 else "")
+                text += f": {shown}"
+            outs.append(text)
+        lines.append("outputs: " + "; ".join(outs))
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+    # ------------------------------------------------------------------ dict form
+    def to_dict(self) -> dict:
+        """The graph in innsight's "model as list" form (see
+        :func:`~sknn_explain.convert.graph_to_dict`)."""
+        from .from_dict import graph_to_dict
+
+        return graph_to_dict(self)
+
+    @classmethod
+    def from_dict(cls, model: dict, dtype: torch.dtype = torch.float32) -> Graph:
+        """Build a graph from innsight's "model as list" form (see
+        :func:`~sknn_explain.convert.dict_to_graph`)."""
+        from .from_dict import dict_to_graph
+
+        return dict_to_graph(model, dtype=dtype)

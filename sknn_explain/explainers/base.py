@@ -11,8 +11,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._data import InputBatch, coerce_inputs, default_axis_names, resolve_device, resolve_dtype
 from .._engine import OutputSelection, auto_batch_size, resolve_outputs
-from .._model import as_model, as_numpy, call_forward, predict
+from .._model import as_numpy, call_forward, predict
 from ..attribution import Attribution
+from ..convert.adapter import prepare_model
 
 __all__ = ["Explainer", "make_attribution", "random_streams"]
 
@@ -115,6 +116,8 @@ class Explainer(BaseEstimator):
     method_name = "Explainer"
     #: whether ``fit`` needs ``X_ref``
     _requires_reference = False
+    #: whether the method needs the converted layer graph (no fallback to a plain copy)
+    _requires_graph = False
     #: human-readable decomposition goal (None: the method has none)
     _goal_description: str | None = None
 
@@ -136,7 +139,17 @@ class Explainer(BaseEstimator):
         """Validate method-specific hyperparameters (override)."""
 
     def _prepare_model(self, model: object, dtype: torch.dtype, device: torch.device):
-        return as_model(model, ignore_last_act=self.ignore_last_act, dtype=dtype, device=device)
+        """Convert ``model`` to a layer graph adapter (:class:`~sknn_explain.convert.GraphModel`).
+
+        Accepts torch modules, fitted skorch nets, fitted scikit-learn MLPs / Pipelines,
+        innsight-style dicts and Graphs. When a torch / skorch model cannot be converted,
+        the gradient family falls back to the plain private copy (``as_model``); explainers
+        with ``_requires_graph = True`` (propagation methods) raise the conversion error.
+        """
+        return prepare_model(
+            model, ignore_last_act=self.ignore_last_act, dtype=dtype, device=device,
+            require_graph=bool(getattr(self, "_requires_graph", False)),
+        )
 
     def fit(self, model: object, X_ref: object = None) -> Explainer:
         """Prepare the explainer for ``model``.
@@ -162,6 +175,8 @@ class Explainer(BaseEstimator):
                 X_ref, n_inputs=model_.n_inputs, input_shapes=getattr(model_, "input_shapes", None),
                 channels_first=self.channels_first, name="X_ref",
             )
+            if getattr(model_, "pending", False):  # finish a deferred conversion now
+                model_.ensure([t[:8] for t in ref.to_tensors(dtype, device)])
         elif self._requires_reference:
             raise ValueError(f"{type(self).__name__} needs reference data: call fit(model, X_ref)")
         self.model_ = model_
@@ -169,8 +184,9 @@ class Explainer(BaseEstimator):
         shapes = ref.shapes if ref is not None else getattr(model_, "input_shapes", None)
         self.input_shapes_ = None if shapes is None else [tuple(s) for s in shapes]
         self.n_inputs_ = None if self.input_shapes_ is None else len(self.input_shapes_)
-        self.input_names_ = None
-        if ref is not None and any(n is not None for n in ref.names):
+        # names known to the model (e.g. a Pipeline's feature_names_in_), else X_ref's columns
+        self.input_names_ = getattr(model_, "input_names", None)
+        if self.input_names_ is None and ref is not None and any(n is not None for n in ref.names):
             self.input_names_ = [
                 n if n is not None else default_axis_names(s) for n, s in zip(ref.names, ref.shapes)
             ]

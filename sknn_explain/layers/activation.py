@@ -20,6 +20,7 @@ ACTIVATION_PARAMS: dict[str, dict[str, object]] = {
     "log_softmax": {"dim": -1},
     "gelu": {"approximate": "none"},
     "silu": {},
+    "exp": {},
 }
 
 
@@ -70,6 +71,8 @@ class Activation(Layer):
             return torch.softmax(x, dim=p["dim"])
         if self.name == "log_softmax":
             return torch.log_softmax(x, dim=p["dim"])
+        if self.name == "exp":
+            return torch.exp(x)
         if self.name == "gelu":
             return F.gelu(x, approximate=p["approximate"])
         return F.silu(x)

@@ -70,6 +70,9 @@ class AdaptiveAvgPool(Layer):
         fn = F.adaptive_avg_pool1d if self.spatial_dims == 1 else F.adaptive_avg_pool2d
         return fn(x, self.output_size)
 
+    def extra_repr(self) -> str:
+        return f"{self.spatial_dims}d, output_size={self.output_size}"
+
 
 class AdaptiveMaxPool(Layer):
     """Adaptive max pooling to ``output_size`` (global max pooling: all ones)."""
@@ -82,3 +85,6 @@ class AdaptiveMaxPool(Layer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fn = F.adaptive_max_pool1d if self.spatial_dims == 1 else F.adaptive_max_pool2d
         return fn(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"{self.spatial_dims}d, output_size={self.output_size}"

@@ -21,6 +21,9 @@ class Flatten(Layer):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(x, self.start_dim, self.end_dim)
 
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
 
 class Reshape(Layer):
     """Reshape every sample to ``shape`` (batch axis kept)."""
@@ -31,6 +34,9 @@ class Reshape(Layer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.reshape(x.shape[0], *self.shape)
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
 
 
 class Pad(Layer):

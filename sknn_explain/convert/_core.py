@@ -1,0 +1,204 @@
+"""Shared machinery of the converters: the ``Source`` interface, naming and verification.
+
+Every converter turns a user model into a :class:`Source`: an object that knows the model's
+number of inputs (and, when the model stores it, their shapes and names), can ``build`` the
+layer graph from a batch of example inputs (shapes are needed for reshapes, broadcasting and
+negative axes) and can run the *original* model as an independent ``reference``. The graph is
+accepted only when it reproduces the reference (see :func:`verify`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..layers import Activation, Layer
+from .errors import ConversionError, VerificationError
+from .graph import Graph, Node, input_name
+
+__all__ = ["NodeBuilder", "Source", "TOLERANCE", "example_inputs", "finish", "verify"]
+
+#: maximal relative deviation of the graph from the original model, per dtype
+TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+class Source:
+    """A model prepared for conversion (private copy, cast to ``dtype`` / ``device``).
+
+    Attributes
+    ----------
+    description : str
+        What the model is, for messages (``"MLPClassifier"``, ``"torch module Net"``).
+    n_inputs : int
+    input_shapes : list of tuple or None
+        Per-sample input shapes when the model itself determines them.
+    input_names, output_names : nested lists or None
+        Names the model carries (``feature_names_in_``, ``classes_``).
+    ends_with_activation : bool
+        Whether the first output is produced by an activation (for ``ignore_last_act``).
+    """
+
+    description = "model"
+    n_inputs = 1
+    input_shapes: list[tuple[int, ...]] | None = None
+    input_names: list | None = None
+    output_names: list | None = None
+    ends_with_activation = False
+
+    def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
+        self.dtype, self.device = dtype, device
+
+    def build(self, xs: Sequence[torch.Tensor]) -> Graph:
+        """The layer graph; ``xs`` is an example batch (model layout, ``dtype``/``device``)."""
+        raise NotImplementedError
+
+    def reference(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor] | None:
+        """The original model's outputs on ``xs`` as ``(n, k)`` tensors (None: no reference)."""
+        return None
+
+    def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
+        """Raise (as the original model would) when the model cannot run on ``xs``."""
+        self.reference(xs)
+
+
+class NodeBuilder:
+    """Collects nodes with unique names."""
+
+    def __init__(self, n_inputs: int) -> None:
+        self.nodes: list[Node] = []
+        self.used = {input_name(i) for i in range(n_inputs)}
+
+    def unique(self, base: str) -> str:
+        base = base.replace(".", "_") or "node"
+        name, k = base, 1
+        while name in self.used:
+            k += 1
+            name = f"{base}_{k}"
+        self.used.add(name)
+        return name
+
+    def add(self, base: str, layer: Layer, inputs: Sequence[str]) -> str:
+        name = self.unique(base)
+        self.nodes.append(Node(name, layer, list(inputs)))
+        return name
+
+    def ensure_node_outputs(self, outputs: Sequence[str]) -> list[str]:
+        """Graph outputs must be nodes: an output that is a graph input gets an identity."""
+        result = []
+        for out in outputs:
+            if out.startswith("input_") and not any(n.name == out for n in self.nodes):
+                out = self.add(f"{out}_out", Activation("identity"), [out])
+            result.append(out)
+        return result
+
+
+def example_inputs(
+    shapes: Sequence[tuple[int, ...]], n: int, dtype: torch.dtype, device: torch.device, seed: int
+) -> list[torch.Tensor]:
+    """Seeded standard-normal inputs (a private generator: the global RNG is left alone)."""
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn((n, *s), generator=gen, dtype=torch.float64).to(dtype=dtype,
+                                                                        device=device)
+            for s in shapes]
+
+
+def _flat(out: object) -> list[torch.Tensor]:
+    from .._model import flatten_outputs
+
+    return flatten_outputs(out)
+
+
+def verify(graph: Graph, reference: list[torch.Tensor], xs: Sequence[torch.Tensor],
+           description: str) -> float:
+    """Compare the graph's outputs on ``xs`` with the original model's (``reference``).
+
+    The deviation is ``max |graph - model| / max(1, max |model|)`` per output; it must stay
+    below :data:`TOLERANCE` (1e-5 for float, 1e-10 for double).
+
+    Returns
+    -------
+    float
+        The largest deviation.
+
+    Raises
+    ------
+    VerificationError
+        With the size of the difference.
+    """
+    tol = TOLERANCE.get(xs[0].dtype, 1e-5)
+    with torch.no_grad():
+        got = _flat(graph(*xs))
+    if len(got) != len(reference):
+        raise VerificationError(
+            f"the converted graph of the {description} has {len(got)} output(s), the model "
+            f"{len(reference)}"
+        )
+    worst = 0.0
+    for i, (g, r) in enumerate(zip(got, reference)):
+        r = r.to(dtype=g.dtype, device=g.device)
+        if g.shape != r.shape:
+            raise VerificationError(
+                f"output {i} of the converted graph of the {description} has shape "
+                f"{tuple(g.shape)}, the model's {tuple(r.shape)}"
+            )
+        scale = max(1.0, float(r.abs().max())) if r.numel() else 1.0
+        diff = float((g - r).abs().max()) / scale if r.numel() else 0.0
+        if not np.isfinite(diff) or diff > tol:
+            raise VerificationError(
+                f"the converted graph does not reproduce the {description}: output {i} "
+                f"differs by {diff:.3g} (max |difference| / max(1, max |output|); tolerance "
+                f"{tol:g} for {str(g.dtype).replace('torch.', '')}). This is a converter "
+                "bug or an operation the converter misreads; please report the model structure"
+            )
+        worst = max(worst, diff)
+    return worst
+
+
+def finish(
+    source: Source,
+    shapes: Sequence[tuple[int, ...]],
+    check_data: Sequence[torch.Tensor] | None = None,
+    *,
+    check: bool = True,
+) -> Graph:
+    """Build the graph for per-sample input ``shapes`` and verify it against the model.
+
+    The graph is built from a seeded random batch of 2 and verified on a different batch
+    (3 random rows plus up to 8 rows of ``check_data``), so batch-size dependent code is
+    caught.
+    """
+    shapes = [tuple(int(d) for d in s) for s in shapes]
+    if len(shapes) != source.n_inputs:
+        raise ValueError(
+            f"the {source.description} takes {source.n_inputs} input(s), got "
+            f"{len(shapes)} input shape(s)"
+        )
+    build_xs = example_inputs(shapes, 2, source.dtype, source.device, seed=0)
+    graph = source.build(build_xs)
+    if check:
+        xs = example_inputs(shapes, 3, source.dtype, source.device, seed=1)
+        if check_data is not None:
+            xs = [
+                torch.cat([x, d[:8].detach().to(dtype=x.dtype, device=x.device)])
+                for x, d in zip(xs, check_data)
+            ]
+        with torch.no_grad():
+            ref = source.reference(xs)
+        if ref is not None:
+            verify(graph, ref, xs, source.description)
+    graph.input_shapes = shapes
+    if graph.input_names is None and source.input_names is not None:
+        graph.input_names = source.input_names
+    if graph.output_names_ is None and source.output_names is not None:
+        graph.output_names_ = source.output_names
+    return graph
+
+
+def wrap_unexpected(err: Exception, description: str) -> ConversionError:
+    """A converter failure that is not a ConversionError, reported as one."""
+    if isinstance(err, ConversionError):
+        return err
+    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ConversionError(f"could not convert the {description}: {type(err).__name__}: {msg}")

@@ -1,0 +1,282 @@
+"""The model adapter over a converted graph, and how explainers prepare a model.
+
+:func:`prepare_model` is what :meth:`Explainer._prepare_model` calls. It converts the model to
+a :class:`Graph` and wraps it in a :class:`GraphModel`, the uniform
+``forward(list[Tensor]) -> list[(n, k) Tensor]`` adapter every explainer uses. When the input
+shape is not known at fit time (a CNN fitted without ``X_ref``), the conversion finishes on
+the first call, when the shapes are known.
+
+When conversion fails, the gradient family falls back to the plain private copy
+(:func:`~sknn_explain._model.as_model`), which runs any module; explainers that need the
+graph (``_requires_graph = True``: LRP, DeepLift, ...) get the conversion error instead.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+from .._model import TorchModel, as_model, flatten_outputs
+from ._core import Source, finish, wrap_unexpected
+from .errors import ConversionError
+from .graph import Graph
+
+__all__ = ["GraphModel", "prepare_model"]
+
+
+def _default_names(dims: Sequence[int]) -> list[list[str]]:
+    if len(dims) == 1:
+        return [[f"Y{j + 1}" for j in range(dims[0])]]
+    return [[f"Y{layer + 1}_{j + 1}" for j in range(k)] for layer, k in enumerate(dims)]
+
+
+class GraphModel:
+    """Model adapter over a converted :class:`Graph` (picklable).
+
+    Parameters
+    ----------
+    graph : Graph or None
+        The full converted graph (all activations); None while the conversion waits for the
+        input shapes (``source`` given).
+    ignore_last_act : bool
+        Explain the outputs before their last activation (softmax / sigmoid).
+    source : Source, optional
+        The pending conversion (private model copy) when ``graph`` is None.
+    require_graph : bool
+        Raise the conversion error (True) or fall back to the plain model copy (False) when
+        a pending conversion fails.
+    fallback_model : TorchModel, optional
+        A plain private copy prepared at fit time, used (only while pending and
+        ``require_graph`` is False) if the conversion fails on the first call.
+
+    Attributes
+    ----------
+    full_graph : Graph
+        The converted model.
+    graph : Graph
+        The graph actually explained (``full_graph`` without its last activation when
+        ``ignore_last_act``).
+    n_inputs, input_shapes, input_names : model inputs
+    removed_activation : str or None
+        Name of the activation dropped by ``ignore_last_act``.
+    """
+
+    def __init__(self, graph: Graph | None, *, ignore_last_act: bool,
+                 source: Source | None = None, require_graph: bool = False,
+                 fallback_model: object = None) -> None:
+        self.ignore_last_act = bool(ignore_last_act)
+        self.require_graph = bool(require_graph)
+        self._source = source
+        self._fallback_candidate = fallback_model
+        self._fallback: TorchModel | None = None
+        self.conversion_error: str | None = None
+        self.n_inputs = graph.n_inputs if graph is not None else source.n_inputs
+        self.full_graph: Graph | None = None
+        self.graph: Graph | None = None
+        self.removed_activation: str | None = None
+        if graph is not None:
+            self._set_graph(graph)
+
+    # ------------------------------------------------------------------ state
+    def _set_graph(self, graph: Graph) -> None:
+        self.full_graph = graph
+        self.graph = graph.without_last_activation() if self.ignore_last_act else graph
+        removed = [graph.node(o).layer for o, n in zip(graph.outputs, self.graph.outputs)
+                   if o != n]
+        self.removed_activation = removed[0].name if removed else None
+        self._source = None
+        self._fallback_candidate = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether the conversion still waits for the input shapes (first call)."""
+        return self.full_graph is None and self._fallback is None
+
+    @property
+    def converted(self) -> bool:
+        return self.full_graph is not None
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...]] | None:
+        if self.full_graph is not None:
+            return self.full_graph.input_shapes
+        return None if self._source is None else self._source.input_shapes
+
+    @property
+    def input_names(self) -> list | None:
+        if self.full_graph is not None:
+            return self.full_graph.input_names
+        return None if self._source is None else self._source.input_names
+
+    def ensure(self, xs: Sequence[torch.Tensor]) -> Graph | None:
+        """Finish a pending conversion for inputs like ``xs``; return the explained graph.
+
+        Returns None when the conversion failed and the adapter fell back to the plain model
+        (only when ``require_graph`` is False).
+
+        Raises
+        ------
+        ConversionError
+            When the conversion fails and ``require_graph`` is True.
+        """
+        if self.pending:
+            source = self._source
+            # the original model must run on these inputs, else it is the user's input error
+            source.check_inputs([x[:8] for x in xs])
+            try:
+                graph = finish(source, [tuple(x.shape[1:]) for x in xs], xs)
+            except Exception as err:  # noqa: BLE001 - reported as a ConversionError
+                error = wrap_unexpected(err, source.description)
+                if self.require_graph:
+                    raise error from err
+                self._use_fallback(error)
+            else:
+                self._set_graph(graph)
+        return self.graph
+
+    def _use_fallback(self, error: ConversionError) -> None:
+        fallback = self._fallback_candidate
+        self.conversion_error = str(error)
+        if (self.ignore_last_act and getattr(fallback, "ends_with_activation", False)
+                and fallback.removed_activation is None):
+            warnings.warn(
+                "ignore_last_act=True could not be honoured: the model could not be "
+                f"converted to a layer graph ({error}) and its last activation is not the last "
+                "module of an nn.Sequential, so the explained outputs include it",
+                UserWarning,
+                stacklevel=4,
+            )
+        self._fallback = fallback
+        self._source = None
+        self._fallback_candidate = None
+
+    # ------------------------------------------------------------------ adapter protocol
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if self.pending:
+            with torch.no_grad():
+                self.ensure([x.detach() for x in xs])
+        if self._fallback is not None:
+            return self._fallback(xs)
+        return flatten_outputs(self.graph(*xs))
+
+    def output_names(self, dims: Sequence[int]) -> list[list]:
+        """Names of every output node per output layer (``classes_`` or ``Y1..``)."""
+        defaults = _default_names(dims)
+        graph = self.full_graph
+        given = None if graph is None else graph.output_names_
+        if given is None and self._fallback is not None:
+            return self._fallback.output_names(dims)
+        names = []
+        for layer, k in enumerate(dims):
+            g = given[layer] if given is not None and layer < len(given) else None
+            names.append(list(g) if g is not None and len(g) == k else defaults[layer])
+        return names
+
+    def __repr__(self) -> str:
+        state = "pending" if self.pending else "fallback" if self._fallback else "converted"
+        return f"GraphModel({state}, ignore_last_act={self.ignore_last_act})"
+
+
+def _last_leaf_is_activation(model: object) -> bool:
+    """Heuristic for unconvertible modules: is the last registered leaf an activation?"""
+    from torch import nn
+
+    from .._model import ACTIVATIONS
+
+    module = getattr(model, "module_", model)
+    if not isinstance(module, nn.Module):
+        return False
+    leaves = [m for m in module.modules() if not list(m.children())]
+    return bool(leaves) and isinstance(leaves[-1], ACTIVATIONS)
+
+
+def _fallback_model(model: object, ignore_last_act: bool, dtype: torch.dtype,
+                    device: torch.device, ends_with_activation: bool | None) -> TorchModel:
+    """The plain private copy (runs any module) used when the graph cannot be built."""
+    from .from_skorch import is_skorch_net
+
+    fallback = as_model(model, ignore_last_act=ignore_last_act, dtype=dtype, device=device)
+    if ends_with_activation is None:
+        ends_with_activation = _last_leaf_is_activation(model)
+    if is_skorch_net(model) and fallback.output_nonlinearity is None and ignore_last_act:
+        # skorch's predict nonlinearity is dropped; only a module-internal one matters
+        ends_with_activation = _last_leaf_is_activation(model)
+    if ignore_last_act and ends_with_activation and fallback.removed_activation is None:
+        warnings.warn(
+            "ignore_last_act=True could not be honoured: the model could not be converted to "
+            "a layer graph and its last activation is not the last module of an "
+            "nn.Sequential, so the explained outputs include it",
+            UserWarning,
+            stacklevel=4,
+        )
+    return fallback
+
+
+def prepare_model(
+    model: object,
+    *,
+    ignore_last_act: bool,
+    dtype: torch.dtype,
+    device: torch.device,
+    require_graph: bool = False,
+) -> GraphModel | TorchModel:
+    """Convert ``model`` for an explainer (see the module docstring).
+
+    Returns a :class:`GraphModel`, or (torch / skorch models, when conversion fails and
+    ``require_graph`` is False) the plain :class:`~sknn_explain._model.TorchModel` copy, whose
+    ``conversion_error`` attribute says why.
+
+    Raises
+    ------
+    TypeError
+        Unsupported model type.
+    ValueError
+        Unfitted model; :class:`ConversionError` when conversion fails and the graph is
+        required (or the model is not a torch / skorch model).
+    """
+    from torch import nn
+
+    from .api import make_source
+    from .from_skorch import is_skorch_net
+
+    can_fall_back = not require_graph and (isinstance(model, nn.Module) or is_skorch_net(model))
+
+    def fall_back(error: ConversionError, source: Source | None) -> TorchModel:
+        ends = None if source is None else getattr(source, "ends_with_activation", None)
+        model_ = _fallback_model(model, ignore_last_act, dtype, device, ends)
+        model_.conversion_error = str(error)
+        return model_
+
+    try:
+        source = make_source(model, dtype, device)
+    except ConversionError as err:
+        if not can_fall_back:
+            raise
+        model_ = _fallback_model(model, ignore_last_act, dtype, device,
+                                 getattr(err, "ends_with_activation", None))
+        model_.conversion_error = str(err)
+        return model_
+    if source.input_shapes is not None:
+        try:
+            return GraphModel(finish(source, source.input_shapes),
+                              ignore_last_act=ignore_last_act)
+        except Exception as err:  # noqa: BLE001 - any failure is a conversion failure
+            error = wrap_unexpected(err, source.description)
+            if "failed on example inputs" not in str(error):
+                if not can_fall_back:
+                    raise error from err
+                return fall_back(error, source)
+            # the input shape inferred from the first Linear was wrong: wait for real data
+            source.input_shapes = None
+    fallback = None
+    if can_fall_back:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fallback = _fallback_model(model, ignore_last_act, dtype, device, False)
+        fallback.ends_with_activation = getattr(source, "ends_with_activation", None)
+        if fallback.ends_with_activation is None:
+            fallback.ends_with_activation = _last_leaf_is_activation(model)
+    return GraphModel(None, ignore_last_act=ignore_last_act, source=source,
+                      require_graph=require_graph, fallback_model=fallback)

@@ -1,0 +1,65 @@
+"""Fitted skorch nets (``NeuralNetClassifier`` / ``NeuralNetRegressor`` / ...).
+
+The fitted ``module_`` is converted like any torch module; skorch's prediction nonlinearity
+(``predict_nonlinearity='auto'``: softmax after ``CrossEntropyLoss``, sigmoid after
+``BCEWithLogitsLoss``) becomes the graph's last activation, so ``ignore_last_act=True`` explains
+the logits and ``ignore_last_act=False`` explains ``predict_proba``. Output names come from
+``classes_``. Binary nets expose their single unit, named ``classes_[1]`` (skorch's 2-column
+``predict_proba`` is ``[1 - p, p]`` of it).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from ..layers import Activation
+from .errors import ConversionError
+from .from_torch import TorchSource
+
+__all__ = ["SkorchSource", "is_skorch_net"]
+
+
+def is_skorch_net(obj: object) -> bool:
+    try:
+        from skorch import NeuralNet
+    except ImportError:  # pragma: no cover - skorch is a dependency
+        return False
+    return isinstance(obj, NeuralNet)
+
+
+def _post_activation(net: object) -> Activation | None:
+    from skorch import utils
+
+    fn = net._get_predict_nonlinearity()
+    if fn is utils._identity or fn is utils._make_2d_probs:
+        return None
+    if fn is utils._sigmoid_then_2d:
+        return Activation("sigmoid")
+    softmaxes = (torch.softmax, torch.nn.functional.softmax)
+    if isinstance(fn, functools.partial) and fn.func in softmaxes:
+        return Activation("softmax", dim=int(fn.keywords.get("dim", -1)))
+    raise ConversionError(
+        f"the skorch net's predict_nonlinearity {getattr(fn, '__name__', fn)!r} cannot be "
+        "expressed as a graph layer (supported: 'auto', None)"
+    )
+
+
+class SkorchSource(TorchSource):
+    """A fitted skorch net: its ``module_`` plus the prediction nonlinearity."""
+
+    def __init__(self, net: object, dtype: torch.dtype, device: torch.device) -> None:
+        if not getattr(net, "initialized_", False) or not hasattr(net, "module_"):
+            raise ValueError(
+                f"the skorch {type(net).__name__} is not fitted; call net.fit(X, y) (or "
+                "net.initialize()) before explaining it"
+            )
+        try:
+            classes = getattr(net, "classes_", None)
+        except AttributeError:
+            classes = None
+        if classes is not None:
+            classes = list(getattr(classes, "tolist", lambda: classes)())
+        super().__init__(net.module_, dtype, device, post=_post_activation(net),
+                         class_names=classes, description=f"skorch {type(net).__name__}")
