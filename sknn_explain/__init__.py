@@ -4,9 +4,14 @@ The Python successor of the R package *innsight*: explainers are scikit-learn es
 (``fit(model, X_ref)``, ``explain(X)``) that return an :class:`Attribution`.
 """
 
+from . import rules
 from .attribution import Attribution
 from .convert import ConversionError, Graph, UnsupportedLayerError, convert
 from .explainers import (
+    LRP,
+    ConnectionWeights,
+    DeepLift,
+    DeepSHAP,
     ExpectedGradient,
     ExpectedGradients,
     Explainer,
@@ -20,7 +25,12 @@ from .functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgr
 __version__ = "0.1.0"
 
 __all__ = [
+    "LRP",
     "Attribution",
+    "ConnectionWeights",
+    "DeepLift",
+    "DeepSHAP",
+    "rules",
     "ConversionError",
     "Graph",
     "UnsupportedLayerError",

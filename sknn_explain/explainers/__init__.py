@@ -1,6 +1,8 @@
 """Explainers: one estimator-like class per attribution method."""
 
 from .base import Explainer
+from .connection_weights import ConnectionWeights
+from .deeplift import DeepLift, DeepSHAP
 from .gradient import (
     ExpectedGradient,
     ExpectedGradients,
@@ -9,8 +11,13 @@ from .gradient import (
     IntegratedGradients,
     SmoothGrad,
 )
+from .lrp import LRP
 
 __all__ = [
+    "LRP",
+    "ConnectionWeights",
+    "DeepLift",
+    "DeepSHAP",
     "ExpectedGradient",
     "ExpectedGradients",
     "Explainer",

@@ -1,0 +1,22 @@
+"""Backward passes over the layer graph: LRP relevances, DeepLift multipliers, Connection Weights.
+
+Each pass walks :class:`~sknn_explain.convert.Graph` nodes in reverse with one rule per layer
+class and carries an output axis, so all selected output nodes are explained in one pass.
+Inside a pass states are ``(K, n, *shape)``; the explainers return ``(n, *shape, K)``.
+"""
+
+from ._ops import input_layers, predictions, start_states, walk
+from .deeplift import deeplift_backward
+from .lrp import linear_relevance, lrp_backward
+from .weights import connection_weights_backward
+
+__all__ = [
+    "connection_weights_backward",
+    "deeplift_backward",
+    "input_layers",
+    "linear_relevance",
+    "lrp_backward",
+    "predictions",
+    "start_states",
+    "walk",
+]

@@ -1,0 +1,368 @@
+"""Building blocks shared by the propagation methods (LRP, DeepLift, Connection Weights).
+
+Layout
+------
+Relevances / multipliers carry the output axis **first** inside the pass: ``(K, n, *shape)``
+for ``K`` selected output nodes and ``n`` samples. Activations ``(n, *shape)`` then
+broadcast against them from the right, and convolution transposes see ``K * n`` rows. The
+explainers move the axis to the end (innsight's ``(n, *shape, K)``) when they are done.
+
+A pass is :func:`walk`: nodes in reverse topological order, each node's state (a tensor, or
+a ``(positive, negative)`` pair for DeepLift's RevealCancel) mapped onto its inputs by a
+method-specific ``backward(node, state)`` and summed where a value feeds several nodes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch.nn.grad import conv1d_input, conv2d_input
+
+from .._engine import OutputSelection
+from ..convert.graph import Graph, Node, input_name
+from ..layers import (
+    AdaptiveAvgPool,
+    AdaptiveMaxPool,
+    AvgPool,
+    BatchNorm,
+    Concat,
+    Conv,
+    Dense,
+    ElementwiseAffine,
+    Flatten,
+    Layer,
+    MaxPool,
+    Pad,
+    Reshape,
+)
+
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+Backward = Callable[[Node, State], Sequence[State | None]]
+
+__all__ = [
+    "AffineOp",
+    "ConvOp",
+    "DenseOp",
+    "PositiveOp",
+    "input_layers",
+    "layer_key",
+    "linear_op",
+    "linear_vjp",
+    "pool_indices",
+    "predictions",
+    "route",
+    "start_states",
+    "structural_backward",
+    "walk",
+    "window_mean",
+]
+
+
+def layer_key(layer: Layer) -> str:
+    """The rule key of a layer (see :data:`sknn_explain.rules.LAYER_KEYS`)."""
+    for cls in (Dense, Conv, BatchNorm, ElementwiseAffine, AdaptiveAvgPool, AvgPool,
+                AdaptiveMaxPool, MaxPool):
+        if isinstance(layer, cls):
+            return cls.__name__
+    return type(layer).__name__
+
+
+# ---------------------------------------------------------------------------- linear ops
+def _modify(t: torch.Tensor, mode: str, gamma: float = 0.0) -> torch.Tensor:
+    """Parameter modifiers of the LRP rules."""
+    if mode == "w":
+        return t
+    if mode == "pos":
+        return t.clamp(min=0)
+    if mode == "neg":
+        return t.clamp(max=0)
+    if mode == "gpos":
+        return t + gamma * t.clamp(min=0)
+    if mode == "gneg":
+        return t + gamma * t.clamp(max=0)
+    if mode == "sq":
+        return t * t
+    if mode == "one":
+        return torch.ones_like(t)
+    raise ValueError(f"unknown parameter modifier {mode!r}")  # pragma: no cover
+
+
+class LinearOp:
+    """A linear layer ``x -> x W' (+ b')`` under a parameter modifier.
+
+    ``fwd(x, mode, bias, gamma)`` evaluates the layer on ``(n, *in)`` with modified weights
+    (``mode``) and modified bias (``bias``: a mode or None for no bias); ``bwd(g, mode,
+    gamma)`` applies the transpose of the modified weights to ``(K, n, *out)``.
+    """
+
+    in_shape: tuple[int, ...]
+
+    def fwd(self, x: torch.Tensor, mode: str = "w", bias: str | None = None,
+            gamma: float = 0.0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def bwd(self, g: torch.Tensor, mode: str = "w", gamma: float = 0.0) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class DenseOp(LinearOp):
+    def __init__(self, layer: Dense, in_shape: tuple[int, ...]) -> None:
+        self.weight, self.bias, self.in_shape = layer.weight, layer.bias, in_shape
+
+    def fwd(self, x, mode="w", bias=None, gamma=0.0):
+        b = None if bias is None or self.bias is None else _modify(self.bias, bias, gamma)
+        return F.linear(x, _modify(self.weight, mode, gamma), b)
+
+    def bwd(self, g, mode="w", gamma=0.0):
+        return torch.matmul(g, _modify(self.weight, mode, gamma))
+
+
+class ConvOp(LinearOp):
+    def __init__(self, layer: Conv, in_shape: tuple[int, ...]) -> None:
+        self.layer, self.in_shape = layer, in_shape
+
+    def fwd(self, x, mode="w", bias=None, gamma=0.0):
+        la = self.layer
+        b = None if bias is None or la.bias is None else _modify(la.bias, bias, gamma)
+        fn = F.conv1d if la.spatial_dims == 1 else F.conv2d
+        return fn(x, _modify(la.weight, mode, gamma), b, la.stride, la.padding, la.dilation,
+                  la.groups)
+
+    def bwd(self, g, mode="w", gamma=0.0):
+        la = self.layer
+        k, n = g.shape[:2]
+        fn = conv1d_input if la.spatial_dims == 1 else conv2d_input
+        out = fn((k * n, *self.in_shape), _modify(la.weight, mode, gamma),
+                 g.reshape(k * n, *g.shape[2:]), la.stride, la.padding, la.dilation, la.groups)
+        return out.reshape(k, n, *self.in_shape)
+
+
+class AffineOp(LinearOp):
+    """Element-wise affine layers (BatchNorm, scalers): ``x * scale + shift`` on axis 1."""
+
+    def __init__(self, layer: ElementwiseAffine, in_shape: tuple[int, ...]) -> None:
+        self.scale, self.shift, self.in_shape = layer.scale, layer.shift, in_shape
+
+    def _view(self, t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(-1, *([1] * (len(self.in_shape) - 1)))
+
+    def fwd(self, x, mode="w", bias=None, gamma=0.0):
+        out = x * self._view(_modify(self.scale, mode, gamma))
+        if bias is not None:
+            out = out + self._view(_modify(self.shift, bias, gamma))
+        return out
+
+    def bwd(self, g, mode="w", gamma=0.0):
+        return g * self._view(_modify(self.scale, mode, gamma))
+
+
+class PositiveOp(LinearOp):
+    """A bias-free linear map with non-negative, per-output uniform weights (pooling).
+
+    Weight modifiers reduce to factors: ``w+ = w``, ``w- = 0``, ``w + g w+ = (1 + g) w``.
+    ``"sq"`` and ``"one"`` (w^2 and flat rules) act like ``w`` because these rules only
+    use each output's weights normalised over its window, and the weights are uniform
+    within a window.
+    """
+
+    _FACTORS = {"w": 1.0, "pos": 1.0, "neg": 0.0, "gneg": 1.0, "sq": 1.0, "one": 1.0}
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor],
+                 in_shape: tuple[int, ...]) -> None:
+        self.fn, self.in_shape = fn, in_shape
+
+    def _factor(self, mode: str, gamma: float) -> float:
+        return 1.0 + gamma if mode == "gpos" else self._FACTORS[mode]
+
+    def fwd(self, x, mode="w", bias=None, gamma=0.0):
+        return self.fn(x) * self._factor(mode, gamma)
+
+    def bwd(self, g, mode="w", gamma=0.0):
+        f = self._factor(mode, gamma)
+        if f == 0.0:
+            return g.new_zeros((*g.shape[:2], *self.in_shape))
+        return linear_vjp(self.fn, self.in_shape, g) * f
+
+
+def linear_op(layer: Layer, x: torch.Tensor) -> LinearOp:
+    """The :class:`LinearOp` of a Dense / Conv / affine / average-pooling layer at input x."""
+    in_shape = tuple(x.shape[1:])
+    if isinstance(layer, Dense):
+        return DenseOp(layer, in_shape)
+    if isinstance(layer, Conv):
+        return ConvOp(layer, in_shape)
+    if isinstance(layer, ElementwiseAffine):
+        return AffineOp(layer, in_shape)
+    if isinstance(layer, (AvgPool, AdaptiveAvgPool)):
+        return PositiveOp(layer, in_shape)
+    if isinstance(layer, (MaxPool, AdaptiveMaxPool)):
+        return PositiveOp(window_mean(layer), in_shape)
+    raise TypeError(f"no linear form for layer {type(layer).__name__}")  # pragma: no cover
+
+
+def linear_vjp(fn: Callable[[torch.Tensor], torch.Tensor], in_shape: Sequence[int],
+               g: torch.Tensor) -> torch.Tensor:
+    """Transpose of the (affine) map ``fn`` applied to ``g`` of shape ``(K, n, *out)``."""
+    k, n = g.shape[:2]
+    z = torch.zeros((k * n, *in_shape), dtype=g.dtype, device=g.device, requires_grad=True)
+    with torch.enable_grad():
+        out = fn(z)
+        (gi,) = torch.autograd.grad(out, z, g.reshape(k * n, *g.shape[2:]))
+    return gi.reshape(k, n, *in_shape)
+
+
+# ---------------------------------------------------------------------------- max pooling
+def pool_indices(layer: MaxPool | AdaptiveMaxPool, x: torch.Tensor):
+    """Max pooling of ``x`` with the winners' flat spatial indices."""
+    if isinstance(layer, MaxPool):
+        fn = F.max_pool1d if layer.spatial_dims == 1 else F.max_pool2d
+        return fn(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+                  layer.ceil_mode, return_indices=True)
+    fn = F.adaptive_max_pool1d if layer.spatial_dims == 1 else F.adaptive_max_pool2d
+    return fn(x, layer.output_size, return_indices=True)
+
+
+def route(g: torch.Tensor, idx: torch.Tensor, in_shape: Sequence[int]) -> torch.Tensor:
+    """Scatter-add ``g`` ``(K, n, C, *out)`` onto the winners ``idx`` ``(n or 1, C, *out)``."""
+    k, n, c = g.shape[:3]
+    out = g.new_zeros((k, n, c, math.prod(in_shape[1:])))
+    index = idx.reshape(1, idx.shape[0], c, -1).expand(k, n, c, -1)
+    out.scatter_add_(3, index, g.reshape(k, n, c, -1))
+    return out.reshape(k, n, *in_shape)
+
+
+class _WindowMean:
+    """Mean over each max-pooling window (zero padding counted, divisor = kernel size)."""
+
+    def __init__(self, layer: MaxPool) -> None:
+        self.layer = layer
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        la = self.layer
+        nd = la.spatial_dims
+        pads: list[int] = []
+        for d in reversed(range(nd)):
+            length = x.shape[2 + d] + 2 * la.padding[d]
+            span = la.dilation[d] * (la.kernel_size[d] - 1) + 1
+            n_out = (length - span) // la.stride[d] + 1
+            if la.ceil_mode:
+                n_out = -(-(length - span) // la.stride[d]) + 1
+                # torch drops a last window that starts inside the right padding
+                if (n_out - 1) * la.stride[d] >= x.shape[2 + d] + la.padding[d]:
+                    n_out -= 1
+            extra = max(0, (n_out - 1) * la.stride[d] + span - length)
+            pads += [la.padding[d], la.padding[d] + extra]
+        xp = F.pad(x, pads)
+        c = x.shape[1]
+        weight = x.new_full((c, 1, *la.kernel_size), 1.0 / math.prod(la.kernel_size))
+        fn = F.conv1d if nd == 1 else F.conv2d
+        return fn(xp, weight, None, la.stride, 0, la.dilation, c)
+
+
+class _AdaptiveWindowMean:
+    def __init__(self, layer: AdaptiveMaxPool) -> None:
+        self.layer = layer
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        la = self.layer
+        fn = F.adaptive_avg_pool1d if la.spatial_dims == 1 else F.adaptive_avg_pool2d
+        return fn(x, la.output_size)
+
+
+def window_mean(layer: MaxPool | AdaptiveMaxPool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The average pooling over the same windows as a max pooling layer."""
+    return _WindowMean(layer) if isinstance(layer, MaxPool) else _AdaptiveWindowMean(layer)
+
+
+# ---------------------------------------------------------------------------- the pass
+def structural_backward(node: Node, g: torch.Tensor,
+                        values: dict[str, torch.Tensor]) -> list[torch.Tensor] | None:
+    """Shape-only layers (same for every method); None if ``node`` is not one of them."""
+    layer = node.layer
+    if isinstance(layer, (Flatten, Reshape)):
+        x = values[node.inputs[0]]
+        return [g.reshape(g.shape[0], g.shape[1], *x.shape[1:])]
+    if isinstance(layer, Concat):
+        sizes = [values[p].shape[layer.dim] for p in node.inputs]
+        dim = layer.dim + 1 if layer.dim >= 0 else layer.dim
+        return list(torch.split(g, sizes, dim=dim))
+    if isinstance(layer, Pad):
+        x = values[node.inputs[0]]
+        return [linear_vjp(layer, x.shape[1:], g)]
+    return None
+
+
+def _accumulate(a: State, b: State) -> State:
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        a2 = a if isinstance(a, tuple) else (a, a)
+        b2 = b if isinstance(b, tuple) else (b, b)
+        return (a2[0] + b2[0], a2[1] + b2[1])
+    return a + b
+
+
+def walk(graph: Graph, start: dict[str, State], backward: Backward) -> dict[str, State]:
+    """Propagate ``start`` states from the output nodes down to the graph inputs.
+
+    Returns the state of every graph input (``input_0`` ...) that received one.
+    """
+    states = dict(start)
+    for node in reversed(graph.nodes):
+        g = states.pop(node.name, None)
+        if g is None:
+            continue
+        for name, c in zip(node.inputs, backward(node, g)):
+            if c is not None:
+                states[name] = c if name not in states else _accumulate(states[name], c)
+    return {input_name(i): states[input_name(i)] for i in range(graph.n_inputs)
+            if input_name(i) in states}
+
+
+def start_states(graph: Graph, values: dict[str, torch.Tensor], selection: OutputSelection,
+                 *, fill: str) -> dict[str, torch.Tensor]:
+    """One-hot start states ``(K, n, *out_shape)`` of the selected output nodes.
+
+    ``fill="value"`` puts the output's value at the node (LRP), ``"one"`` a one (DeepLift,
+    Connection Weights). Column ``c`` of the trailing output axis is output node
+    ``selection.indices[l][j]`` of output layer ``selection.layers[l]``.
+    """
+    k_total = sum(selection.sizes)
+    start: dict[str, torch.Tensor] = {}
+    offset = 0
+    for layer, idx in zip(selection.layers, selection.indices):
+        name = graph.outputs[layer]
+        v = values[name]
+        n = v.shape[0]
+        flat = v.reshape(n, -1)
+        idx_t = torch.as_tensor(idx, dtype=torch.long, device=v.device)
+        t = v.new_zeros((k_total, n, flat.shape[1]))
+        rows = torch.arange(offset, offset + len(idx), device=v.device)
+        src = flat[:, idx_t].T if fill == "value" else v.new_ones((len(idx), n))
+        t[rows, :, idx_t] = src
+        t = t.reshape(k_total, n, *v.shape[1:])
+        start[name] = t if name not in start else start[name] + t
+        offset += len(idx)
+    return start
+
+
+def predictions(graph: Graph, values: dict[str, torch.Tensor],
+                selection: OutputSelection) -> torch.Tensor:
+    """Selected outputs ``(n, K)`` from the forward values."""
+    outs = [values[o].reshape(values[o].shape[0], -1) for o in graph.outputs]
+    return selection.pick(outs)
+
+
+def input_layers(graph: Graph) -> set[str]:
+    """Dense / Conv nodes that read a graph input directly or through shape-only layers."""
+    passthrough = (Flatten, Reshape, Pad, ElementwiseAffine)
+    reach = {input_name(i) for i in range(graph.n_inputs)}
+    found: set[str] = set()
+    for node in graph.nodes:
+        if any(p in reach for p in node.inputs):
+            if isinstance(node.layer, (Dense, Conv)):
+                found.add(node.name)
+            elif isinstance(node.layer, passthrough):
+                reach.add(node.name)
+    return found

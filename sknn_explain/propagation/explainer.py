@@ -1,0 +1,81 @@
+"""Base class of the explainers that propagate through the layer graph.
+
+Imported by the explainer modules only (not by :mod:`sknn_explain.propagation`), so the
+propagation maths never depends on the estimator layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from ..convert.graph import Graph
+from ..explainers.base import Explainer
+
+__all__ = ["GraphExplainer"]
+
+
+class GraphExplainer(Explainer):
+    """An :class:`~sknn_explain.Explainer` that propagates through the converted layer graph.
+
+    ``_requires_graph = True`` makes ``Explainer._prepare_model`` convert the model (or raise
+    the conversion error); the fitted ``model_`` is the converter's adapter, whose ``graph``
+    is the explained graph (last activation already removed with ``ignore_last_act``).
+    """
+
+    #: tells ``Explainer._prepare_model`` to convert the model to a Graph (or raise)
+    _requires_graph = True
+
+    def _prepare_model(self, model: object, dtype: torch.dtype, device: torch.device):
+        adapter = super()._prepare_model(model, dtype, device)
+        if not hasattr(adapter, "graph"):
+            raise TypeError(
+                f"{type(self).__name__} propagates through the model's layers and needs a model "
+                f"that converts to a sknn_explain Graph; could not convert a "
+                f"{type(model).__name__}"
+            )
+        return adapter
+
+    @property
+    def graph_(self) -> Graph:
+        """The explained graph (a private copy)."""
+        graph = self.model_.graph
+        if graph is None:  # pragma: no cover - explain() finishes a pending conversion first
+            raise RuntimeError("the model's conversion has not finished; call explain(X)")
+        return graph
+
+    def _forward_all(self, xs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+        if getattr(self.model_, "pending", False):
+            with torch.no_grad():
+                self.model_.ensure(list(xs))
+        try:
+            with torch.no_grad():
+                return self.graph_.forward_all(*xs)
+        except (RuntimeError, IndexError) as err:
+            shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+            raise ValueError(
+                f"the model failed on input(s) of shape {shapes}: {str(err).splitlines()[0]}"
+            ) from err
+
+    #: values per propagated state chunk (rows x outputs x widest layer) for batch_size=None
+    _STATE_BUDGET = 2**19
+
+    def _rows_per_chunk(self, xs: Sequence[torch.Tensor], n_outputs: int, batch_size: int) -> int:
+        """``batch_size`` if given, else rows such that a chunk's widest state ``(K, rows,
+        *shape)`` holds about ``_STATE_BUDGET`` values (cache-friendly: the pass is memory
+        bound, and smaller chunks of K-wide states run faster than one big one)."""
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        values = self._forward_all([x[:1] for x in xs])
+        widest = max(v[0].numel() for v in values.values())
+        return int(max(1, min(8192, self._STATE_BUDGET // max(1, n_outputs * widest))))
+
+    def _chunks(self, total: int, batch_size: int, desc: str) -> Iterator[tuple[int, int]]:
+        starts = range(0, total, batch_size)
+        if self.verbose:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=desc, unit="chunk")
+        for start in starts:
+            yield start, min(total, start + batch_size)
