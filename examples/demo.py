@@ -1,4 +1,7 @@
-"""sknn_explain demo: train a small skorch MLP on breast_cancer and explain it.
+"""sknn_explain demo: train a skorch MLP in a scikit-learn Pipeline on breast_cancer, explain it.
+
+The StandardScaler is folded into the converted graph, so attributions are for the original
+(unscaled) features and carry their names.
 
 Run from the repository root::
 
@@ -18,6 +21,7 @@ import pandas as pd
 import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier
 from torch import nn
@@ -25,7 +29,8 @@ from torch import nn
 import sknn_explain as skx
 
 
-def train_model(X: np.ndarray, y: np.ndarray) -> NeuralNetClassifier:
+def train_model(X: pd.DataFrame, y: pd.Series) -> Pipeline:
+    """StandardScaler + skorch MLP (float32 in, so the scaler keeps float32 for torch)."""
     torch.manual_seed(0)
     net = NeuralNetClassifier(
         nn.Sequential(nn.Linear(X.shape[1], 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
@@ -33,7 +38,7 @@ def train_model(X: np.ndarray, y: np.ndarray) -> NeuralNetClassifier:
         criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-2, max_epochs=40,
         batch_size=64, train_split=None, verbose=0,
     )
-    return net.fit(X.astype(np.float32), y.astype(np.int64))
+    return make_pipeline(StandardScaler(), net).fit(X.astype(np.float32), y.to_numpy())
 
 
 def explainers() -> dict[str, skx.Explainer]:
@@ -44,6 +49,11 @@ def explainers() -> dict[str, skx.Explainer]:
         "SmoothGrad": skx.SmoothGrad(n=50, noise_level=0.1, random_state=0),
         "IntegratedGradients": skx.IntegratedGradients(n=50),
         "ExpectedGradients": skx.ExpectedGradients(n=50, random_state=0),
+        "LRP (epsilon)": skx.LRP(rule_name="epsilon"),
+        "LRP (alpha_beta)": skx.LRP(rule_name="alpha_beta", rule_param=1),
+        "DeepLift": skx.DeepLift(),
+        "DeepSHAP": skx.DeepSHAP(limit_ref=50, random_state=0),
+        "ConnectionWeights (x input)": skx.ConnectionWeights(times_input=True),
     }
 
 
@@ -54,18 +64,18 @@ def main(out_dir: str = "output/demo") -> pd.DataFrame:
     X_train, X_test, y_train, y_test = train_test_split(
         data.data, data.target, test_size=0.25, random_state=0, stratify=data.target
     )
-    scaler = StandardScaler().set_output(transform="pandas").fit(X_train)
-    Xs_train, Xs_test = scaler.transform(X_train), scaler.transform(X_test)
-    net = train_model(Xs_train.to_numpy(), y_train.to_numpy())
-    acc = (net.predict(Xs_test.to_numpy().astype(np.float32)) == y_test.to_numpy()).mean()
-    print(f"skorch MLP on breast_cancer (standardised): test accuracy {acc:.3f}\n")
+    model = train_model(X_train, y_train)
+    acc = (model.predict(X_test.astype(np.float32)) == y_test.to_numpy()).mean()
+    print(f"Pipeline(StandardScaler, skorch MLP) on breast_cancer: test accuracy {acc:.3f}\n")
+    print(skx.convert(model, input_shape=(X_train.shape[1],)), "\n")
 
     rows, frames = [], []
     for name, explainer in explainers().items():
-        result = explainer.fit(net, Xs_train).explain(Xs_test, output_label=[1])  # "benign"
+        # X_train: baseline (its mean) / reference distribution; class 1 is "benign"
+        result = explainer.fit(model, X_train).explain(X_test, output_label=[1])
         print(f"{name:22s} {result!r}")
         importance = pd.Series(
-            np.abs(result.values[..., 0]).mean(0), index=Xs_test.columns
+            np.abs(result.values[..., 0]).mean(0), index=X_test.columns
         ).sort_values(ascending=False)
         rows.append({"method": name, **{f"top{i + 1}": f for i, f in
                                         enumerate(importance.index[:3])}})

@@ -353,3 +353,24 @@ def test_cuda_without_gpu_is_a_clear_error(tabular):
     with pytest.raises(ValueError, match="no CUDA device"):
         Gradient(device="cuda").fit(model, X)
     assert Gradient(device="auto").fit(model, X).device_.type == "cpu"
+
+
+def test_skorch_net_in_pipeline_keeps_class_names_and_feature_space(skorch_net):
+    import warnings
+
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    net, X = skorch_net
+    df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
+    scaler = StandardScaler().fit(df)
+    pipe = make_pipeline(scaler, net)  # net was trained on raw X; only the maths matter here
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "X does not have valid feature names" noise
+        res = Gradient(dtype="double").fit(pipe, df).explain(df.iloc[:3], output_label=[2])
+    assert res.output_names == [[2]]
+    assert res.input_names == [[["a", "b", "c", "d"]]]
+    # chain rule through the folded scaler: d/dx f((x - m) / s) = f'((x - m) / s) / s
+    inner = Gradient(dtype="double").fit(net.module_).explain(
+        scaler.transform(df.iloc[:3]), output_idx=[2])
+    assert np.allclose(res.values, inner.values / scaler.scale_[None, :, None], atol=1e-6)

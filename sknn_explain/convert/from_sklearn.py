@@ -259,13 +259,19 @@ class PipelineSource(Source):
             return Graph(builder.nodes, 1, [out])
         sub = self.final_source.build([x])
         outputs = merge_graph(builder, sub, {input_name(0): prev})
-        return Graph(builder.nodes, 1, outputs)
+        return Graph(builder.nodes, 1, outputs, output_names=sub.output_names_)
 
     def reference(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         X = xs[0].detach().to("cpu", torch.float64).numpy()
         if self.final_source is None:
             return [torch.as_tensor(_sklearn_predict(self.pipe, X))]
-        Xt = X
+        columns = getattr(self.pipe, "feature_names_in_", None)
+        if columns is not None:  # fitted on a DataFrame: transform one (no sklearn warning)
+            import pandas as pd
+
+            Xt = pd.DataFrame(X, columns=columns)
+        else:
+            Xt = X
         for _, step in self.pipe.steps[:-1]:
             if step is not None and not (isinstance(step, str) and step == "passthrough"):
                 Xt = step.transform(Xt)
