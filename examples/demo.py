@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -82,16 +83,17 @@ def main(out_dir: str = "output/demo") -> pd.DataFrame:
         frame = result.to_frame()
         frame.insert(0, "method", name)
         frames.append(frame)
-        if hasattr(result, "plot_global"):
-            fig = result.plot_global(output_label=1)
-            fig.savefig(out / f"{name.replace(' ', '_').lower()}_global.png", dpi=100)
-            result.plot(data_idx=0).savefig(
-                out / f"{name.replace(' ', '_').lower()}_local.png", dpi=100)
+        stem = "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
+        for kind, grid in (("global", result.plot_global(kind="beeswarm")),
+                           ("local", result.plot(data_idx=[0, 1]))):
+            grid.savefig(out / f"{stem}_{kind}.png", dpi=90)
+            plt.close(grid.figure)
     table = pd.DataFrame(rows).set_index("method")
     print("\nMost important features for class 'benign' (mean |attribution| on the test set):")
     print(table.to_string())
     pd.concat(frames).to_csv(out / "attributions.csv", index=False)
-    print(f"\nlong-form attributions written to {out / 'attributions.csv'}")
+    print(f"\nlong-form attributions written to {out / 'attributions.csv'}, plots (beeswarm "
+          f"summary and two local explanations per method) to {out}/*.png")
     return table
 
 

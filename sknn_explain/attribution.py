@@ -236,3 +236,100 @@ class Attribution:
         goal = f", goal='{self.goal_description}'" if self.goal_description else ""
         return (f"Attribution(method='{self.method}', shape={shape}, outputs={outs}, {stats}, "
                 f"nan={int(np.isnan(flat).sum())}{goal})")
+
+    # ------------------------------------------------------------------ plots
+    def plot(
+        self,
+        data_idx=0,
+        output_idx=None,
+        output_label=None,
+        aggr_channels="sum",
+        same_scale: bool = False,
+        show_preds: bool = True,
+        **kwargs,
+    ):
+        """Plot individual samples' attributions (same as :meth:`plot_local`).
+
+        See :func:`sknn_explain.plotting.plot_local` for all arguments (``show_input``,
+        ``input_idx``, ``ax``, ``as_plotly``, ``height``, ``aspect``).
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import torch
+        >>> from sknn_explain import Gradient
+        >>> res = Gradient().fit(torch.nn.Linear(3, 2)).explain(torch.ones(4, 3))
+        >>> res.plot(data_idx=[0, 1]).axes.shape
+        (2, 1)
+        """
+        return self.plot_local(
+            data_idx=data_idx, output_idx=output_idx, output_label=output_label,
+            aggr_channels=aggr_channels, same_scale=same_scale, show_preds=show_preds, **kwargs,
+        )
+
+    def plot_local(
+        self,
+        data_idx=0,
+        output_idx=None,
+        output_label=None,
+        aggr_channels="sum",
+        same_scale: bool = False,
+        show_preds: bool = True,
+        **kwargs,
+    ):
+        """Plot individual samples' attributions: bars, signal bars or image heatmaps.
+
+        Thin wrapper of :func:`sknn_explain.plotting.plot_local` (see there for all
+        arguments); returns a seaborn FacetGrid (an Axes with ``ax=``, a plotly Figure with
+        ``as_plotly=True``).
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import torch
+        >>> from sknn_explain import Gradient
+        >>> res = Gradient().fit(torch.nn.Linear(3, 2)).explain(torch.ones(4, 3))
+        >>> res.plot_local(output_idx=[0, 1]).axes.shape
+        (1, 2)
+        """
+        from .plotting import plot_local
+
+        return plot_local(
+            self, data_idx=data_idx, output_idx=output_idx, output_label=output_label,
+            aggr_channels=aggr_channels, same_scale=same_scale, show_preds=show_preds, **kwargs,
+        )
+
+    def plot_global(
+        self,
+        output_idx=None,
+        output_label=None,
+        data_idx="all",
+        ref_data_idx=None,
+        preprocess="auto",
+        kind=None,
+        **kwargs,
+    ):
+        """Summarise attributions over samples: box / violin / strip / bar / beeswarm / heatmap.
+
+        Thin wrapper of :func:`sknn_explain.plotting.plot_global` (see there for all
+        arguments, e.g. ``aggr_channels``, ``same_scale``, ``input_idx``, ``ax``,
+        ``as_plotly``).
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import torch
+        >>> from sknn_explain import Gradient
+        >>> res = Gradient().fit(torch.nn.Linear(3, 2)).explain(torch.randn(20, 3))
+        >>> res.plot_global(kind="box", ref_data_idx=0).axes.shape
+        (1, 1)
+        """
+        from .plotting import plot_global
+
+        return plot_global(
+            self, output_idx=output_idx, output_label=output_label, data_idx=data_idx,
+            ref_data_idx=ref_data_idx, preprocess=preprocess, kind=kind, **kwargs,
+        )
