@@ -8,6 +8,7 @@ from . import rules
 from .attribution import Attribution
 from .convert import ConversionError, Graph, UnsupportedLayerError, convert
 from .explainers import (
+    LIME,
     LRP,
     ConnectionWeights,
     DeepLift,
@@ -18,6 +19,7 @@ from .explainers import (
     Gradient,
     IntegratedGradient,
     IntegratedGradients,
+    KernelSHAP,
     SmoothGrad,
 )
 from .functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
@@ -25,7 +27,9 @@ from .functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgr
 __version__ = "0.1.0"
 
 __all__ = [
+    "LIME",
     "LRP",
+    "KernelSHAP",
     "Attribution",
     "ConnectionWeights",
     "DeepLift",

@@ -1,5 +1,6 @@
 """Explainers: one estimator-like class per attribution method."""
 
+from .agnostic import LIME, KernelSHAP
 from .base import Explainer
 from .connection_weights import ConnectionWeights
 from .deeplift import DeepLift, DeepSHAP
@@ -14,7 +15,9 @@ from .gradient import (
 from .lrp import LRP
 
 __all__ = [
+    "LIME",
     "LRP",
+    "KernelSHAP",
     "ConnectionWeights",
     "DeepLift",
     "DeepSHAP",

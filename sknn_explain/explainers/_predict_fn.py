@@ -1,0 +1,280 @@
+"""Prediction-function adapters for model-agnostic explainers.
+
+LIME and Kernel SHAP only need model *outputs*. :func:`as_predict_model` turns
+
+* a torch ``nn.Module`` or fitted skorch net into :class:`~sknn_explain._model.TorchModel`
+  (private eval-mode copy, as every other explainer),
+* any fitted scikit-learn estimator (classifier, regressor, pipeline, also non-neural ones
+  such as random forests) into :class:`SklearnModel`, which calls ``predict_proba``,
+  ``decision_function`` or ``predict``,
+* any other callable ``f(ndarray) -> ndarray`` into :class:`FunctionModel`,
+
+all with the adapter interface the explainers use: ``__call__(list of tensors) -> list of
+(n, k) tensors``, ``n_inputs`` and ``output_names(dims)``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .._model import as_model
+
+__all__ = [
+    "RESPONSE_METHODS", "FunctionModel", "SklearnModel", "as_predict_model", "is_torch_like",
+]
+
+RESPONSE_METHODS = ("auto", "predict_proba", "decision_function", "predict")
+
+
+def _to_user_layout(x: torch.Tensor, channels_first: bool) -> np.ndarray:
+    arr = x.detach().to("cpu", torch.float64).numpy()
+    if not channels_first and arr.ndim > 2:
+        arr = np.moveaxis(arr, 1, -1)
+    return arr
+
+
+def _as_2d_tensors(out: object, n: int, like: torch.Tensor, what: str) -> list[torch.Tensor]:
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    result = []
+    for o in outs:
+        if isinstance(o, (pd.DataFrame, pd.Series)):
+            o = o.to_numpy()
+        elif isinstance(o, torch.Tensor):
+            o = o.detach().to("cpu").numpy()
+        arr = np.asarray(o)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(
+                f"{what} returned values of dtype {arr.dtype} (e.g. class labels); model-agnostic "
+                "explainers need numbers: use response_method='predict_proba' or "
+                "'decision_function' for classifiers"
+            )
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise ValueError(
+                f"{what} returned shape {arr.shape} for {n} samples; expected ({n},) or ({n}, k)"
+            )
+        result.append(
+            torch.as_tensor(arr.reshape(n, -1), dtype=like.dtype, device=like.device)
+        )
+    return result
+
+
+class SklearnModel:
+    """Adapter around a fitted scikit-learn estimator (a private deep copy).
+
+    Parameters
+    ----------
+    estimator : estimator
+        Fitted estimator; copied with :func:`copy.deepcopy`.
+    method : {"predict_proba", "decision_function", "predict"}
+        Which response to explain.
+    channels_first : bool
+        Layout the estimator was trained on for image / signal inputs. Inputs of rank > 1 are
+        flattened (in that layout) to ``(n, n_features)`` before the call.
+    """
+
+    n_inputs = 1
+
+    def __init__(self, estimator: object, method: str, channels_first: bool = True) -> None:
+        self.estimator = estimator
+        self.method = method
+        self.channels_first = channels_first
+        names = getattr(estimator, "feature_names_in_", None)
+        self.feature_names = None if names is None else [str(c) for c in names]
+        n_in = getattr(estimator, "n_features_in_", None)
+        self.n_features = None if n_in is None else int(n_in)
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if len(xs) != 1:
+            raise ValueError(f"a scikit-learn estimator takes one input, got {len(xs)}")
+        x = xs[0]
+        n = x.shape[0]
+        arr = _to_user_layout(x, self.channels_first).reshape(n, -1)
+        if self.feature_names is not None and len(self.feature_names) == arr.shape[1]:
+            arr = pd.DataFrame(arr, columns=self.feature_names)
+        out = getattr(self.estimator, self.method)(arr)
+        return _as_2d_tensors(out, n, x, f"{type(self.estimator).__name__}.{self.method}")
+
+    def output_names(self, dims: Sequence[int]) -> list[list]:
+        """Class labels for classifiers (per output for multi-output ones), else ``Y1..``."""
+        classes = getattr(self.estimator, "classes_", None)
+        if self.method == "predict" or classes is None:
+            per_layer = [None] * len(dims)
+        elif len(dims) > 1 and isinstance(classes, list):
+            per_layer = list(classes) + [None] * (len(dims) - len(classes))
+        else:
+            per_layer = [classes] + [None] * (len(dims) - 1)
+        names = []
+        for layer, (k, cls) in enumerate(zip(dims, per_layer)):
+            cls = None if cls is None else np.asarray(cls).tolist()
+            if cls is not None and len(cls) == k:
+                names.append(cls)
+            elif cls is not None and len(cls) == 2 and k == 1:  # binary decision_function
+                names.append([cls[1]])
+            elif len(dims) == 1:
+                names.append([f"Y{j + 1}" for j in range(k)])
+            else:
+                names.append([f"Y{layer + 1}_{j + 1}" for j in range(k)])
+        return names
+
+
+class FunctionModel:
+    """Adapter around a plain prediction function ``f(ndarray) -> ndarray``.
+
+    The function receives float64 arrays ``(n, *input_shape)`` in the user's layout (a list
+    of arrays for ``n_inputs > 1``) and returns ``(n,)``, ``(n, k)`` or a list of those.
+    Use a module-level function (not a lambda) if the fitted explainer must be pickled.
+    """
+
+    def __init__(
+        self, fn: Callable, n_inputs: int | None = None, channels_first: bool = True
+    ) -> None:
+        self.fn = fn
+        self.n_inputs = n_inputs
+        self.channels_first = channels_first
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        arrays = [_to_user_layout(x, self.channels_first) for x in xs]
+        out = self.fn(arrays[0] if len(arrays) == 1 else arrays)
+        name = getattr(self.fn, "__name__", type(self.fn).__name__)
+        return _as_2d_tensors(out, xs[0].shape[0], xs[0], f"the prediction function {name}")
+
+    def output_names(self, dims: Sequence[int]) -> list[list]:
+        if len(dims) == 1:
+            return [[f"Y{j + 1}" for j in range(dims[0])]]
+        return [[f"Y{layer + 1}_{j + 1}" for j in range(k)] for layer, k in enumerate(dims)]
+
+
+def _is_skorch(model: object) -> bool:
+    try:
+        from skorch import NeuralNet
+    except ImportError:  # pragma: no cover - skorch is a dependency
+        return False
+    return isinstance(model, NeuralNet)
+
+
+def is_torch_like(model: object) -> bool:
+    """Torch module (incl. converted Graphs), skorch net or innsight-style dict model."""
+    return _is_skorch(model) or isinstance(model, (nn.Module, dict))
+
+
+def _resolve_method(estimator: object, response_method: str) -> str:
+    if response_method not in RESPONSE_METHODS:
+        raise ValueError(
+            f"response_method must be one of {RESPONSE_METHODS}, got {response_method!r}"
+        )
+    name = type(estimator).__name__
+    if response_method != "auto":
+        if not hasattr(estimator, response_method):
+            raise ValueError(f"{name} has no method {response_method!r}")
+        return response_method
+    from sklearn.base import BaseEstimator, is_classifier
+
+    classifier = hasattr(estimator, "classes_") or (
+        isinstance(estimator, BaseEstimator) and is_classifier(estimator)
+    )
+    candidates = ("predict_proba", "decision_function") if classifier else ("predict",)
+    for method in candidates:
+        if hasattr(estimator, method):
+            return method
+    raise ValueError(
+        f"cannot explain the {'classifier' if classifier else 'estimator'} {name}: it has none "
+        f"of {candidates}"
+    )
+
+
+def as_predict_model(
+    model: object,
+    *,
+    response_method: str = "auto",
+    ignore_last_act: bool = False,
+    channels_first: bool = True,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+):
+    """Wrap ``model`` in the adapter a model-agnostic explainer calls.
+
+    Parameters
+    ----------
+    model : nn.Module, skorch net, scikit-learn estimator or callable
+        The model. Torch modules and scikit-learn estimators are deep-copied.
+    response_method : {"auto", "predict_proba", "decision_function", "predict"}
+        For scikit-learn estimators: ``"auto"`` explains ``predict_proba`` of classifiers
+        (``decision_function`` when there is no ``predict_proba``) and ``predict`` of
+        everything else.
+    ignore_last_act : bool
+        Torch modules / skorch nets only: drop the last activation.
+    channels_first : bool
+        Layout in which estimators and functions expect image / signal data.
+    dtype, device
+        For torch models: the precision and device of the private copy.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sknn_explain.explainers._predict_fn import as_predict_model
+    >>> clf = LogisticRegression().fit(np.eye(3), ["a", "b", "c"])
+    >>> adapter = as_predict_model(clf)
+    >>> [o.shape for o in adapter([torch.zeros(5, 3, dtype=torch.float64)])]
+    [torch.Size([5, 3])]
+    >>> adapter.output_names([3])
+    [['a', 'b', 'c']]
+
+    Raises
+    ------
+    TypeError
+        Unsupported model type.
+    ValueError
+        Unfitted estimator, missing response method, or ``ignore_last_act`` for a model
+        that has no layers.
+    """
+    if _is_skorch(model) or isinstance(model, nn.Module):
+        if response_method != "auto":
+            raise ValueError(
+                "response_method applies to scikit-learn estimators; for torch modules and "
+                "skorch nets use ignore_last_act to choose between scores and probabilities"
+            )
+        return as_model(model, ignore_last_act=ignore_last_act, dtype=dtype, device=device)
+    is_estimator = any(
+        callable(getattr(model, m, None)) for m in ("predict", "predict_proba", "decision_function")
+    )
+    if not is_estimator and not callable(model):
+        raise TypeError(
+            f"cannot explain a {type(model).__name__}: expected a torch nn.Module, a fitted "
+            "skorch net, a fitted scikit-learn estimator or a prediction function"
+        )
+    if ignore_last_act:
+        raise ValueError(
+            "ignore_last_act=True applies to torch modules and skorch nets; for scikit-learn "
+            "estimators choose the response with response_method (e.g. 'decision_function' "
+            "for scores before the link)"
+        )
+    if not is_estimator:
+        if response_method != "auto":
+            raise ValueError("response_method applies to scikit-learn estimators, not functions")
+        return FunctionModel(model, channels_first=channels_first)
+    from sklearn.base import BaseEstimator
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    if isinstance(model, BaseEstimator):  # duck-typed predictors are trusted
+        try:
+            check_is_fitted(model)
+        except NotFittedError as err:
+            raise ValueError(
+                f"the {type(model).__name__} is not fitted; call fit(X, y) before explaining it"
+            ) from err
+    method = _resolve_method(model, response_method)
+    try:
+        private = copy.deepcopy(model)
+    except Exception as err:  # noqa: BLE001 - any copy failure is reported the same way
+        raise TypeError(
+            f"could not copy the model ({type(model).__name__}) to explain it safely: {err}"
+        ) from err
+    return SklearnModel(private, method, channels_first=channels_first)
