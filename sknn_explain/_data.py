@@ -83,6 +83,7 @@ class InputBatch:
 
     arrays: list[np.ndarray]
     names: list[list[list[str]] | None]
+    name: str = "X"
 
     @property
     def n_samples(self) -> int:
@@ -93,7 +94,17 @@ class InputBatch:
         return [a.shape[1:] for a in self.arrays]
 
     def to_tensors(self, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
-        return [torch.tensor(a, dtype=dtype, device=device) for a in self.arrays]
+        """The arrays as tensors; raises ValueError when a value overflows ``dtype``."""
+        tensors = [torch.tensor(a, dtype=dtype, device=device) for a in self.arrays]
+        for i, t in enumerate(tensors):
+            if not bool(torch.isfinite(t).all()):
+                label = self.name if len(tensors) == 1 else f"{self.name}[{i}]"
+                limit = torch.finfo(dtype).max
+                raise ValueError(
+                    f"{label} has values beyond the range of {str(dtype).replace('torch.', '')} "
+                    f"(|x| > {limit:.3g}); rescale the data or use dtype='double'"
+                )
+        return tensors
 
 
 def _is_array_like_input(obj: object) -> bool:
@@ -169,10 +180,9 @@ def _check_shape(arr: np.ndarray, expected: tuple[int, ...], name: str, user_exp
             f"{len(expected) + 1}: (n_samples, {', '.join(map(str, user_expected))})"
         )
     if len(expected) == 1:
-        raise ValueError(
-            f"{name} has {got[0]} features, but the explainer was fitted with "
-            f"{expected[0]} features"
-        )
+        whose = "the model expects" if name.startswith("X_ref") else (
+            "the explainer was fitted with")
+        raise ValueError(f"{name} has {got[0]} features, but {whose} {expected[0]} features")
     raise ValueError(
         f"{name} has per-sample shape {tuple(got)}, expected {tuple(user_expected)}"
     )
@@ -238,4 +248,4 @@ def coerce_inputs(
         raise ValueError(
             f"all inputs of {name} must have the same number of samples, got {sorted(n)}"
         )
-    return InputBatch(arrays, names)
+    return InputBatch(arrays, names, name)

@@ -154,10 +154,25 @@ def resolve_outputs(
     return OutputSelection(layers, indices, names)
 
 
-def auto_batch_size(shapes: Sequence[tuple[int, ...]], budget: int = 2**22) -> int:
-    """Rows per chunk so that one chunk holds about ``budget`` input values (1..8192)."""
-    per_row = sum(math.prod(s) for s in shapes)
-    return int(min(8192, max(1, budget // max(per_row, 1))))
+def auto_batch_size(
+    shapes: Sequence[tuple[int, ...]], budget: int = 2**22, n_outputs: int = 1
+) -> int:
+    """Rows per chunk so that one chunk holds about ``budget`` input values (1..8192).
+
+    The gradients of a chunk hold ``n_outputs`` values per input value; the rows are also
+    capped so that they stay below ``16 * budget`` values (unchanged for up to 16 outputs,
+    bounded memory for thousands of selected outputs).
+    """
+    per_row = max(sum(math.prod(s) for s in shapes), 1)
+    rows = min(budget // per_row, (16 * budget) // (per_row * max(int(n_outputs), 1)))
+    return int(min(8192, max(1, rows)))
+
+
+_NO_GRAD = (
+    "the selected model outputs do not depend on the input through differentiable "
+    "operations (the model detaches its input, runs under torch.no_grad(), or returns "
+    "constants), so their gradients are undefined"
+)
 
 
 def output_gradients(
@@ -174,10 +189,17 @@ def output_gradients(
     picked : Tensor
         The selected outputs at ``points``, ``(n, K_total)``.
     """
+    if torch.is_inference_mode_enabled():
+        raise ValueError(
+            "gradient attributions cannot be computed inside torch.inference_mode(); call "
+            "explain outside it (torch.no_grad() is fine)"
+        )
     leaves = [p.detach().requires_grad_(True) for p in points]
     with torch.enable_grad():
         picked = selection.pick(call_forward(forward, leaves))
         k = picked.shape[1]
+        if not picked.requires_grad:
+            raise ValueError(_NO_GRAD)
         if k == 1:
             grads = torch.autograd.grad(picked.sum(), leaves, allow_unused=True)
             grads = [g.unsqueeze(0) if g is not None else None for g in grads]
@@ -201,6 +223,8 @@ def output_gradients(
                     for i, g in enumerate(gs):
                         grads[i].append(g)
                 grads = [None if g[0] is None else torch.stack(g) for g in grads]
+    if all(g is None for g in grads):
+        raise ValueError(_NO_GRAD)
     out = []
     for leaf, g in zip(leaves, grads):
         if g is None:  # input not used by the selected outputs
@@ -254,9 +278,10 @@ def accumulate_paths(
         points, mults = make_rows(sample_idx, step_idx)
         grads, picked = output_gradients(forward, points, selection)
         for a, g, m in zip(acc, grads, mults):
-            a.index_add_(0, sample_idx, g if m is None else g * m.unsqueeze(-1))
-        if outputs is not None:
-            outputs.index_add_(0, sample_idx, picked)
+            g = g if m is None else g * m.unsqueeze(-1)
+            a.index_add_(0, sample_idx, g.to(a.dtype))
+        if outputs is not None:  # a model may promote the inputs' dtype (float64 buffers)
+            outputs.index_add_(0, sample_idx, picked.to(outputs.dtype))
     if n_steps > 1:
         for a in acc:
             a.div_(n_steps)

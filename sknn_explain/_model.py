@@ -109,9 +109,9 @@ class TorchModel:
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         out = self.module(*xs)
-        if self.output_nonlinearity is not None:
-            outs = out if isinstance(out, (tuple, list)) else [out]
-            out = [self.output_nonlinearity(o) for o in outs]
+        if self.output_nonlinearity is not None:  # as skorch: on the first output only
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            out = [self.output_nonlinearity(outs[0]), *outs[1:]]
         return flatten_outputs(out)
 
     def output_names(self, dims: Sequence[int]) -> list[list]:

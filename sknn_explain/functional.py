@@ -70,7 +70,6 @@ def _run(
         raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
     xs = _as_tensors(x, "x")
     shapes = [tuple(t.shape[1:]) for t in xs]
-    bs = int(batch_size) if batch_size is not None else auto_batch_size(shapes)
 
     def forward(inputs):
         return flatten_outputs(model(*inputs))
@@ -80,6 +79,8 @@ def _run(
             dims = [o.shape[1] for o in call_forward(forward, [t[:1] for t in xs])]
         names = [[f"Y{j + 1}" for j in range(k)] for k in dims]
         selection = resolve_outputs(output_idx, None, names)
+        bs = int(batch_size) if batch_size is not None else auto_batch_size(
+            shapes, n_outputs=sum(selection.sizes))
         values, preds, goal = compute(forward, xs, selection, batch_size=bs, **kwargs)
     if return_object:
         return make_attribution(

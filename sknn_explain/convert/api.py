@@ -218,6 +218,14 @@ def convert(
     ref = None
     if X_ref is not None:
         ref = coerce_inputs(X_ref, n_inputs=source.n_inputs, name="X_ref")
+        known = source.input_names
+        for i, given in enumerate(ref.names):
+            if given is not None and known is not None and known[i] is not None and (
+                    given != known[i]):
+                raise ValueError(
+                    f"X_ref has feature names {given[0][:5]}..., but the {source.description} "
+                    f"has {known[i][0][:5]}...; use the same columns in the same order"
+                )
     if input_shape is not None:
         shapes = normalize_input_shapes(input_shape, source.n_inputs)
         if ref is not None and [tuple(s) for s in ref.shapes] != shapes:

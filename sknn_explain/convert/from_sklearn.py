@@ -177,12 +177,17 @@ def _scaler_affine(step: object, name: str) -> tuple[np.ndarray, np.ndarray] | N
     n = int(step.n_features_in_)
     ones, zeros = np.ones(n), np.zeros(n)
     if isinstance(step, StandardScaler):
-        scale = ones if step.scale_ is None else 1.0 / np.asarray(step.scale_, dtype=np.float64)
-        mean = zeros if step.mean_ is None else np.asarray(step.mean_, dtype=np.float64)
+        # mean_ is fitted even with with_mean=False (for the variance) but not subtracted
+        use_scale = step.with_std and step.scale_ is not None
+        use_mean = step.with_mean and step.mean_ is not None
+        scale = 1.0 / np.asarray(step.scale_, dtype=np.float64) if use_scale else ones
+        mean = np.asarray(step.mean_, dtype=np.float64) if use_mean else zeros
         return scale, -mean * scale
     if isinstance(step, RobustScaler):
-        scale = ones if step.scale_ is None else 1.0 / np.asarray(step.scale_, dtype=np.float64)
-        center = zeros if step.center_ is None else np.asarray(step.center_, dtype=np.float64)
+        use_scale = step.with_scaling and step.scale_ is not None
+        use_center = step.with_centering and step.center_ is not None
+        scale = 1.0 / np.asarray(step.scale_, dtype=np.float64) if use_scale else ones
+        center = np.asarray(step.center_, dtype=np.float64) if use_center else zeros
         return scale, -center * scale
     if isinstance(step, MinMaxScaler):
         if step.clip:

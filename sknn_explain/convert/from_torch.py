@@ -274,12 +274,14 @@ class _Converter:
                 continue
             if not any(p.name in self.dynamic for p in node.all_input_nodes):
                 continue  # a constant: its recorded value is used where needed
-            self.dynamic.add(node.name)
             value = self.values.get(node.name)
             if not isinstance(value, torch.Tensor):
                 if _contains_tensor(value):
                     raise self.unsupported(node, "it returns several tensors")
-                continue  # shape arithmetic (x.size(0), x.shape[1], ...): used as constants
+                # shape arithmetic (x.size(0), x.shape[1], x.dtype, ...): a constant, and so
+                # is a tensor built only from it (torch.arange(x.shape[1]), as _scan allows)
+                continue
+            self.dynamic.add(node.name)
             handler = _handler(node, self.gm)
             if handler is None:
                 raise self.unsupported(node)

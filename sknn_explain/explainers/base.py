@@ -86,6 +86,18 @@ def make_attribution(
     )
 
 
+def _check_names(given: Sequence, known: Sequence | None, name: str, whose: str) -> None:
+    """DataFrame columns must match the names the model / explainer knows, in order."""
+    if known is None:
+        return
+    for g, k in zip(given, known):
+        if g is not None and k is not None and g != k:
+            raise ValueError(
+                f"{name} has feature names {g[0][:5]}..., but {whose} {k[0][:5]}...; use "
+                "the same columns in the same order"
+            )
+
+
 class Explainer(BaseEstimator):
     """Base class: sklearn-style estimator that explains a fitted model.
 
@@ -175,10 +187,15 @@ class Explainer(BaseEstimator):
                 X_ref, n_inputs=model_.n_inputs, input_shapes=getattr(model_, "input_shapes", None),
                 channels_first=self.channels_first, name="X_ref",
             )
+            _check_names(ref.names, getattr(model_, "input_names", None), "X_ref",
+                         "the model has feature names")
             if getattr(model_, "pending", False):  # finish a deferred conversion now
-                model_.ensure([t[:8] for t in ref.to_tensors(dtype, device)])
+                # a model that cannot run on X_ref is the user's input error (ValueError)
+                call_forward(model_.ensure, [t[:8] for t in ref.to_tensors(dtype, device)])
         elif self._requires_reference:
             raise ValueError(f"{type(self).__name__} needs reference data: call fit(model, X_ref)")
+        for stale in ("n_features_in_", "feature_names_in_"):  # from an earlier fit
+            self.__dict__.pop(stale, None)
         self.model_ = model_
         self.dtype_, self.device_ = dtype, device
         shapes = ref.shapes if ref is not None else getattr(model_, "input_shapes", None)
@@ -196,7 +213,12 @@ class Explainer(BaseEstimator):
             self.n_features_in_ = self.input_shapes_[0][0]
             if self.input_names_ is not None:
                 self.feature_names_in_ = np.asarray(self.input_names_[0][0], dtype=object)
-        self._fit_reference(ref)
+        try:
+            self._fit_reference(ref)
+        except Exception:
+            # never leave a new model with the previous fit's reference state: unfitted
+            self.__dict__.pop("model_", None)
+            raise
         return self
 
     def _fit_reference(self, ref: InputBatch | None) -> None:
@@ -211,14 +233,10 @@ class Explainer(BaseEstimator):
             X, n_inputs=self.n_inputs_, input_shapes=self.input_shapes_,
             channels_first=self.channels_first, name=name,
         )
+        _check_names(batch.names, self.input_names_, name, "the explainer was fitted with")
         names = []
         for i, (given, shape) in enumerate(zip(batch.names, batch.shapes)):
             fitted = self.input_names_[i] if self.input_names_ is not None else None
-            if given is not None and fitted is not None and given != fitted:
-                raise ValueError(
-                    f"{name} has feature names {given[0][:5]}..., but the explainer was fitted "
-                    f"with {fitted[0][:5]}...; use the same columns in the same order"
-                )
             names.append(given or fitted or default_axis_names(shape))
         return batch, names
 

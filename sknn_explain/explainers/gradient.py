@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .._data import InputBatch
-from .._engine import Forward, OutputSelection, accumulate_paths
+from .._engine import Forward, OutputSelection, accumulate_paths, auto_batch_size
 from .._model import predict
 from .base import Explainer, random_streams
 
@@ -53,6 +53,15 @@ def _path_kwargs(xs: Sequence[torch.Tensor], batch_size: int, verbose: bool, des
 
 def _shapes(xs: Sequence[torch.Tensor]) -> list[tuple[int, ...]]:
     return [tuple(x.shape[1:]) for x in xs]
+
+
+def _rows(explainer: Explainer, xs: Sequence[torch.Tensor], selection: OutputSelection,
+          batch_size: int) -> int:
+    """The automatic ``batch_size`` capped for the number of selected outputs (the gradients
+    of a chunk are ``n_outputs`` times the chunk); a user-given ``batch_size`` is kept."""
+    if explainer.batch_size is not None:
+        return batch_size
+    return min(batch_size, auto_batch_size(_shapes(xs), n_outputs=sum(selection.sizes)))
 
 
 def gradient_attribution(
@@ -240,7 +249,7 @@ class Gradient(Explainer):
     def _attribute(self, xs, selection, batch_size):
         return gradient_attribution(
             self.model_, xs, selection, times_input=bool(self.times_input),
-            batch_size=batch_size, verbose=self.verbose,
+            batch_size=_rows(self, xs, selection, batch_size), verbose=self.verbose,
         )
 
 
@@ -296,7 +305,7 @@ class SmoothGrad(Explainer):
         return smoothgrad_attribution(
             self.model_, xs, selection, n=int(self.n), noise_level=float(self.noise_level),
             times_input=bool(self.times_input), random_state=self.random_state,
-            batch_size=batch_size, verbose=self.verbose,
+            batch_size=_rows(self, xs, selection, batch_size), verbose=self.verbose,
         )
 
 
@@ -355,7 +364,8 @@ class IntegratedGradients(Explainer):
     def _attribute(self, xs, selection, batch_size):
         return intgrad_attribution(
             self.model_, xs, selection, x_ref=self.x_ref_, n=int(self.n),
-            times_input=bool(self.times_input), batch_size=batch_size, verbose=self.verbose,
+            times_input=bool(self.times_input), verbose=self.verbose,
+            batch_size=_rows(self, xs, selection, batch_size),
         )
 
 
@@ -412,7 +422,7 @@ class ExpectedGradients(Explainer):
         return expgrad_attribution(
             self.model_, xs, selection, data_ref=self.data_ref_, n=int(self.n),
             random_state=self.random_state, ref_output_mean=self.ref_output_mean_,
-            batch_size=batch_size, verbose=self.verbose,
+            batch_size=_rows(self, xs, selection, batch_size), verbose=self.verbose,
         )
 
 
