@@ -4,7 +4,7 @@ The Python successor of the R package *innsight*: explainers are scikit-learn es
 (``fit(model, X_ref)``, ``explain(X)``) that return an :class:`Attribution`.
 """
 
-from . import rules
+from . import metrics, rules
 from .attribution import Attribution
 from .convert import ConversionError, Graph, UnsupportedLayerError, convert
 from .explainers import (
@@ -23,6 +23,7 @@ from .explainers import (
     SmoothGrad,
 )
 from .functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
+from .sklearn import AttributionTransformer
 
 __version__ = "0.1.0"
 
@@ -31,9 +32,11 @@ __all__ = [
     "LRP",
     "KernelSHAP",
     "Attribution",
+    "AttributionTransformer",
     "ConnectionWeights",
     "DeepLift",
     "DeepSHAP",
+    "metrics",
     "rules",
     "ConversionError",
     "Graph",

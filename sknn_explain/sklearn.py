@@ -1,0 +1,722 @@
+"""scikit-learn integration: attributions as features, importances and explanation scores.
+
+:class:`AttributionTransformer` fits a network (a skorch net, a scikit-learn MLP or a
+Pipeline of scalers + MLP) together with an explainer, and turns data into attributions.
+It is a regular scikit-learn transformer, so
+
+* ``Pipeline(StandardScaler(), AttributionTransformer(net), LogisticRegression())`` learns
+  on attributions,
+* ``SelectFromModel(AttributionTransformer(net))`` keeps the features with the largest mean
+  ``|attribution|`` (``feature_importances_``),
+* ``GridSearchCV(AttributionTransformer(net, SmoothGrad(), prefit=True),
+  {"explainer__noise_level": [...]})`` tunes explainer hyperparameters by an
+  explanation-quality ``score`` (see :mod:`sknn_explain.metrics`).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    MetaEstimatorMixin,
+    TransformerMixin,
+    clone,
+    is_classifier,
+)
+from sklearn.exceptions import NotFittedError
+from sklearn.frozen import FrozenEstimator
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state, get_tags
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+from torch import nn
+
+from ._engine import auto_batch_size
+from ._model import call_forward, predict
+from .explainers import Explainer, IntegratedGradients
+from .metrics import ExplainedRows, get_explanation_scorer
+
+__all__ = ["AttributionTransformer", "TabularMLP", "default_estimator"]
+
+
+# ---------------------------------------------------------------------------------- default model
+class TabularMLP(nn.Module):
+    """One-hidden-layer ReLU network ``Linear -> ReLU -> Linear`` for tabular data.
+
+    A ready-made skorch ``module`` for tabular data
+    (``NeuralNetClassifier(TabularMLP, module__n_features=p, module__n_outputs=k)``).
+
+    Parameters
+    ----------
+    n_features : int
+        Input width.
+    n_outputs : int
+        Output width (number of classes, or regression targets).
+    hidden : int, default=16
+        Hidden units.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.sklearn import TabularMLP
+    >>> TabularMLP(4, 3)(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+    """
+
+    def __init__(self, n_features: int, n_outputs: int, hidden: int = 16) -> None:
+        super().__init__()
+        self.hidden = nn.Linear(n_features, hidden)
+        self.act = nn.ReLU()
+        self.out = nn.Linear(hidden, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.hidden(x)))
+
+
+def default_estimator(classification: bool, random_state: object = None) -> Pipeline:
+    """The small network :class:`AttributionTransformer` trains when ``estimator=None``.
+
+    ``make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(16,),
+    solver="lbfgs", alpha=0.01, max_iter=500))`` (``MLPRegressor`` for regression):
+    scikit-learn's own MLP behind a scaler, so raw features can be passed and the
+    attributions refer to them. L-BFGS converges in a few dozen iterations on small
+    tabular data. Meant for quick starts and tests; pass your own estimator for real work.
+
+    Parameters
+    ----------
+    classification : bool
+        Classifier (True) or regressor.
+    random_state : int, RandomState instance or None
+        The MLP's ``random_state``.
+
+    Returns
+    -------
+    Pipeline
+        Unfitted.
+
+    Examples
+    --------
+    >>> from sknn_explain.sklearn import default_estimator
+    >>> default_estimator(True, random_state=0)[-1].get_params()["solver"]
+    'lbfgs'
+    """
+    mlp = MLPClassifier if classification else MLPRegressor
+    return make_pipeline(
+        StandardScaler(),
+        mlp(hidden_layer_sizes=(16,), solver="lbfgs", alpha=0.01, max_iter=500,
+            random_state=random_state),
+    )
+
+
+# ---------------------------------------------------------------------------------- helpers
+def _skorch_kind(est: object) -> str | None:
+    """"binary", "classifier" or "net" (regressors, plain NeuralNet) for skorch nets, else None."""
+    try:
+        from skorch import NeuralNet, NeuralNetBinaryClassifier, NeuralNetClassifier
+    except ImportError:  # pragma: no cover - skorch is a dependency
+        return None
+    if not isinstance(est, NeuralNet):
+        return None
+    if isinstance(est, NeuralNetBinaryClassifier):
+        return "binary"
+    if isinstance(est, NeuralNetClassifier):
+        return "classifier"
+    return "net"
+
+
+def _is_classifier(est: object) -> bool:
+    """``is_classifier`` that is False (not an error) for torch modules and plain objects."""
+    if isinstance(est, nn.Module):
+        return False
+    try:
+        return bool(is_classifier(est))
+    except (AttributeError, TypeError):
+        return False
+
+
+def _check_fitted_estimator(est: object) -> None:
+    if _skorch_kind(est) is not None:
+        if not getattr(est, "initialized_", False):
+            raise NotFittedError(
+                f"prefit=True, but the skorch {type(est).__name__} is not fitted; call "
+                "net.fit(X, y) first or use prefit=False"
+            )
+        return
+    if isinstance(est, nn.Module):
+        return
+    try:
+        check_is_fitted(est)
+    except NotFittedError as err:
+        raise NotFittedError(
+            f"prefit=True, but the {type(est).__name__} is not fitted; fit it first or use "
+            "prefit=False"
+        ) from err
+    except TypeError as err:
+        raise TypeError(
+            f"estimator must be a skorch net, a torch module or a fitted scikit-learn "
+            f"estimator, got {type(est).__name__}"
+        ) from err
+
+
+def _seeded_fit(est: object, seed: int | None, X, y, fit_params: dict) -> None:
+    """Fit; skorch nets under a forked, seeded torch RNG (the global state is restored)."""
+    if seed is None or _skorch_kind(est) is None:
+        est.fit(X, y, **fit_params)
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        est.fit(X, y, **fit_params)
+
+
+# ---------------------------------------------------------------------------------- transformer
+class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator):
+    """Attributions of a neural network as features, importances and quality scores.
+
+    ``fit(X, y)`` fits (a clone of) ``estimator`` and then the explainer, with the training
+    data as reference data (the baseline of Integrated Gradients is their mean, Expected
+    Gradients / DeepSHAP / KernelSHAP draw from them). ``transform(X)`` returns the
+    attributions of ``X`` as a feature matrix; ``score(X)`` rates the explanations
+    (higher is better) so a ``GridSearchCV`` can tune the explainer.
+
+    Parameters
+    ----------
+    estimator : skorch net, torch module, scikit-learn MLP / Pipeline, or None
+        The network. None trains :func:`default_estimator` (``StandardScaler`` + a small
+        scikit-learn MLP; classifier for class labels, regressor for continuous targets,
+        seeded by ``random_state``). Anything ``Explainer.fit``
+        accepts works with ``prefit=True``; with ``prefit=False`` it must have ``fit``.
+        skorch nets receive ``X`` as float32 and, for classifiers, the labels encoded as
+        ``0..n_classes-1`` (int64; float 0/1 for ``NeuralNetBinaryClassifier``); regressors
+        float32 targets of shape ``(n, n_targets)``.
+    explainer : Explainer or None
+        Attribution method (cloned). None: ``IntegratedGradients()`` (baseline = mean of
+        the training data).
+    target : "predicted", "all", or a class label / output index, default="predicted"
+        What to explain. "predicted": for each sample the class the model predicts (the
+        argmax of the explained outputs; the single output of a regressor); one column per
+        feature. "all": every class (output); one column per feature and class, named
+        ``f"{feature}__{class}"``. A class label (classifiers) or an output index
+        (regressors): that output for every sample. For a binary classifier with a single
+        logit, class 0 is explained by the negated logit.
+    prefit : bool, default=False
+        Use ``estimator`` as it is (already fitted; not cloned, not refitted). ``fit(X)``
+        then only fits the explainer (``y`` may be None) - the fast way to tune an
+        explainer with ``GridSearchCV``: ``clone`` (and so every search / cross-validation
+        tool) shares the fitted estimator instead of cloning it into an unfitted one. An
+        estimator wrapped in :class:`sklearn.frozen.FrozenEstimator` is used the same way.
+    scoring : str or callable, default="neg_deletion_auc"
+        Metric of :meth:`score`: a name from
+        :func:`~sknn_explain.metrics.get_explanation_scorer_names` or a callable
+        ``scorer(transformer, X, y)``.
+    max_reference : int, optional
+        Give the explainer at most this many training rows as reference data (a random
+        subset); None gives all. ``reference_`` is always the mean of all rows.
+    random_state : int, RandomState instance or None
+        Seeds the default estimator, the fit of skorch estimators (torch's global RNG is
+        forked for the fit and left as it was) and the ``max_reference`` subset. Other
+        scikit-learn estimators use their own ``random_state``.
+
+    Attributes
+    ----------
+    estimator_ : object
+        The fitted network (``estimator`` itself with ``prefit=True``).
+    explainer_ : Explainer
+        The fitted explainer.
+    classes_ : ndarray
+        Class labels (classifiers only).
+    output_names_ : list
+        Names of the explained output columns (class labels, or ``Y1..`` for regressors).
+    reference_ : ndarray of shape (n_features_in_,)
+        Mean of the training data: the replacement value of the deletion / insertion
+        metrics.
+    scale_ : ndarray of shape (n_features_in_,)
+        Standard deviation of the training data: scale of the noise / robustness metrics.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        Mean ``|attribution|`` per feature on the training data (averaged over classes for
+        ``target="all"``). Computed on first access (free after ``fit_transform``) and
+        cached, so a grid search that never reads it does not pay for it.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` had string column names.
+
+    See Also
+    --------
+    sknn_explain.metrics : the metrics behind :meth:`score`.
+
+    Notes
+    -----
+    ``transform`` explains all rows of ``X`` in one explainer call (chunked internally by
+    the explainer's ``batch_size``). Deterministic explainers (Gradient,
+    IntegratedGradients, LRP, DeepLift, ConnectionWeights) give the same attributions for
+    a row whatever batch it comes in; stochastic ones with a fixed ``random_state``
+    (SmoothGrad, ExpectedGradients, DeepSHAP's subset, LIME, KernelSHAP) are reproducible
+    for the same ``X`` but their random draws - and SmoothGrad's noise scale, which is
+    relative to the batch's range - depend on the batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_iris
+    >>> from sknn_explain import Gradient
+    >>> from sknn_explain.sklearn import AttributionTransformer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> tr = AttributionTransformer(explainer=Gradient(times_input=True), random_state=0)
+    >>> tr.fit_transform(X, y).shape
+    (150, 4)
+    >>> tr.set_params(target="all").fit(X, y).get_feature_names_out()[:3].tolist()
+    ['x0__0', 'x0__1', 'x0__2']
+    >>> tr.feature_importances_.shape
+    (4,)
+    """
+
+    def __init__(
+        self,
+        estimator=None,
+        explainer=None,
+        target="predicted",
+        prefit=False,
+        scoring="neg_deletion_auc",
+        max_reference=None,
+        random_state=None,
+    ):
+        self.estimator = estimator
+        self.explainer = explainer
+        self.target = target
+        self.prefit = prefit
+        self.scoring = scoring
+        self.max_reference = max_reference
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        if not isinstance(self.prefit, (bool, np.bool_)):
+            raise TypeError(f"prefit must be a bool, got {self.prefit!r}")
+        if self.explainer is not None and not isinstance(self.explainer, Explainer):
+            raise TypeError(
+                f"explainer must be an sknn_explain Explainer (e.g. IntegratedGradients()), got "
+                f"{type(self.explainer).__name__}"
+            )
+        if self.max_reference is not None and (
+            isinstance(self.max_reference, bool)
+            or not isinstance(self.max_reference, numbers.Integral)
+            or self.max_reference < 1
+        ):
+            raise ValueError(
+                f"max_reference must be a positive int or None, got {self.max_reference!r}"
+            )
+        if not (isinstance(self.scoring, str) or callable(self.scoring)):
+            raise TypeError(
+                f"scoring must be a scorer name or a callable, got {type(self.scoring).__name__}"
+            )
+        if isinstance(self.scoring, str):
+            get_explanation_scorer(self.scoring)
+        if isinstance(self.target, (list, tuple, dict, set, np.ndarray)):
+            raise TypeError(
+                "target must be 'predicted', 'all', or one class label / output index, got a "
+                f"{type(self.target).__name__}"
+            )
+
+    def _uses_fitted_estimator(self) -> bool:
+        return bool(self.prefit) or isinstance(self.estimator, FrozenEstimator)
+
+    def __sklearn_clone__(self) -> AttributionTransformer:
+        """Clone; with ``prefit=True`` the fitted estimator is shared, not cloned (unfitted)."""
+        if not self._uses_fitted_estimator():
+            return super().__sklearn_clone__()
+        params = self.get_params(deep=False)
+        estimator = params.pop("estimator")
+        return type(self)(
+            estimator=estimator, **{k: clone(v, safe=False) for k, v in params.items()}
+        )
+
+    def _model_input(self, X: np.ndarray) -> object:
+        """What the explainer sees: a DataFrame when the fit data had column names."""
+        names = getattr(self, "feature_names_in_", None)
+        return X if names is None else pd.DataFrame(X, columns=list(names))
+
+    # ------------------------------------------------------------------ fitting
+    def _fit_estimator(self, X: np.ndarray, y, seed: int | None, fit_params: dict):
+        """Clone and fit the estimator; returns it and the class labels (or None)."""
+        if self.estimator is None:
+            kind = type_of_target(y, input_name="y", raise_unknown=True)
+            if kind in ("binary", "multiclass"):
+                classes = np.unique(y)
+                if len(classes) < 2:
+                    raise ValueError(
+                        f"y has 1 class ({classes[0]!r}); a classifier needs at least 2 classes"
+                    )
+                est = default_estimator(True, seed)
+            elif kind in ("continuous", "continuous-multioutput"):
+                est = default_estimator(False, seed)
+            else:
+                raise ValueError(
+                    f"the default estimator supports class labels or continuous targets, got a "
+                    f"{kind} target; pass an estimator"
+                )
+        else:
+            est = clone(self.estimator)
+        skorch = _skorch_kind(est)
+        classes = None
+        if skorch in ("binary", "classifier"):
+            classes, encoded = np.unique(column_or_1d(y), return_inverse=True)
+            if len(classes) < 2:
+                raise ValueError(
+                    f"y has 1 class ({classes[0]!r}); a classifier needs at least 2 classes"
+                )
+            if skorch == "binary":
+                if len(classes) != 2:
+                    raise ValueError(
+                        f"NeuralNetBinaryClassifier needs 2 classes, y has {len(classes)}"
+                    )
+                y_fit = encoded.astype(np.float32)
+            else:
+                y_fit = encoded.astype(np.int64)
+            _seeded_fit(est, seed, X.astype(np.float32), y_fit, fit_params)
+        elif skorch is not None:
+            y_fit = np.asarray(y, dtype=np.float32)
+            y_fit = y_fit.reshape(-1, 1) if y_fit.ndim == 1 else y_fit
+            _seeded_fit(est, seed, X.astype(np.float32), y_fit, fit_params)
+        else:
+            if not hasattr(est, "fit"):
+                raise TypeError(
+                    f"{type(est).__name__} has no fit method; pass a fitted model with "
+                    "prefit=True"
+                )
+            est.fit(self._model_input(X), y, **fit_params)
+            if _is_classifier(est):
+                classes = np.asarray(est.classes_)
+        return est, classes
+
+    def fit(self, X, y=None, **fit_params) -> AttributionTransformer:
+        """Fit the estimator (unless ``prefit``) and the explainer.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data; also the explainer's reference data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets), optional
+            Targets; required unless ``prefit=True``.
+        **fit_params
+            Passed to ``estimator.fit``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = validate_data(self, X, dtype=np.float64)
+        if y is None and not self._uses_fitted_estimator():
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None "
+                "(or use prefit=True with a fitted estimator)"
+            )
+        if y is not None:
+            y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+            check_consistent_length(X, y)
+        rng = check_random_state(self.random_state)
+        seed = None if self.random_state is None else int(rng.randint(0, 2**31 - 1))
+        if self._uses_fitted_estimator():
+            if self.estimator is None:
+                raise ValueError("prefit=True needs a fitted estimator, got estimator=None")
+            est = self.estimator
+            if isinstance(est, FrozenEstimator):
+                est = est.estimator
+            _check_fitted_estimator(est)
+            classes = getattr(est, "classes_", None) if _is_classifier(est) else None
+            classes = None if classes is None else np.asarray(classes)
+        else:
+            est, classes = self._fit_estimator(X, y, seed, fit_params)
+        X_ref = X
+        if self.max_reference is not None and X.shape[0] > self.max_reference:
+            rows = np.sort(rng.choice(X.shape[0], self.max_reference, replace=False))
+            X_ref = X[rows]
+        explainer = IntegratedGradients() if self.explainer is None else clone(self.explainer)
+        explainer.fit(est, self._model_input(X_ref))
+        self.estimator_ = est
+        self.explainer_ = explainer
+        self._set_outputs(classes, X)
+        self.reference_ = X.mean(axis=0)
+        self.scale_ = X.std(axis=0)
+        self._fit_X = X
+        self._importances = None
+        return self
+
+    def _set_outputs(self, classes: np.ndarray | None, X: np.ndarray) -> None:
+        """Map explained columns (classes / outputs) to model output nodes and signs."""
+        model = self.explainer_.model_
+        x0 = torch.tensor(X[:1], dtype=self.explainer_.dtype_, device=self.explainer_.device_)
+        with torch.no_grad():
+            outs = call_forward(model, [x0])
+        if len(outs) != 1:
+            raise ValueError(
+                f"{type(self).__name__} explains models with one output layer; this model has "
+                f"{len(outs)}"
+            )
+        k = outs[0].shape[1]
+        if classes is not None:
+            n_classes = len(classes)
+            if n_classes < 2:
+                raise ValueError(f"the classifier knows 1 class ({classes[0]!r}); need >= 2")
+            if k == n_classes:
+                idx, sign = np.arange(k), np.ones(k)
+            elif k == 1 and n_classes == 2:  # single logit: class 0 is its negation
+                idx, sign = np.zeros(2, dtype=np.int64), np.array([-1.0, 1.0])
+            else:
+                raise ValueError(
+                    f"the model has {k} outputs but {n_classes} classes; cannot tell which "
+                    "output explains which class"
+                )
+            self.classes_ = np.asarray(classes)
+            names = self.classes_.tolist()
+        else:
+            idx, sign = np.arange(k), np.ones(k)
+            names = list(model.output_names([k])[0])
+        self.output_names_ = names
+        self._output_idx = idx
+        self._output_sign = sign
+        self._target_col = self._resolve_target(classes is not None)
+
+    def _resolve_target(self, classifier: bool) -> int | None:
+        """Column of a fixed target; None for "predicted" / "all"."""
+        target = self.target
+        n = len(self.output_names_)
+        if isinstance(target, str) and target in ("predicted", "all"):
+            if target == "predicted" and not classifier and n > 1:
+                raise ValueError(
+                    f"target='predicted' needs a classifier or a single-output regressor; the "
+                    f"model has {n} outputs: use target='all' or an output index"
+                )
+            return None
+        if classifier:
+            matches = [j for j, c in enumerate(self.classes_) if c == target]
+            if not matches:
+                raise ValueError(
+                    f"target {target!r} is not one of the classes {list(self.classes_)}, "
+                    "'predicted' or 'all'"
+                )
+            return matches[0]
+        if isinstance(target, bool) or not isinstance(target, numbers.Integral):
+            raise ValueError(
+                f"target must be 'predicted', 'all' or an output index for a regressor, got "
+                f"{target!r}"
+            )
+        if not 0 <= int(target) < n:
+            raise ValueError(f"target index {target} is out of range for {n} output(s)")
+        return int(target)
+
+    # ------------------------------------------------------------------ explaining
+    def _explain_columns(
+        self, X: np.ndarray, cols: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Attributions ``(n, p, len(cols))``, outputs and goals ``(n, len(cols))``.
+
+        All needed model outputs are explained in one ``explain`` call.
+        """
+        idx, sign = self._output_idx[cols], self._output_sign[cols]
+        nodes, inverse = np.unique(idx, return_inverse=True)
+        result = self.explainer_.explain(
+            self._model_input(X), output_idx=[int(i) for i in nodes]
+        )
+        values = np.asarray(result.raw_values[0][0], dtype=np.float64)
+        values = values.reshape(X.shape[0], X.shape[1], len(nodes))[..., inverse] * sign
+        preds = np.asarray(result.predictions, dtype=np.float64)[:, inverse] * sign
+        goal = result.decomp_goal
+        if goal is not None:
+            goal = np.asarray(goal, dtype=np.float64)[:, inverse] * sign
+        return values, preds, goal
+
+    def _explain_targets(self, X: np.ndarray, target: np.ndarray | None) -> np.ndarray:
+        """Attributions ``(n, p)`` of column ``target[i]`` for row ``i``."""
+        X = np.asarray(X, dtype=np.float64)
+        target = np.zeros(X.shape[0], np.int64) if target is None else np.asarray(target)
+        cols = np.unique(target)
+        values, _, _ = self._explain_columns(X, cols)
+        return values[np.arange(X.shape[0]), :, np.searchsorted(cols, target)]
+
+    def explained_output(self, X) -> np.ndarray:
+        """The explained model outputs, one column per class (output): ``(n, n_columns)``.
+
+        The function behind the attributions: logits for ``ignore_last_act=True`` (the
+        explainers' default), class 0 as the negated logit of a single-logit binary
+        classifier. Used by the metrics as ``predict_fn``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, len(output_names_))
+        """
+        check_is_fitted(self)
+        X = np.asarray(X, dtype=np.float64)
+        explainer = self.explainer_
+        xs = [torch.tensor(X, dtype=explainer.dtype_, device=explainer.device_)]
+        batch = explainer.batch_size or auto_batch_size([X.shape[1:]])
+        out = predict(explainer.model_, xs, int(batch))[0].detach().to("cpu", torch.float64)
+        return out.numpy()[:, self._output_idx] * self._output_sign
+
+    def _rows(self, X: np.ndarray) -> ExplainedRows:
+        n, p = X.shape
+        n_cols = len(self.output_names_)
+        if self._target_col is not None:
+            values, _, goal = self._explain_columns(X, np.array([self._target_col]))
+            target = np.full(n, self._target_col, dtype=np.int64)
+            rows_X, vals = X, values[..., 0]
+            goal = None if goal is None else goal[:, 0]
+            index = np.arange(n)
+        else:
+            values, preds, goal = self._explain_columns(X, np.arange(n_cols))
+            if self.target == "predicted":
+                target = preds.argmax(axis=1)
+                rows_X, vals = X, values[np.arange(n), :, target]
+                goal = None if goal is None else goal[np.arange(n), target]
+                index = np.arange(n)
+            else:  # "all": sample-major rows, one per class
+                rows_X = np.repeat(X, n_cols, axis=0)
+                vals = values.transpose(0, 2, 1).reshape(n * n_cols, p)
+                target = np.tile(np.arange(n_cols), n)
+                goal = None if goal is None else goal.reshape(-1)
+                index = np.repeat(np.arange(n), n_cols)
+        return ExplainedRows(
+            X=rows_X, values=vals, target=target, goal=goal, sample_index=index,
+            predict_fn=self.explained_output, explain_fn=self._explain_targets,
+            reference=self.reference_, scale=self.scale_,
+        )
+
+    def explained_rows(self, X) -> ExplainedRows:
+        """Explain ``X`` row by explained output, for the metrics.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ExplainedRows
+            One row per sample (``n_classes`` per sample for ``target="all"``).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return self._rows(X)
+
+    def _layout(self, rows: ExplainedRows, n: int) -> np.ndarray:
+        if self.target == "all":
+            n_cols = len(self.output_names_)
+            p = rows.values.shape[1]
+            return rows.values.reshape(n, n_cols, p).transpose(0, 2, 1).reshape(n, p * n_cols)
+        return rows.values
+
+    def _store_importances(self, rows: ExplainedRows) -> None:
+        self._importances = np.abs(rows.values).mean(axis=0)
+
+    def transform(self, X) -> np.ndarray:
+        """Attributions of ``X`` as features.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features) or (n_samples, n_features * n_classes)
+            For ``target="all"`` the columns run feature-major: all classes of feature 0,
+            then of feature 1, ... (see :meth:`get_feature_names_out`).
+        """
+        rows = self.explained_rows(X)
+        return self._layout(rows, rows.values.shape[0] // self._rows_per_sample())
+
+    def _rows_per_sample(self) -> int:
+        return len(self.output_names_) if self.target == "all" else 1
+
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        """Fit, then transform ``X`` (and fill ``feature_importances_`` for free).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like, optional
+        **fit_params
+            Passed to ``estimator.fit``.
+
+        Returns
+        -------
+        ndarray
+        """
+        self.fit(X, y, **fit_params)
+        rows = self._rows(self._fit_X)
+        self._store_importances(rows)
+        return self._layout(rows, self._fit_X.shape[0])
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Mean ``|attribution|`` per input feature on the training data."""
+        check_is_fitted(self)
+        if self._importances is None:
+            self._store_importances(self._rows(self._fit_X))
+        return self._importances
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """Output feature names.
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            Input names; default ``feature_names_in_`` or ``x0, x1, ...``.
+
+        Returns
+        -------
+        ndarray of str
+            The input names, or ``f"{feature}__{class}"`` for ``target="all"``.
+        """
+        check_is_fitted(self)
+        names = _check_feature_names_in(self, input_features)
+        if self.target == "all":
+            names = [f"{f}__{c}" for f in names for c in self.output_names_]
+        return np.asarray(names, dtype=object)
+
+    # ------------------------------------------------------------------ scoring
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Explanation quality on ``X`` (higher is better), by ``scoring``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : ignored
+            Accepted for API compatibility: the explanations of the model are judged, not
+            the model.
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        float
+        """
+        check_is_fitted(self)
+        scorer = self.scoring
+        if isinstance(scorer, str):
+            scorer = get_explanation_scorer(scorer)
+        return float(scorer(self, X, y, sample_weight=sample_weight))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = not self._uses_fitted_estimator()
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        explainer = IntegratedGradients() if self.explainer is None else self.explainer
+        try:
+            tags.non_deterministic = bool(get_tags(explainer).non_deterministic)
+        except (AttributeError, TypeError):  # pragma: no cover - foreign explainer objects
+            pass
+        return tags
