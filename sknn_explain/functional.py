@@ -80,7 +80,7 @@ def _run(
         names = [[f"Y{j + 1}" for j in range(k)] for k in dims]
         selection = resolve_outputs(output_idx, None, names)
         bs = int(batch_size) if batch_size is not None else auto_batch_size(
-            shapes, n_outputs=sum(selection.sizes))
+            shapes, n_outputs=sum(selection.sizes), device_type=xs[0].device.type)
         values, preds, goal = compute(forward, xs, selection, batch_size=bs, **kwargs)
     if return_object:
         return make_attribution(

@@ -61,7 +61,8 @@ def _rows(explainer: Explainer, xs: Sequence[torch.Tensor], selection: OutputSel
     of a chunk are ``n_outputs`` times the chunk); a user-given ``batch_size`` is kept."""
     if explainer.batch_size is not None:
         return batch_size
-    return min(batch_size, auto_batch_size(_shapes(xs), n_outputs=sum(selection.sizes)))
+    return min(batch_size, auto_batch_size(_shapes(xs), n_outputs=sum(selection.sizes),
+                                           device_type=xs[0].device.type))
 
 
 def gradient_attribution(
