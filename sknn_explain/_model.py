@@ -20,7 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["TorchModel", "as_model", "eval_mode", "flatten_outputs", "strip_last_activation"]
+__all__ = [
+    "TorchModel", "as_model", "copy_model", "eval_mode", "flatten_outputs", "private_copy",
+    "strip_last_activation",
+]
 
 #: modules treated as "the last activation" by ``ignore_last_act`` on unconverted models
 ACTIVATIONS: tuple[type[nn.Module], ...] = (
@@ -156,6 +159,24 @@ def _skorch_parts(net: object, ignore_last_act: bool):
     return net.module_, nonlinearity, classes
 
 
+def copy_model(model: object) -> object:
+    """A deep copy of ``model``; a ``TypeError`` naming the model if it cannot be copied."""
+    try:
+        return copy.deepcopy(model)
+    except Exception as err:  # noqa: BLE001 - any copy failure is reported the same way
+        raise TypeError(
+            f"could not copy the model ({type(model).__name__}) to explain it safely: {err}"
+        ) from err
+
+
+def private_copy(module: nn.Module, dtype: torch.dtype, device: torch.device) -> nn.Module:
+    """An eval-mode, frozen deep copy of ``module`` cast to ``dtype`` / ``device``."""
+    private = copy_model(module).to(device=device, dtype=dtype).eval()
+    for p in private.parameters():
+        p.requires_grad_(False)
+    return private
+
+
 def as_model(
     model: object,
     *,
@@ -182,15 +203,7 @@ def as_model(
             f"cannot explain a {type(model).__name__}: expected a torch nn.Module or a fitted "
             "skorch NeuralNet"
         )
-    try:
-        private = copy.deepcopy(module)
-    except Exception as err:  # noqa: BLE001 - any copy failure is reported the same way
-        raise TypeError(
-            f"could not copy the model ({type(module).__name__}) to explain it safely: {err}"
-        ) from err
-    private = private.to(device=device, dtype=dtype).eval()
-    for p in private.parameters():
-        p.requires_grad_(False)
+    private = private_copy(module, dtype, device)
     removed = None
     if ignore_last_act:
         private, removed = strip_last_activation(private)

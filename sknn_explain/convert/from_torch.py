@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from .._model import private_copy
 from ..layers import (
     Activation,
     AdaptiveAvgPool,
@@ -907,20 +908,6 @@ def _ends_with_activation(gm: fx.GraphModule) -> bool:
     handler = _handler(first, gm)
     return handler is not None and getattr(handler, "__qualname__", "").startswith(
         ("_activation", "_softmax_like", "_param_activation"))
-
-
-def private_copy(module: nn.Module, dtype: torch.dtype, device: torch.device) -> nn.Module:
-    """An eval-mode, frozen deep copy of ``module`` cast to ``dtype`` / ``device``."""
-    try:
-        private = copy.deepcopy(module)
-    except Exception as err:  # noqa: BLE001 - any copy failure is reported the same way
-        raise TypeError(
-            f"could not copy the model ({type(module).__name__}) to explain it safely: {err}"
-        ) from err
-    private = private.to(device=device, dtype=dtype).eval()
-    for p in private.parameters():
-        p.requires_grad_(False)
-    return private
 
 
 class TorchSource(Source):

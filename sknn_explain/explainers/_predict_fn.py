@@ -15,7 +15,6 @@ all with the adapter interface the explainers use: ``__call__(list of tensors) -
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._model import as_model
+from .._model import as_model, copy_model
 
 __all__ = [
     "RESPONSE_METHODS", "FunctionModel", "SklearnModel", "as_predict_model", "is_torch_like",
@@ -271,10 +270,4 @@ def as_predict_model(
                 f"the {type(model).__name__} is not fitted; call fit(X, y) before explaining it"
             ) from err
     method = _resolve_method(model, response_method)
-    try:
-        private = copy.deepcopy(model)
-    except Exception as err:  # noqa: BLE001 - any copy failure is reported the same way
-        raise TypeError(
-            f"could not copy the model ({type(model).__name__}) to explain it safely: {err}"
-        ) from err
-    return SklearnModel(private, method, channels_first=channels_first)
+    return SklearnModel(copy_model(model), method, channels_first=channels_first)
