@@ -4,7 +4,7 @@ The Python successor of the R package *innsight*: explainers are scikit-learn es
 (``fit(model, X_ref)``, ``explain(X)``) that return an :class:`Attribution`.
 """
 
-from . import metrics, rules
+from . import rules
 from .attribution import Attribution
 from .convert import ConversionError, Graph, UnsupportedLayerError, convert
 from .explainers import (
@@ -23,9 +23,29 @@ from .explainers import (
     SmoothGrad,
 )
 from .functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
-from .sklearn import AttributionTransformer
 
 __version__ = "0.1.0"
+
+#: imported on first access (PEP 562): the scikit-learn integration and the metrics pull in
+#: sklearn.neural_network / pipeline / model_selection pieces that most explain calls never use
+_LAZY = {"AttributionTransformer": ("sknn_explain.sklearn", "AttributionTransformer"),
+         "metrics": ("sknn_explain.metrics", None)}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        value = module if attr is None else getattr(module, attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sknn_explain' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __all__ = [
     "LIME",
