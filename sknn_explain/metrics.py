@@ -170,6 +170,24 @@ def _check_batch_size(batch_size: object) -> int:
 
 
 # ---------------------------------------------------------------------------------- model calls
+def _keep_columns(predict_fn: PredictFn, X: object) -> PredictFn:
+    """Call ``predict_fn`` with DataFrames named like ``X`` when ``X`` is one.
+
+    A model fitted on a DataFrame (a Pipeline, say) warns "X does not have valid feature
+    names" when called with bare arrays; the perturbed rows keep ``X``'s column names
+    (values as float64, since perturbations mix in reference values).
+    """
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return predict_fn
+    import pandas as pd
+
+    def call(rows: np.ndarray) -> object:
+        return predict_fn(pd.DataFrame(rows, columns=columns))
+
+    return call
+
+
 def _pick(out: object, target: np.ndarray | None, m: int) -> np.ndarray:
     """The explained output per perturbed row: ``(m,)``."""
     arr = _to_numpy(out)
@@ -245,6 +263,7 @@ def _counts(p: int, n_steps: object) -> np.ndarray:
 def _curve(
     kind: str, predict_fn, X, attributions, target, reference, n_steps, absolute, batch_size
 ) -> tuple[np.ndarray, np.ndarray]:
+    predict_fn = _keep_columns(predict_fn, X)
     X, A = _check_pair(X, attributions)
     n, p = X.shape
     ref = _check_reference(reference, X)
@@ -604,6 +623,7 @@ def faithfulness_correlation(
     >>> round(faithfulness_correlation(lambda Z: Z @ w, X, exact, random_state=0), 6)
     1.0
     """
+    predict_fn = _keep_columns(predict_fn, X)
     X, A = _check_pair(X, attributions)
     n, p = X.shape
     ref = _check_reference(reference, X)
@@ -690,6 +710,7 @@ def infidelity(
     ...            random_state=0) < 1e-20
     True
     """
+    predict_fn = _keep_columns(predict_fn, X)
     X, A = _check_pair(X, attributions)
     n, p = X.shape
     t = _check_target(target, n)

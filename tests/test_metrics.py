@@ -369,3 +369,31 @@ def test_scorer_factory_errors(transformer):
     assert repr(M.make_explanation_scorer("insertion_auc", n_steps=4)) == (
         "ExplanationScorer('insertion_auc', n_steps=4)"
     )
+
+
+def test_dataframe_X_keeps_feature_names_for_the_model():
+    """A pipeline fitted on a DataFrame gets DataFrames back: no feature-name warnings."""
+    import warnings
+
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(40, 4)), columns=["a", "b", "c", "d"])
+    y = (X["a"] + X["b"] > 0).astype(int)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    A = rng.normal(size=X.shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "X does not have valid feature names" would raise
+        values = [
+            M.deletion_auc(pipe.predict_proba, X, A, target=1),
+            M.insertion_auc(pipe.predict_proba, X, A, target=1),
+            M.faithfulness_correlation(pipe.predict_proba, X, A, target=1, random_state=0),
+            M.infidelity(pipe.predict_proba, X, A, target=1, random_state=0),
+        ]
+    # the same numbers as with the bare array (the columns are only names)
+    plain = M.deletion_auc(lambda Z: pipe.predict_proba(pd.DataFrame(Z, columns=X.columns)),
+                                 X.to_numpy(), A, target=1)
+    assert np.isfinite(values).all() and values[0] == plain
