@@ -210,7 +210,8 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         feature. "all": every class (output); one column per feature and class, named
         ``f"{feature}__{class}"``. A class label (classifiers) or an output index
         (regressors): that output for every sample. For a binary classifier with a single
-        logit, class 0 is explained by the negated logit.
+        logit, class 0 is explained by the negated logit, so its attributions are exactly
+        the negatives of class 1's: "all" then emits class 1's columns only.
     prefit : bool, default=False
         Use ``estimator`` as it is (already fitted; not cloned, not refitted). ``fit(X)``
         then only fits the explainer (``y`` may be None) - the fast way to tune an
@@ -487,6 +488,9 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         self.output_names_ = names
         self._output_idx = idx
         self._output_sign = sign
+        # "all" columns: a single-logit binary model's class 0 is the exact negative of class 1
+        single_logit = classes is not None and k == 1
+        self._all_columns = np.array([1]) if single_logit else np.arange(len(names))
         self._target_col = self._resolve_target(classes is not None)
 
     def _resolve_target(self, classifier: bool) -> int | None:
@@ -585,12 +589,13 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
                 rows_X, vals = X, values[np.arange(n), :, target]
                 goal = None if goal is None else goal[np.arange(n), target]
                 index = np.arange(n)
-            else:  # "all": sample-major rows, one per class
-                rows_X = np.repeat(X, n_cols, axis=0)
-                vals = values.transpose(0, 2, 1).reshape(n * n_cols, p)
-                target = np.tile(np.arange(n_cols), n)
-                goal = None if goal is None else goal.reshape(-1)
-                index = np.repeat(np.arange(n), n_cols)
+            else:  # "all": sample-major rows, one per emitted class
+                cols = self._all_columns
+                rows_X = np.repeat(X, len(cols), axis=0)
+                vals = values[..., cols].transpose(0, 2, 1).reshape(n * len(cols), p)
+                target = np.tile(cols, n)
+                goal = None if goal is None else goal[:, cols].reshape(-1)
+                index = np.repeat(np.arange(n), len(cols))
         return ExplainedRows(
             X=rows_X, values=vals, target=target, goal=goal, sample_index=index,
             predict_fn=self.explained_output, explain_fn=self._explain_targets,
@@ -615,7 +620,7 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
 
     def _layout(self, rows: ExplainedRows, n: int) -> np.ndarray:
         if self.target == "all":
-            n_cols = len(self.output_names_)
+            n_cols = len(self._all_columns)
             p = rows.values.shape[1]
             return rows.values.reshape(n, n_cols, p).transpose(0, 2, 1).reshape(n, p * n_cols)
         return rows.values
@@ -640,7 +645,7 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         return self._layout(rows, rows.values.shape[0] // self._rows_per_sample())
 
     def _rows_per_sample(self) -> int:
-        return len(self.output_names_) if self.target == "all" else 1
+        return len(self._all_columns) if self.target == "all" else 1
 
     def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
         """Fit, then transform ``X`` (and fill ``feature_importances_`` for free).
@@ -685,7 +690,8 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         check_is_fitted(self)
         names = _check_feature_names_in(self, input_features)
         if self.target == "all":
-            names = [f"{f}__{c}" for f in names for c in self.output_names_]
+            classes = [self.output_names_[c] for c in self._all_columns]
+            names = [f"{f}__{c}" for f in names for c in classes]
         return np.asarray(names, dtype=object)
 
     # ------------------------------------------------------------------ scoring

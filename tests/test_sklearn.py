@@ -167,14 +167,20 @@ def test_single_logit_binary_classifier(wine):
     Xb, yb = X[keep], np.where(y[keep] == 1, "yes", "no")
     net = _net(n_outputs=1, cls=NeuralNetBinaryClassifier)
     tr = AttributionTransformer(net, Gradient(times_input=True), target="all", random_state=0)
-    out = tr.fit_transform(Xb, yb).reshape(len(Xb), 13, 2)
-    assert tr.output_names_ == ["no", "yes"]
-    np.testing.assert_allclose(out[..., 0], -out[..., 1])  # class 0 = negated logit
+    # "all" drops class 0's columns: they would be the exact negatives of class 1's
+    out = tr.fit_transform(Xb, yb)
+    assert out.shape == (len(Xb), 13) and tr.output_names_ == ["no", "yes"]
+    assert tr.get_feature_names_out()[:2].tolist() == ["x0__yes", "x1__yes"]
+    assert tr.feature_importances_.shape == (13,)
+    np.testing.assert_allclose(
+        tr.set_params(target="yes").fit(Xb, yb).transform(Xb), out, rtol=1e-6)
+    np.testing.assert_allclose(  # class 0 = negated logit
+        tr.set_params(target="no").fit(Xb, yb).transform(Xb), -out, rtol=1e-6)
     tr.set_params(target="predicted").fit(Xb, yb)
     logit = tr.estimator_.forward(Xb.astype(np.float32)).numpy().reshape(-1)
     pos = logit > 0
-    np.testing.assert_allclose(tr.transform(Xb)[pos], out[pos, :, 1], rtol=1e-6)
-    np.testing.assert_allclose(tr.transform(Xb)[~pos], out[~pos, :, 0], rtol=1e-6)
+    np.testing.assert_allclose(tr.transform(Xb)[pos], out[pos], rtol=1e-6)
+    np.testing.assert_allclose(tr.transform(Xb)[~pos], -out[~pos], rtol=1e-6)
     np.testing.assert_array_equal(tr.estimator_.predict(Xb.astype(np.float32)), pos.astype(int))
 
 
