@@ -388,7 +388,7 @@ def sequence_warning(rnn: str, shape: Sequence[int], name: str = "X") -> None:
         f"features (F1..F{f}), not channels / positions. Plots and Attribution.to_frame() "
         "still put axis 1 in the 'channel' slot (aggr_channels aggregates over time steps)",
         UserWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
 
 

@@ -278,7 +278,8 @@ class Explainer(BaseEstimator):
             0-based output nodes to explain; a list of lists selects per output layer.
             Default: the first ten nodes of the first output layer.
         output_label : label or list of labels, optional
-            Output nodes by name (e.g. class labels) instead of index.
+            Output nodes by name (e.g. class labels) instead of index, matched by value:
+            ``1`` selects the class ``1.0``, but the string ``"1"`` does not select ``1``.
 
         Returns
         -------
