@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ __all__ = [
     "OutputSelection",
     "accumulate_paths",
     "auto_batch_size",
+    "label_key",
     "output_gradients",
     "resolve_outputs",
 ]
@@ -80,6 +82,64 @@ def _per_layer(arg: object, n_layers: int, what: str) -> list:
     return [values] + [None] * (n_layers - 1)
 
 
+def _plain(value: object) -> object:
+    """numpy scalars as Python scalars (so messages show ``1.0``, not ``np.float64(1.0)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def label_key(value: object) -> tuple:
+    """Match key of an output label: equal keys <=> the labels name the same output node.
+
+    Numbers match by value whatever their type (``1 == 1.0 == np.int64(1)``); strings match
+    strings only (``"1"`` does not match ``1``); booleans match booleans only.
+    """
+    value = _plain(value)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, numbers.Number):
+        return ("number", value)
+    if isinstance(value, (str, bytes)):
+        return ("str", str(value) if isinstance(value, str) else value)
+    try:
+        hash(value)
+    except TypeError:
+        return ("repr", repr(value))
+    return ("object", value)
+
+
+def _kind(value: object, plural: bool = False) -> str:
+    kind = label_key(value)[0]
+    names = {"str": "string", "number": "number", "bool": "bool"}
+    word = names.get(kind, type(value).__name__)
+    return f"{word}s" if plural else f"a {word}"
+
+
+def _find_label(label: object, names: Sequence, layer: int) -> int:
+    """Index of the output node named ``label`` (see :func:`label_key`)."""
+    key = label_key(label)
+    hits = [j for j, name in enumerate(names) if label_key(name) == key]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise ValueError(
+            f"output_label {_plain(label)!r} matches several nodes of output layer {layer + 1} "
+            f"(indices {hits}); select them with output_idx instead"
+        )
+    shown = [_plain(n) for n in names[:20]]
+    more = f" (first 20 of {len(names)})" if len(names) > 20 else ""
+    kinds = {_kind(n, plural=True) for n in names}
+    why = ""
+    if len(kinds) == 1 and _kind(label, plural=True) not in kinds:
+        why = (
+            f"; {_plain(label)!r} is {_kind(label)} but the labels are {kinds.pop()} "
+            "(labels match by value: 1 matches 1.0, but '1' does not match 1)"
+        )
+    raise ValueError(
+        f"unknown output_label {_plain(label)!r} for output layer {layer + 1}; "
+        f"known labels: {shown}{more}{why}"
+    )
+
+
 def resolve_outputs(
     output_idx: object,
     output_label: object,
@@ -92,7 +152,8 @@ def resolve_outputs(
     output_idx : int, list of int, or list of (list of int or None), optional
         Output node indices of the first output layer, or one entry per output layer.
     output_label : label, list of labels, or list of (list or None), optional
-        Output node names (e.g. class labels) instead of indices.
+        Output node names (e.g. class labels) instead of indices. Matched by value (see
+        :func:`label_key`): ``1`` selects the class ``1.0``; ``"1"`` does not select ``1``.
     output_names : list of list
         Names of every node, per output layer.
 
@@ -126,18 +187,9 @@ def resolve_outputs(
         for layer, entry in enumerate(per_layer):
             if entry is None:
                 continue
-            lookup = {str(name): j for j, name in enumerate(output_names[layer])}
-            idx = []
-            for label in entry:
-                key = str(label)
-                if key not in lookup:
-                    shown = [str(n) for n in output_names[layer][:20]]
-                    raise ValueError(
-                        f"unknown output_label {label!r} for output layer {layer + 1}; "
-                        f"known labels: {shown}"
-                    )
-                idx.append(lookup[key])
-            per_layer[layer] = idx
+            per_layer[layer] = [
+                _find_label(label, output_names[layer], layer) for label in entry
+            ]
     layers, indices, names = [], [], []
     for layer, entry in enumerate(per_layer):
         if entry is None:

@@ -224,14 +224,21 @@ def predict(
     return [torch.cat([c[i] for c in chunks]) for i in range(len(chunks[0]))]
 
 
-def call_forward(forward, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Run ``forward`` and turn a shape/dtype failure inside the model into a ValueError."""
+def call_forward(
+    forward, xs: Sequence[torch.Tensor], hint: Callable[[], str] | None = None
+) -> list[torch.Tensor]:
+    """Run ``forward`` and turn a shape/dtype failure inside the model into a ValueError.
+
+    ``hint``, when given, is called only on failure and its text (e.g. "; did you mean
+    channels_first=False?") is appended to the message.
+    """
     try:
         return forward(xs)
     except (RuntimeError, IndexError) as err:
         shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+        extra = hint() if hint is not None else ""
         raise ValueError(
-            f"the model failed on input(s) of shape {shapes}: {str(err).splitlines()[0]}"
+            f"the model failed on input(s) of shape {shapes}: {str(err).splitlines()[0]}{extra}"
         ) from err
 
 

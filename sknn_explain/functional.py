@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ._data import default_axis_names
+from ._data import check_readable_tensor, default_axis_names, find_batch_first_rnn
 from ._engine import auto_batch_size, resolve_outputs
 from ._model import as_numpy, call_forward, eval_mode, flatten_outputs
 from .attribution import Attribution
@@ -44,6 +44,7 @@ def _as_tensors(x: TensorOrList, name: str) -> list[torch.Tensor]:
         label = name if len(xs) == 1 else f"{name}[{i}]"
         if not isinstance(t, torch.Tensor):
             raise TypeError(f"{label} must be a torch.Tensor, got {type(t).__name__}")
+        check_readable_tensor(t, label)
         if not t.is_floating_point():
             raise TypeError(f"{label} must be a floating point tensor, got {t.dtype}")
         if t.ndim < 2:
@@ -53,6 +54,21 @@ def _as_tensors(x: TensorOrList, name: str) -> list[torch.Tensor]:
         if not torch.isfinite(t).all():
             raise ValueError(f"{label} contains NaN or infinite values")
     return [t.detach() for t in xs]
+
+
+def _check_ref(refs: list[torch.Tensor], x: TensorOrList, name: str) -> list[torch.Tensor]:
+    """Reference tensors matching ``x`` input by input, cast to ``x``'s dtype / device."""
+    xs = _as_tensors(x, "x")
+    if len(refs) != len(xs):
+        raise ValueError(f"{name} has {len(refs)} input(s), but x has {len(xs)}")
+    for i, (r, t) in enumerate(zip(refs, xs)):
+        label = name if len(xs) == 1 else f"{name}[{i}]"
+        if r.shape[1:] != t.shape[1:]:
+            raise ValueError(
+                f"{label} has per-sample shape {tuple(r.shape[1:])}, but x has "
+                f"{tuple(t.shape[1:])}; pass {name} as (1, *shape) or (m, *shape)"
+            )
+    return [r.to(t) for r, t in zip(refs, xs)]
 
 
 def _run(
@@ -85,7 +101,8 @@ def _run(
     if return_object:
         return make_attribution(
             method, values, preds, goal, selection, [as_numpy(t) for t in xs],
-            [default_axis_names(s) for s in shapes],
+            [default_axis_names(s, sequence=find_batch_first_rnn(model) is not None)
+             for s in shapes],
             goal_description=goal_description if goal is not None else None,
         )
     if len(selection.layers) == 1:
@@ -157,6 +174,7 @@ def torch_intgrad(
     refs = None
     if x_ref is not None:
         refs = [r.mean(0, keepdim=True) for r in _as_tensors(x_ref, "x_ref")]
+        refs = _check_ref(refs, x, "x_ref")
     return _run(
         "IntegratedGradients", intgrad_attribution, model, x, output_idx, batch_size,
         return_object, "f(x) - f(x_ref)", x_ref=refs, n=int(n), times_input=bool(times_input),
@@ -175,6 +193,7 @@ def torch_expgrad(
 ) -> torch.Tensor | list | Attribution:
     """Expected gradients of ``model`` at ``x`` against the reference data ``data_ref``."""
     refs = _as_tensors(data_ref, "data_ref")
+    refs = _check_ref(refs, x, "data_ref")
     return _run(
         "ExpectedGradients", expgrad_attribution, model, x, output_idx, batch_size,
         return_object, "f(x) - mean f(X_ref)", data_ref=refs, n=int(n),

@@ -9,7 +9,16 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .._data import InputBatch, coerce_inputs, default_axis_names, resolve_device, resolve_dtype
+from .._data import (
+    InputBatch,
+    coerce_inputs,
+    default_axis_names,
+    find_batch_first_rnn,
+    layout_hint,
+    resolve_device,
+    resolve_dtype,
+    sequence_warning,
+)
 from .._engine import OutputSelection, auto_batch_size, resolve_outputs
 from .._model import as_numpy, call_forward, predict
 from ..attribution import Attribution
@@ -191,13 +200,16 @@ class Explainer(BaseEstimator):
                          "the model has feature names")
             if getattr(model_, "pending", False):  # finish a deferred conversion now
                 # a model that cannot run on X_ref is the user's input error (ValueError)
-                call_forward(model_.ensure, [t[:8] for t in ref.to_tensors(dtype, device)])
+                refs = ref.to_tensors(dtype, device)
+                call_forward(model_.ensure, [t[:8] for t in refs],
+                             hint=self._layout_hint(model_, refs, "X_ref"))
         elif self._requires_reference:
             raise ValueError(f"{type(self).__name__} needs reference data: call fit(model, X_ref)")
         for stale in ("n_features_in_", "feature_names_in_"):  # from an earlier fit
             self.__dict__.pop(stale, None)
         self.model_ = model_
         self.dtype_, self.device_ = dtype, device
+        self.recurrent_layer_ = find_batch_first_rnn(model)
         shapes = ref.shapes if ref is not None else getattr(model_, "input_shapes", None)
         self.input_shapes_ = None if shapes is None else [tuple(s) for s in shapes]
         self.n_inputs_ = None if self.input_shapes_ is None else len(self.input_shapes_)
@@ -228,15 +240,28 @@ class Explainer(BaseEstimator):
     def _batch_size(self, shapes: Sequence[tuple[int, ...]]) -> int:
         return int(self.batch_size) if self.batch_size is not None else auto_batch_size(shapes)
 
+    def _layout_hint(self, model_: object, xs: Sequence[torch.Tensor], name: str):
+        """A lazy "did you mean X[None] / channels_first=False?" for a failing model call."""
+        # a pending conversion is tried on its private reference copy, never converted here
+        source = getattr(model_, "_source", None) if getattr(model_, "pending", False) else None
+        run = source.check_inputs if source is not None else model_
+        return lambda: layout_hint(run, xs, channels_first=self.channels_first, name=name)
+
     def _coerce(self, X: object, name: str = "X") -> tuple[InputBatch, list[list[list[str]]]]:
         batch = coerce_inputs(
             X, n_inputs=self.n_inputs_, input_shapes=self.input_shapes_,
             channels_first=self.channels_first, name=name,
         )
         _check_names(batch.names, self.input_names_, name, "the explainer was fitted with")
+        rnn = getattr(self, "recurrent_layer_", None)
         names = []
         for i, (given, shape) in enumerate(zip(batch.names, batch.shapes)):
             fitted = self.input_names_[i] if self.input_names_ is not None else None
+            sequence = rnn is not None and len(shape) == 2
+            if sequence and given is None and fitted in (None, default_axis_names(shape)):
+                # (n, T, F) of a batch-first LSTM / GRU / RNN: time steps, not channels
+                sequence_warning(rnn, shape, name)
+                fitted = default_axis_names(shape, sequence=True)
             names.append(given or fitted or default_axis_names(shape))
         return batch, names
 
@@ -253,7 +278,8 @@ class Explainer(BaseEstimator):
             0-based output nodes to explain; a list of lists selects per output layer.
             Default: the first ten nodes of the first output layer.
         output_label : label or list of labels, optional
-            Output nodes by name (e.g. class labels) instead of index.
+            Output nodes by name (e.g. class labels) instead of index, matched by value:
+            ``1`` selects the class ``1.0``, but the string ``"1"`` does not select ``1``.
 
         Returns
         -------
@@ -263,7 +289,8 @@ class Explainer(BaseEstimator):
         batch, names = self._coerce(X)
         xs = batch.to_tensors(self.dtype_, self.device_)
         with torch.no_grad():
-            dims = [o.shape[1] for o in call_forward(self.model_, [x[:1] for x in xs])]
+            dims = [o.shape[1] for o in call_forward(
+                self.model_, [x[:1] for x in xs], hint=self._layout_hint(self.model_, xs, "X"))]
         selection = resolve_outputs(output_idx, output_label, self.model_.output_names(dims))
         values, preds, goal = self._attribute(xs, selection, self._batch_size(batch.shapes))
         return make_attribution(
