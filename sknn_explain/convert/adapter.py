@@ -23,7 +23,7 @@ from ._core import Source, finish, wrap_unexpected
 from .errors import ConversionError
 from .graph import Graph
 
-__all__ = ["GraphModel", "prepare_model"]
+__all__ = ["FallbackModel", "GraphModel", "prepare_model"]
 
 
 def _default_names(dims: Sequence[int]) -> list[list[str]]:
@@ -179,6 +179,19 @@ class GraphModel:
         return f"GraphModel({state}, ignore_last_act={self.ignore_last_act})"
 
 
+class FallbackModel(TorchModel):
+    """The plain private module copy, run on private copies of its inputs.
+
+    A module may modify its input in place (``x.sub_(mean)`` in ``forward``): the copies keep
+    the user's ``X``, the explainer's stored reference and the explainer's own leaf tensors
+    (which require grad) untouched, and ``clone`` is differentiable, so gradients still reach
+    the caller's tensors.
+    """
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return super().__call__([x.clone() for x in xs])
+
+
 def _last_leaf_is_activation(model: object) -> bool:
     """Heuristic for unconvertible modules: is the last registered leaf an activation?"""
     from torch import nn
@@ -198,6 +211,7 @@ def _fallback_model(model: object, ignore_last_act: bool, dtype: torch.dtype,
     from .from_skorch import is_skorch_net
 
     fallback = as_model(model, ignore_last_act=ignore_last_act, dtype=dtype, device=device)
+    fallback.__class__ = FallbackModel  # same state, inputs copied before every call
     if ends_with_activation is None:
         ends_with_activation = _last_leaf_is_activation(model)
     if is_skorch_net(model) and fallback.output_nonlinearity is None and ignore_last_act:

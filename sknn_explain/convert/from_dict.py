@@ -59,7 +59,7 @@ from ..layers import (
     Reshape,
 )
 from ..layers.activation import ACTIVATION_PARAMS
-from ._core import NodeBuilder, Source
+from ._core import NodeBuilder, Source, private_inputs
 from .graph import Graph, input_name
 
 __all__ = ["DictSource", "dict_to_graph", "graph_to_dict"]
@@ -393,7 +393,7 @@ class DictSource(Source):
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         with torch.no_grad():
-            self.graph(*xs)
+            self.graph(*private_inputs(xs))
 
 
 # ---------------------------------------------------------------------------- export

@@ -63,7 +63,7 @@ from ..layers import (
     Pad,
     Reshape,
 )
-from ._core import NodeBuilder, Source
+from ._core import NodeBuilder, Source, private_inputs
 from .errors import ConversionError, UnsupportedLayerError
 from .graph import Graph, input_name
 
@@ -267,6 +267,8 @@ class _Converter:
             self.alias[name] = input_name(i)
             self.dynamic.add(name)
         outputs: list[str] = []
+        self.order = list(self.gm.graph.nodes)
+        self.position = {n.name: i for i, n in enumerate(self.order)}
         for node in self.gm.graph.nodes:
             if node.op in ("placeholder", "get_attr"):
                 continue
@@ -283,10 +285,12 @@ class _Converter:
                 # is a tensor built only from it (torch.arange(x.shape[1]), as _scan allows)
                 continue
             self.dynamic.add(node.name)
+            self.check_constant_write(node, value)
             handler = _handler(node, self.gm)
             if handler is None:
                 raise self.unsupported(node)
             self.alias[node.name] = handler(self, node)
+            self.rebind_mutated(node)
         if post is not None:
             if not post.elementwise:  # softmax over the last axis of the first output
                 rank = len(self.shape(self.output_nodes[0]))
@@ -295,6 +299,51 @@ class _Converter:
             outputs[0] = self.builder.add("output_activation", post, [outputs[0]])
         outputs = self.builder.ensure_node_outputs(outputs)
         return Graph(self.builder.nodes, len(self.inputs), outputs)
+
+    def check_constant_write(self, node: fx.Node, value: torch.Tensor) -> None:
+        """Refuse an in-place write of input-dependent values into a constant tensor."""
+        for prev in node.all_input_nodes:
+            if prev.name not in self.dynamic and self.values.get(prev.name) is value:
+                raise self.unsupported(
+                    node, "it writes input-dependent values in place into a constant tensor "
+                    "(a buffer or parameter of the model)")
+
+    def rebind_mutated(self, node: fx.Node) -> None:
+        """Follow an in-place operation (``x.sub_(m)``, ``relu(inplace=True)``, ``x += 1``).
+
+        An in-place operation returns the very tensor object it modified, so every earlier
+        value that *is* that object now holds the new value: later uses of it (e.g. the
+        model input after ``x.sub_(mean)``) must read the new graph node, as the
+        out-of-place equivalent would. In-place writes into a constant (buffer, parameter)
+        or into a tensor that shares memory with another live value (a view) are refused.
+        """
+        value = self.values[node.name]
+        new = self.alias[node.name]
+        if not isinstance(value, torch.Tensor):
+            return
+        mutated = False
+        for prev in self.order[: self.position[node.name]]:
+            if self.values.get(prev.name) is not value:
+                continue
+            if self.alias[prev.name] != new:
+                self.alias[prev.name] = new
+                mutated = True
+        if not mutated or value.numel() == 0:
+            return
+        storage = value.untyped_storage().data_ptr()
+        here = self.position[node.name]
+        for prev in self.order[:here]:
+            other = self.values.get(prev.name)
+            if (prev.name not in self.dynamic or not isinstance(other, torch.Tensor)
+                    or other is value or other.numel() == 0):
+                continue
+            if other.untyped_storage().data_ptr() != storage:
+                continue
+            if any(self.position[u.name] > here for u in prev.users):
+                raise self.unsupported(
+                    node, f"it modifies in place a tensor that shares memory with "
+                    f"'{prev.name}' (a view), which is used afterwards; use the out-of-place "
+                    "operation")
 
     def outputs(self, node: fx.Node) -> list[str]:
         leaves: list[object] = []
@@ -944,8 +993,8 @@ class TorchSource(Source):
         self.class_names = None if class_names is None else list(class_names)
 
     def _run_original(self, xs: Sequence[torch.Tensor]) -> object:
-        with torch.no_grad():
-            return self.module(*xs)
+        with torch.no_grad():  # on copies: the module may modify its inputs in place
+            return self.module(*private_inputs(xs))
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         self._run_original(xs)
@@ -954,7 +1003,7 @@ class TorchSource(Source):
         rec = _Recorder(self.gm)
         try:
             with torch.no_grad():
-                rec.run(*xs)
+                rec.run(*private_inputs(xs))
         except Exception as err:  # noqa: BLE001
             shapes = ", ".join(str(tuple(x.shape[1:])) for x in xs)
             raise ConversionError(
@@ -966,7 +1015,7 @@ class TorchSource(Source):
             None if self.post is None else copy.deepcopy(self.post))
         if self.class_names is not None:
             with torch.no_grad():
-                first = graph(*xs)[0]
+                first = graph(*private_inputs(xs))[0]
             k = first.reshape(first.shape[0], -1).shape[1] if first.ndim > 1 else 1
             names = class_names_for(self.class_names, k)
             if names is not None:

@@ -1,0 +1,133 @@
+"""Reliability of the converter (issue #10): no silent wrong answers from in-place operations,
+stale per-shape graphs, float32 constants in double graphs, batch-statistics BatchNorm or
+unchecked model dicts; tracing is thread-safe."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sknn_explain import Gradient, IntegratedGradients, SmoothGrad
+from sknn_explain.convert import (
+    Graph,
+    GraphModel,
+    Node,
+    UnsupportedLayerError,
+    VerificationError,
+    convert,
+)
+from sknn_explain.convert._core import Source, finish
+from sknn_explain.layers import Activation
+
+
+# ---------------------------------------------------------------------------- item 1: in-place
+class _Normalising(nn.Module):
+    """Standardises its input in place before the layers (a common preprocessing idiom)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.register_buffer("mean", torch.tensor([0.5, -0.2, 0.1, 0.3]))
+        self.register_buffer("std", torch.tensor([2.0, 3.0, 4.0, 5.0]))
+        self.fc = nn.Linear(4, 16)
+        self.act = nn.ReLU(inplace=True)
+        self.out = nn.Linear(16, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.sub_(self.mean).div_(self.std)
+        return self.out(self.act(self.fc(x)))
+
+
+def _model_output(model: nn.Module, x: torch.Tensor) -> np.ndarray:
+    with torch.no_grad():
+        return model(x.clone()).numpy()
+
+
+def test_inplace_input_ops_are_translated_or_refused():
+    model = _Normalising()
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1))
+    x0 = x.clone()
+    graph = convert(model, input_shape=(4,))
+    with torch.no_grad():
+        got = graph(x.clone())[0].numpy()
+    np.testing.assert_allclose(got, _model_output(model, x0), atol=1e-6)
+    assert np.ptp(got[:, 0]) > 1e-3  # a real function of the input
+    for explainer in (Gradient(), IntegratedGradients(n=5)):
+        att = explainer.fit(model, torch.zeros(1, 4)).explain(x, output_idx=[0, 1])
+        assert isinstance(explainer.model_, GraphModel) and explainer.model_.converted
+        np.testing.assert_allclose(att.predictions, _model_output(model, x0), atol=1e-6)
+    assert torch.equal(x, x0)  # the user's X is never modified
+
+    class ViewInPlace(nn.Module):  # modifies the input through a view, then reads the input
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            x.view(x.shape[0], 2, 2).mul_(2.0)
+            return self.fc(x)
+
+    with pytest.raises(UnsupportedLayerError, match="shares memory"):
+        convert(ViewInPlace(), input_shape=(4,))
+
+    class BufferWrite(nn.Module):  # writes input-dependent values into a buffer
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+            self.register_buffer("state", torch.zeros(2, 4))  # the build batch has 2 rows
+
+        def forward(self, x):
+            return self.fc(self.state.add_(x))
+
+    with pytest.raises(UnsupportedLayerError, match="constant tensor"):
+        convert(BufferWrite(), input_shape=(4,))
+
+
+def test_verification_runs_model_and_graph_on_independent_copies():
+    class Mutating(Source):  # the "original model" doubles its input in place
+        description = "mutating model"
+
+        def build(self, xs: Sequence[torch.Tensor]) -> Graph:  # identity: drops the doubling
+            return Graph([Node("id", Activation("identity"), ["input_0"])], 1, ["id"])
+
+        def reference(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+            return [xs[0].mul_(2.0)]
+
+    with pytest.raises(VerificationError):
+        finish(Mutating(torch.float32, torch.device("cpu")), [(3,)])
+
+
+def test_fallback_model_never_modifies_inputs_or_reference():
+    class Clamping(nn.Module):  # clamp_ has no graph layer: the gradient family falls back
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            x.clamp_(-0.5, 0.5).mul_(2.0)
+            return self.fc(x)
+
+    model = Clamping()
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(2))
+    ref = torch.full((1, 4), 0.25)
+    x0, ref0 = x.clone(), ref.clone()
+    expected = _model_output(model, x0)
+    for explainer in (Gradient(), IntegratedGradients(n=4), SmoothGrad(n=3, random_state=0)):
+        explainer.fit(model, ref if isinstance(explainer, IntegratedGradients) else None)
+        att = explainer.explain(x)
+        assert getattr(explainer.model_, "conversion_error", None) or not getattr(
+            explainer.model_, "converted", True)
+        np.testing.assert_allclose(att.predictions, expected, atol=1e-6)
+        assert np.isfinite(att.values).all()
+    assert torch.equal(x, x0) and torch.equal(ref, ref0)
+    # the gradient of the clamped region is 0, elsewhere 2 * weight (not the unclamped one)
+    att = Gradient().fit(model).explain(x, output_idx=[0])
+    inside = (x0.abs() < 0.5).numpy()
+    w = model.fc.weight[0].detach().numpy()
+    np.testing.assert_allclose(att.values[..., 0], np.where(inside, 2 * w, 0.0),
+                               atol=1e-6)
