@@ -4,6 +4,7 @@ unchecked model dicts; tracing is thread-safe."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +14,7 @@ from torch import nn
 
 from sknn_explain import Gradient, IntegratedGradients, SmoothGrad
 from sknn_explain.convert import (
+    ConversionError,
     Graph,
     GraphModel,
     Node,
@@ -131,3 +133,76 @@ def test_fallback_model_never_modifies_inputs_or_reference():
     w = model.fc.weight[0].detach().numpy()
     np.testing.assert_allclose(att.values[..., 0], np.where(inside, 2 * w, 0.0),
                                atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- item 3: dtype
+class _ScaledSoftmax(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return torch.softmax(self.fc(x * 0.1 + 0.3) * 10.0, dim=1)
+
+
+def test_double_conversion_keeps_python_float_constants_exact():
+    model = _ScaledSoftmax()
+    graph = convert(model, input_shape=(4,), dtype="double")  # verified at 1e-10
+    affine = [n.layer for n in graph.nodes if type(n.layer).__name__ == "ElementwiseAffine"]
+    assert affine and all(a.scale.dtype == torch.float64 for a in affine)
+    assert any(float(a.scale.reshape(-1)[0]) == 0.1 for a in affine)  # exactly 0.1 in double
+    x = torch.randn(5, 4, generator=torch.Generator().manual_seed(3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no silent (or noisy) fallback
+        double = IntegratedGradients(dtype="double", n=8).fit(model, torch.zeros(1, 4))
+        single = IntegratedGradients(n=8).fit(model, torch.zeros(1, 4))
+        a, b = double.explain(x), single.explain(x)
+    assert double.model_.converted and double.model_.removed_activation == "softmax"
+    np.testing.assert_allclose(a.values, b.values, atol=1e-4)  # both explain the logits
+
+
+def test_fallback_that_may_not_honour_ignore_last_act_warns():
+    class Untraceable(nn.Module):  # data-dependent control flow, softmax applied in forward
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            if x.sum() > 0:
+                x = x * 2
+            return torch.softmax(self.fc(x), dim=1)
+
+    with pytest.warns(UserWarning, match="ignore_last_act=True may not be honoured"):
+        explainer = Gradient().fit(Untraceable())
+    assert "torch.fx could not trace" in explainer.model_.conversion_error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Gradient(ignore_last_act=False).fit(Untraceable())
+
+
+# ---------------------------------------------------------------------------- item 15: BatchNorm
+def test_batchnorm_without_running_stats_is_refused_everywhere():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5, track_running_stats=False),
+                          nn.ReLU(), nn.Linear(5, 2))
+    with pytest.raises(ConversionError, match=r"nn\.BatchNorm1d at '1'.*track_running_stats"):
+        convert(model)
+    x = torch.randn(6, 4)
+    for explainer in (Gradient(), IntegratedGradients(n=4), SmoothGrad(n=2)):
+        with pytest.raises(ConversionError, match="depends on the other samples"):
+            explainer.fit(model).explain(x)
+
+    class Untraceable(nn.Module):  # not even traceable: the fallback must refuse it too
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 5)
+            self.bn = nn.BatchNorm1d(5, track_running_stats=False)
+
+        def forward(self, x):
+            if x.sum() > 0:
+                x = -x
+            return self.bn(self.fc(x))
+
+    with pytest.raises(ConversionError, match=r"nn\.BatchNorm1d at 'bn'"):
+        Gradient(ignore_last_act=False).fit(Untraceable()).explain(x)

@@ -20,7 +20,7 @@ import torch
 
 from .._model import TorchModel, as_model, flatten_outputs
 from ._core import Source, finish, wrap_unexpected
-from .errors import ConversionError
+from .errors import BatchStatisticsError, ConversionError
 from .graph import Graph
 
 __all__ = ["FallbackModel", "GraphModel", "prepare_model"]
@@ -129,7 +129,7 @@ class GraphModel:
                 graph = finish(source, [tuple(x.shape[1:]) for x in xs], xs)
             except Exception as err:  # noqa: BLE001 - reported as a ConversionError
                 error = wrap_unexpected(err, source.description)
-                if self.require_graph:
+                if self.require_graph or isinstance(error, BatchStatisticsError):
                     raise error from err
                 self._use_fallback(error)
             else:
@@ -205,13 +205,36 @@ def _last_leaf_is_activation(model: object) -> bool:
     return bool(leaves) and isinstance(leaves[-1], ACTIVATIONS)
 
 
+def _check_per_sample(model: object) -> None:
+    """Refuse modules that normalise with batch statistics in eval mode.
+
+    ``BatchNorm*(track_running_stats=False)`` has no running statistics, so even in eval mode
+    each sample's output depends on the other samples of the batch: per-sample attributions
+    (and predictions) would change with the batch composition, a silent wrong answer.
+    """
+    from torch import nn
+
+    module = getattr(model, "module_", model)
+    if not isinstance(module, nn.Module):
+        return
+    for name, m in module.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (
+                m.running_mean is None or m.running_var is None):
+            raise BatchStatisticsError(
+                f"nn.{type(m).__name__}", f"'{name}'" if name else "the model",
+                "it has no running statistics (track_running_stats=False) and normalises "
+                "with the statistics of the current batch, even in eval mode")
+
+
 def _fallback_model(model: object, ignore_last_act: bool, dtype: torch.dtype,
                     device: torch.device, ends_with_activation: bool | None) -> TorchModel:
     """The plain private copy (runs any module) used when the graph cannot be built."""
     from .from_skorch import is_skorch_net
 
+    _check_per_sample(model)
     fallback = as_model(model, ignore_last_act=ignore_last_act, dtype=dtype, device=device)
     fallback.__class__ = FallbackModel  # same state, inputs copied before every call
+    unknown = ends_with_activation is None  # torch.fx could not even trace the model
     if ends_with_activation is None:
         ends_with_activation = _last_leaf_is_activation(model)
     if is_skorch_net(model) and fallback.output_nonlinearity is None and ignore_last_act:
@@ -222,6 +245,16 @@ def _fallback_model(model: object, ignore_last_act: bool, dtype: torch.dtype,
             "ignore_last_act=True could not be honoured: the model could not be converted to "
             "a layer graph and its last activation is not the last module of an "
             "nn.Sequential, so the explained outputs include it",
+            UserWarning,
+            stacklevel=4,
+        )
+    elif ignore_last_act and unknown and fallback.removed_activation is None:
+        warnings.warn(
+            "ignore_last_act=True may not be honoured: torch.fx could not trace the model, so "
+            "it is explained without conversion, and whether its forward ends with an "
+            "activation (softmax, sigmoid, ...) cannot be checked; if it does, the explained "
+            "outputs include it. Pass ignore_last_act=False to explain the outputs as the "
+            "model returns them (and silence this warning)",
             UserWarning,
             stacklevel=4,
         )
@@ -256,6 +289,8 @@ def prepare_model(
     from .from_skorch import is_skorch_net
 
     can_fall_back = not require_graph and (isinstance(model, nn.Module) or is_skorch_net(model))
+    if can_fall_back:
+        _check_per_sample(model)  # no method explains a batch-dependent model per sample
 
     def fall_back(error: ConversionError, source: Source | None) -> TorchModel:
         ends = None if source is None else getattr(source, "ends_with_activation", None)
@@ -266,7 +301,7 @@ def prepare_model(
     try:
         source = make_source(model, dtype, device)
     except ConversionError as err:
-        if not can_fall_back:
+        if not can_fall_back or isinstance(err, BatchStatisticsError):
             raise
         model_ = _fallback_model(model, ignore_last_act, dtype, device,
                                  getattr(err, "ends_with_activation", None))
@@ -279,7 +314,7 @@ def prepare_model(
         except Exception as err:  # noqa: BLE001 - any failure is a conversion failure
             error = wrap_unexpected(err, source.description)
             if "failed on example inputs" not in str(error):
-                if not can_fall_back:
+                if not can_fall_back or isinstance(error, BatchStatisticsError):
                     raise error from err
                 return fall_back(error, source)
             # the input shape inferred from the first Linear was wrong: wait for real data

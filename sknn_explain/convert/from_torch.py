@@ -64,7 +64,7 @@ from ..layers import (
     Reshape,
 )
 from ._core import NodeBuilder, Source, private_inputs
-from .errors import ConversionError, UnsupportedLayerError
+from .errors import BatchStatisticsError, ConversionError, UnsupportedLayerError
 from .graph import Graph, input_name
 
 __all__ = ["TorchSource", "trace_module"]
@@ -250,7 +250,15 @@ class _Converter:
         return UnsupportedLayerError(_what(node, self.gm), _where(node), reason)
 
     def buf(self, t: object) -> torch.Tensor:
-        return torch.as_tensor(t).detach().to(dtype=self.dtype, device=self.device)
+        """A constant in the graph's dtype.
+
+        Python numbers (``x * 0.1``) are converted directly: ``torch.as_tensor(0.1)`` would
+        round them through float32, and a double graph would then differ from the model.
+        Tensors keep their value (the model computes with exactly that value).
+        """
+        if isinstance(t, torch.Tensor):
+            return t.detach().to(dtype=self.dtype, device=self.device)
+        return torch.as_tensor(t, dtype=self.dtype, device=self.device)
 
     def dim(self, d: object, rank: int, node: fx.Node) -> int:
         d = int(d)
@@ -635,10 +643,15 @@ def _linear_fn(cv: _Converter, node: fx.Node) -> str:
     return cv.add(node, layer, [cv.data(b["input"], node)])
 
 
+def _batch_stats(cv: _Converter, node: fx.Node, reason: str) -> BatchStatisticsError:
+    return BatchStatisticsError(_what(node, cv.gm), _where(node), reason)
+
+
 def _bn_layer(cv, node, mean, var, weight, bias, eps) -> BatchNorm:
     if mean is None or var is None:
-        raise cv.unsupported(node, "BatchNorm without running statistics normalises with "
-                             "batch statistics, which depend on the other samples")
+        raise _batch_stats(cv, node, "BatchNorm without running statistics "
+                           "(track_running_stats=False) normalises with the statistics of "
+                           "the current batch, even in eval mode")
     mean, var = cv.buf(mean), cv.buf(var)
     scale = torch.rsqrt(var + float(eps))
     if weight is not None:
@@ -660,7 +673,8 @@ def _bn_fn(cv: _Converter, node: fx.Node) -> str:
                      ("weight", None), ("bias", None), ("training", False), ("momentum", 0.1),
                      ("eps", 1e-5)])
     if cv.val(b["training"]):
-        raise cv.unsupported(node, "batch_norm(training=True) uses batch statistics")
+        raise _batch_stats(cv, node, "batch_norm(training=True) normalises with the "
+                           "statistics of the current batch")
     layer = _bn_layer(cv, node, cv.val(b["running_mean"]), cv.val(b["running_var"]),
                       cv.val(b["weight"]), cv.val(b["bias"]), cv.val(b["eps"]))
     return cv.add(node, layer, [cv.data(b["input"], node)])
