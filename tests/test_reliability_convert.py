@@ -206,3 +206,102 @@ def test_batchnorm_without_running_stats_is_refused_everywhere():
 
     with pytest.raises(ConversionError, match=r"nn\.BatchNorm1d at 'bn'"):
         Gradient(ignore_last_act=False).fit(Untraceable()).explain(x)
+
+
+# ---------------------------------------------------------------------------- item 6: threads
+class _Residual(nn.Module):
+    """Traced through (a user module), so fx patches nn.Module.__call__ while tracing it."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv1 = nn.Conv2d(2, 2, 3, padding=1)
+        self.conv2 = nn.Conv2d(2, 2, 3, padding=1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(2 * 6 * 6, 3))
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        return self.head(torch.relu(x + self.conv2(h)))
+
+
+def _fit_and_explain(model: nn.Module, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray, bool]:
+    grad = Gradient().fit(model)
+    g = grad.explain(x).values
+    ig = IntegratedGradients(n=4).fit(model, x[:2])
+    v = ig.explain(x).values
+    converted = bool(grad.model_.converted and ig.model_.converted)
+    return g, v, converted
+
+
+def test_concurrent_fits_equal_sequential_and_never_leak_the_fx_patch():
+    import threading
+
+    original_call = nn.Module.__call__
+    original_getattr = nn.Module.__getattr__
+    x = torch.randn(3, 2, 6, 6, generator=torch.Generator().manual_seed(4))
+    seeds = [0, 1, 2, 3]
+    models = {s: _Residual(s) for s in seeds}  # built here: torch's global RNG is shared
+    expected = {s: _fit_and_explain(models[s], x) for s in seeds}
+    for _ in range(3):
+        barrier = threading.Barrier(len(seeds))
+        results: dict[int, object] = {}
+
+        def work(seed: int, barrier=barrier, results=results) -> None:
+            try:
+                barrier.wait()
+                results[seed] = _fit_and_explain(models[seed], x)
+            except Exception as err:  # noqa: BLE001 - reported below
+                results[seed] = err
+
+        threads = [threading.Thread(target=work, args=(s,)) for s in seeds]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for s in seeds:
+            assert not isinstance(results[s], Exception), repr(results[s])
+            g, v, converted = results[s]
+            assert converted, "a concurrent fit fell back to the plain model"
+            np.testing.assert_allclose(g, expected[s][0], atol=1e-6)
+            np.testing.assert_allclose(v, expected[s][1], atol=1e-6)
+    assert nn.Module.__call__ is original_call
+    assert nn.Module.__getattr__ is original_getattr
+    unrelated = nn.Sequential(nn.Linear(2, 2))
+    assert isinstance(unrelated(torch.ones(1, 2)), torch.Tensor)
+
+
+# ---------------------------------------------------------------------------- item 2: shapes
+class _GlobalPoolCNN(nn.Module):
+    """``F.avg_pool2d(h, h.size()[2:])`` bakes the image size into the converted graph."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        import torch.nn.functional as F
+
+        h = torch.relu(self.conv(x))
+        return self.fc(F.avg_pool2d(h, h.size()[2:]).flatten(1))
+
+
+def test_graph_built_for_one_input_shape_is_never_reused_for_another():
+    from sknn_explain import LRP, DeepLift
+
+    model = _GlobalPoolCNN()
+    small = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    large = torch.randn(2, 3, 10, 10, generator=torch.Generator().manual_seed(6))
+    for explainer in (Gradient(), LRP(), DeepLift()):
+        explainer.fit(model)  # no X_ref: the conversion waits for the first X
+        assert explainer.input_shapes_ is None
+        att = explainer.explain(small)
+        assert explainer.input_shapes_ == [(3, 8, 8)]
+        np.testing.assert_allclose(att.predictions, _model_output(model, small), atol=1e-5)
+        with pytest.raises(ValueError, match=r"\(3, 10, 10\).*\(3, 8, 8\).*refit"):
+            explainer.explain(large)
+        with pytest.raises(ValueError, match=r"converted for per-sample input shape \(3, 8, 8\)"):
+            explainer.model_([large])  # the adapter itself refuses too
+        refit = explainer.fit(model, large).explain(large)  # refit with X_ref of the new shape
+        np.testing.assert_allclose(refit.predictions, _model_output(model, large), atol=1e-5)

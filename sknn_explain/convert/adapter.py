@@ -72,6 +72,8 @@ class GraphModel:
         self._fallback_candidate = fallback_model
         self._fallback: TorchModel | None = None
         self.conversion_error: str | None = None
+        #: the graph was built for the shapes of the first call (no shapes known at fit)
+        self.shapes_from_first_call = False
         self.n_inputs = graph.n_inputs if graph is not None else source.n_inputs
         self.full_graph: Graph | None = None
         self.graph: Graph | None = None
@@ -134,6 +136,7 @@ class GraphModel:
                 self._use_fallback(error)
             else:
                 self._set_graph(graph)
+                self.shapes_from_first_call = True
         return self.graph
 
     def _use_fallback(self, error: ConversionError) -> None:
@@ -159,7 +162,33 @@ class GraphModel:
                 self.ensure([x.detach() for x in xs])
         if self._fallback is not None:
             return self._fallback(xs)
+        self.check_shapes(xs)
         return flatten_outputs(self.graph(*xs))
+
+    def check_shapes(self, xs: Sequence[torch.Tensor]) -> None:
+        """Refuse inputs of another per-sample shape than the graph was built for.
+
+        The graph bakes shape-derived values in (``F.avg_pool2d(h, h.size()[2:])``,
+        ``x.view(n, -1)`` widths): running it on another image size would silently compute a
+        different function than the model.
+
+        Raises
+        ------
+        ValueError
+            Naming both shapes.
+        """
+        built = self.full_graph.input_shapes if self.full_graph is not None else None
+        if built is None:
+            return
+        got = [tuple(int(d) for d in x.shape[1:]) for x in xs]
+        if got != [tuple(s) for s in built]:
+            one = len(got) == 1
+            raise ValueError(
+                f"the model was converted for per-sample input shape "
+                f"{built[0] if one else built}, got {got[0] if one else got}; the converted "
+                "graph depends on the input shape. Refit the explainer (passing X_ref with "
+                "the new shape) to explain inputs of another shape"
+            )
 
     def output_names(self, dims: Sequence[int]) -> list[list]:
         """Names of every output node per output layer (``classes_`` or ``Y1..``)."""

@@ -40,6 +40,7 @@ import copy
 import operator
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 
 import torch
@@ -73,12 +74,52 @@ _REQ = object()  # marks a required argument in a signature spec
 
 
 # ---------------------------------------------------------------------------- tracing
+#: serialises our ``torch.fx`` traces: tracing patches ``nn.Module.__call__`` and
+#: ``nn.Module.__getattr__`` process-wide, and two overlapping traces restore each other's
+#: patches (one of them then stays installed for good)
+_TRACE_LOCK = threading.RLock()
+_MODULE_CALL = nn.Module.__call__
+_MODULE_GETATTR = nn.Module.__getattr__
+
+
 class _Tracer(fx.Tracer):
-    """Default leaves (``torch.nn`` modules except containers), with source locations."""
+    """Default leaves (``torch.nn`` modules except containers), with source locations.
+
+    While a trace runs, ``torch.fx`` routes *every* module call of the process through the
+    tracer. Calls from other threads (another explainer running its model) are passed
+    straight to the original ``nn.Module.__call__`` / attribute lookup, so they neither fail
+    (``NameError: module is not installed as a submodule``) nor end up in this trace.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.record_stack_traces = True
+        self._thread = threading.get_ident()
+
+    def call_module(self, m, forward, args, kwargs):  # noqa: D102 - see class docstring
+        if threading.get_ident() != self._thread:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):  # noqa: D102
+        if threading.get_ident() != self._thread:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
+def _trace(tracer: _Tracer, module: nn.Module, concrete: dict) -> fx.Graph:
+    """``tracer.trace`` under the process-wide lock; the fx patches never outlive it."""
+    with _TRACE_LOCK:
+        call = nn.Module.__dict__["__call__"]
+        getattr_ = nn.Module.__dict__["__getattr__"]
+        try:
+            return tracer.trace(module, concrete_args=concrete or None)
+        finally:
+            # fx restores its patches itself; this guards against a patch left behind
+            if nn.Module.__dict__["__call__"] is not call:
+                nn.Module.__call__ = call
+            if nn.Module.__dict__["__getattr__"] is not getattr_:
+                nn.Module.__getattr__ = getattr_
 
 
 def trace_module(module: nn.Module) -> tuple[fx.GraphModule, list[str]]:
@@ -109,7 +150,7 @@ def trace_module(module: nn.Module) -> tuple[fx.GraphModule, list[str]]:
                 concrete[p.name] = p.default
     tracer = _Tracer()
     try:
-        graph = tracer.trace(module, concrete_args=concrete or None)
+        graph = _trace(tracer, module, concrete)
     except Exception as err:  # noqa: BLE001 - fx raises many kinds of errors
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConversionError(
