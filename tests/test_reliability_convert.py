@@ -305,3 +305,61 @@ def test_graph_built_for_one_input_shape_is_never_reused_for_another():
             explainer.model_([large])  # the adapter itself refuses too
         refit = explainer.fit(model, large).explain(large)  # refit with X_ref of the new shape
         np.testing.assert_allclose(refit.predictions, _model_output(model, large), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------- item 11: dicts
+def _dict_model(**changes: object) -> dict:
+    """A valid two-layer dict (image input, conv, flatten, concat, dense, softmax)."""
+    rng = np.random.default_rng(0)
+    layers = [
+        {"type": "Conv2D", "weight": rng.normal(size=(2, 1, 3, 3)), "bias": np.zeros(2),
+         "activation_name": "relu", "input_layers": 0, "output_layers": 2},
+        {"type": "Flatten", "input_layers": 1, "output_layers": 3},
+        {"type": "Concatenate", "axis": 2, "input_layers": [2, 2], "output_layers": 4},
+        {"type": "BatchNorm", "num_features": 16, "eps": 1e-5, "gamma": np.ones(16),
+         "beta": np.zeros(16), "run_mean": np.zeros(16), "run_var": np.ones(16),
+         "input_layers": 3, "output_layers": 5},
+        {"type": "Dense", "weight": rng.normal(size=(3, 16)), "bias": np.zeros(3),
+         "activation_name": "softmax", "input_layers": 4, "output_layers": -1},
+    ]
+    model = {"input_dim": [1, 4, 4], "input_nodes": [1], "output_nodes": [5], "layers": layers}
+    for key, value in changes.items():
+        if key.startswith("layer"):
+            idx, field = key[5:].split("_", 1)
+            layers[int(idx) - 1][field] = value
+        else:
+            model[key] = value
+    return model
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"input_dim": [2**13, 2**12]}, "values per sample"),
+    ({"input_dim": [1, 4.5, 4]}, "positive integers"),
+    ({"input_dim": [1, -4, 4]}, "positive integers"),
+    ({"layer1_weight": np.full((2, 1, 3, 3), np.nan)}, "NaN or infinite"),
+    ({"layer5_bias": [0.0, np.inf, 0.0]}, "NaN or infinite"),
+    ({"layer4_run_var": -np.ones(16)}, "non-negative"),
+    ({"layer3_axis": 1}, "batch axis"),
+    ({"layer3_axis": 3}, "out of range"),
+    ({"layer5_dim": 7}, "out of range"),
+    ({"layer2_start_dim": 0}, "1-based"),
+    ({"layer2_start_dim": 1}, "batch axis"),
+    ({"layer5_bias": [0.5]}, "must have 3 values"),
+    ({"layer1_bias": [0.5]}, "must have 2 values"),
+    ({"layer4_gamma": np.ones(1)}, "must have 16 values"),
+])
+def test_model_dict_is_validated_before_use(changes, match):
+    convert(_dict_model())  # the base model is valid
+    with pytest.raises(ValueError, match=match):
+        convert(_dict_model(**changes))
+
+
+def test_model_dict_concatenate_and_flatten_axes_follow_innsight():
+    base = convert(_dict_model())
+    assert [type(n.layer).__name__ for n in base.nodes][:4] == [
+        "Conv", "Activation", "Flatten", "Concat"]
+    assert base.nodes[3].layer.dim == 1  # innsight axis 2 = torch axis 1
+    assert base.node_shapes()[base.nodes[3].name] == (16,)
+    default = convert(_dict_model(layer2_start_dim=None))
+    assert default.node_shapes()[default.nodes[2].name] == (8,)
+    assert convert(_dict_model(layer5_dim=-1)).nodes[-1].layer.params["dim"] == 1
