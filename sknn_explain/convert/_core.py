@@ -18,7 +18,8 @@ from ..layers import Activation, Layer
 from .errors import ConversionError, VerificationError
 from .graph import Graph, Node, input_name
 
-__all__ = ["NodeBuilder", "Source", "TOLERANCE", "example_inputs", "finish", "verify"]
+__all__ = ["NodeBuilder", "Source", "TOLERANCE", "example_inputs", "finish", "private_inputs",
+           "verify"]
 
 #: maximal relative deviation of the graph from the original model, per dtype
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -60,7 +61,7 @@ class Source:
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         """Raise (as the original model would) when the model cannot run on ``xs``."""
-        self.reference(xs)
+        self.reference(private_inputs(xs))
 
 
 class NodeBuilder:
@@ -104,6 +105,17 @@ def example_inputs(
             for s in shapes]
 
 
+def private_inputs(xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Detached copies of ``xs`` that a model may modify in place without harm.
+
+    The original model and the converted graph (or the caller's data and a model run) must
+    never share input tensors: a model whose forward does ``x.sub_(mean)`` would otherwise
+    change what the other side sees (and, before this copy, let a graph that drops the
+    in-place operation pass its own verification).
+    """
+    return [x.detach().clone() for x in xs]
+
+
 def _flat(out: object) -> list[torch.Tensor]:
     from .._model import flatten_outputs
 
@@ -129,7 +141,7 @@ def verify(graph: Graph, reference: list[torch.Tensor], xs: Sequence[torch.Tenso
     """
     tol = TOLERANCE.get(xs[0].dtype, 1e-5)
     with torch.no_grad():
-        got = _flat(graph(*xs))
+        got = _flat(graph(*private_inputs(xs)))
     if len(got) != len(reference):
         raise VerificationError(
             f"the converted graph of the {description} has {len(got)} output(s), the model "
@@ -176,7 +188,7 @@ def finish(
             f"{len(shapes)} input shape(s)"
         )
     build_xs = example_inputs(shapes, 2, source.dtype, source.device, seed=0)
-    graph = source.build(build_xs)
+    graph = source.build(build_xs)  # build may run (and so modify) its private example batch
     if check:
         xs = example_inputs(shapes, 3, source.dtype, source.device, seed=1)
         if check_data is not None:
@@ -184,8 +196,8 @@ def finish(
                 torch.cat([x, d[:8].detach().to(dtype=x.dtype, device=x.device)])
                 for x, d in zip(xs, check_data)
             ]
-        with torch.no_grad():
-            ref = source.reference(xs)
+        with torch.no_grad():  # each side gets its own copy: a model may modify its input
+            ref = source.reference(private_inputs(xs))
         if ref is not None:
             verify(graph, ref, xs, source.description)
     graph.input_shapes = shapes

@@ -20,10 +20,10 @@ import torch
 
 from .._model import TorchModel, as_model, flatten_outputs
 from ._core import Source, finish, wrap_unexpected
-from .errors import ConversionError
+from .errors import BatchStatisticsError, ConversionError
 from .graph import Graph
 
-__all__ = ["GraphModel", "prepare_model"]
+__all__ = ["FallbackModel", "GraphModel", "prepare_model"]
 
 
 def _default_names(dims: Sequence[int]) -> list[list[str]]:
@@ -72,6 +72,8 @@ class GraphModel:
         self._fallback_candidate = fallback_model
         self._fallback: TorchModel | None = None
         self.conversion_error: str | None = None
+        #: the graph was built for the shapes of the first call (no shapes known at fit)
+        self.shapes_from_first_call = False
         self.n_inputs = graph.n_inputs if graph is not None else source.n_inputs
         self.full_graph: Graph | None = None
         self.graph: Graph | None = None
@@ -129,11 +131,12 @@ class GraphModel:
                 graph = finish(source, [tuple(x.shape[1:]) for x in xs], xs)
             except Exception as err:  # noqa: BLE001 - reported as a ConversionError
                 error = wrap_unexpected(err, source.description)
-                if self.require_graph:
+                if self.require_graph or isinstance(error, BatchStatisticsError):
                     raise error from err
                 self._use_fallback(error)
             else:
                 self._set_graph(graph)
+                self.shapes_from_first_call = True
         return self.graph
 
     def _use_fallback(self, error: ConversionError) -> None:
@@ -159,7 +162,33 @@ class GraphModel:
                 self.ensure([x.detach() for x in xs])
         if self._fallback is not None:
             return self._fallback(xs)
+        self.check_shapes(xs)
         return flatten_outputs(self.graph(*xs))
+
+    def check_shapes(self, xs: Sequence[torch.Tensor]) -> None:
+        """Refuse inputs of another per-sample shape than the graph was built for.
+
+        The graph bakes shape-derived values in (``F.avg_pool2d(h, h.size()[2:])``,
+        ``x.view(n, -1)`` widths): running it on another image size would silently compute a
+        different function than the model.
+
+        Raises
+        ------
+        ValueError
+            Naming both shapes.
+        """
+        built = self.full_graph.input_shapes if self.full_graph is not None else None
+        if built is None:
+            return
+        got = [tuple(int(d) for d in x.shape[1:]) for x in xs]
+        if got != [tuple(s) for s in built]:
+            one = len(got) == 1
+            raise ValueError(
+                f"the model was converted for per-sample input shape "
+                f"{built[0] if one else built}, got {got[0] if one else got}; the converted "
+                "graph depends on the input shape. Refit the explainer (passing X_ref with "
+                "the new shape) to explain inputs of another shape"
+            )
 
     def output_names(self, dims: Sequence[int]) -> list[list]:
         """Names of every output node per output layer (``classes_`` or ``Y1..``)."""
@@ -179,6 +208,19 @@ class GraphModel:
         return f"GraphModel({state}, ignore_last_act={self.ignore_last_act})"
 
 
+class FallbackModel(TorchModel):
+    """The plain private module copy, run on private copies of its inputs.
+
+    A module may modify its input in place (``x.sub_(mean)`` in ``forward``): the copies keep
+    the user's ``X``, the explainer's stored reference and the explainer's own leaf tensors
+    (which require grad) untouched, and ``clone`` is differentiable, so gradients still reach
+    the caller's tensors.
+    """
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return super().__call__([x.clone() for x in xs])
+
+
 def _last_leaf_is_activation(model: object) -> bool:
     """Heuristic for unconvertible modules: is the last registered leaf an activation?"""
     from torch import nn
@@ -192,12 +234,36 @@ def _last_leaf_is_activation(model: object) -> bool:
     return bool(leaves) and isinstance(leaves[-1], ACTIVATIONS)
 
 
+def _check_per_sample(model: object) -> None:
+    """Refuse modules that normalise with batch statistics in eval mode.
+
+    ``BatchNorm*(track_running_stats=False)`` has no running statistics, so even in eval mode
+    each sample's output depends on the other samples of the batch: per-sample attributions
+    (and predictions) would change with the batch composition, a silent wrong answer.
+    """
+    from torch import nn
+
+    module = getattr(model, "module_", model)
+    if not isinstance(module, nn.Module):
+        return
+    for name, m in module.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and (
+                m.running_mean is None or m.running_var is None):
+            raise BatchStatisticsError(
+                f"nn.{type(m).__name__}", f"'{name}'" if name else "the model",
+                "it has no running statistics (track_running_stats=False) and normalises "
+                "with the statistics of the current batch, even in eval mode")
+
+
 def _fallback_model(model: object, ignore_last_act: bool, dtype: torch.dtype,
                     device: torch.device, ends_with_activation: bool | None) -> TorchModel:
     """The plain private copy (runs any module) used when the graph cannot be built."""
     from .from_skorch import is_skorch_net
 
+    _check_per_sample(model)
     fallback = as_model(model, ignore_last_act=ignore_last_act, dtype=dtype, device=device)
+    fallback.__class__ = FallbackModel  # same state, inputs copied before every call
+    unknown = ends_with_activation is None  # torch.fx could not even trace the model
     if ends_with_activation is None:
         ends_with_activation = _last_leaf_is_activation(model)
     if is_skorch_net(model) and fallback.output_nonlinearity is None and ignore_last_act:
@@ -208,6 +274,16 @@ def _fallback_model(model: object, ignore_last_act: bool, dtype: torch.dtype,
             "ignore_last_act=True could not be honoured: the model could not be converted to "
             "a layer graph and its last activation is not the last module of an "
             "nn.Sequential, so the explained outputs include it",
+            UserWarning,
+            stacklevel=4,
+        )
+    elif ignore_last_act and unknown and fallback.removed_activation is None:
+        warnings.warn(
+            "ignore_last_act=True may not be honoured: torch.fx could not trace the model, so "
+            "it is explained without conversion, and whether its forward ends with an "
+            "activation (softmax, sigmoid, ...) cannot be checked; if it does, the explained "
+            "outputs include it. Pass ignore_last_act=False to explain the outputs as the "
+            "model returns them (and silence this warning)",
             UserWarning,
             stacklevel=4,
         )
@@ -242,6 +318,8 @@ def prepare_model(
     from .from_skorch import is_skorch_net
 
     can_fall_back = not require_graph and (isinstance(model, nn.Module) or is_skorch_net(model))
+    if can_fall_back:
+        _check_per_sample(model)  # no method explains a batch-dependent model per sample
 
     def fall_back(error: ConversionError, source: Source | None) -> TorchModel:
         ends = None if source is None else getattr(source, "ends_with_activation", None)
@@ -252,7 +330,7 @@ def prepare_model(
     try:
         source = make_source(model, dtype, device)
     except ConversionError as err:
-        if not can_fall_back:
+        if not can_fall_back or isinstance(err, BatchStatisticsError):
             raise
         model_ = _fallback_model(model, ignore_last_act, dtype, device,
                                  getattr(err, "ends_with_activation", None))
@@ -265,7 +343,7 @@ def prepare_model(
         except Exception as err:  # noqa: BLE001 - any failure is a conversion failure
             error = wrap_unexpected(err, source.description)
             if "failed on example inputs" not in str(error):
-                if not can_fall_back:
+                if not can_fall_back or isinstance(error, BatchStatisticsError):
                     raise error from err
                 return fall_back(error, source)
             # the input shape inferred from the first Linear was wrong: wait for real data

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._data import resolve_device, resolve_dtype
-from ._core import Source, finish
+from ._core import Source, finish, private_inputs
 from .graph import Graph
 
 __all__ = ["convert", "make_source", "normalize_input_shapes", "normalize_names",
@@ -39,7 +39,7 @@ class GraphSource(Source):
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         with torch.no_grad():
-            self.graph(*xs)
+            self.graph(*private_inputs(xs))
 
 
 def make_source(model: object, dtype: torch.dtype, device: torch.device) -> Source:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ConversionError", "UnsupportedLayerError", "VerificationError"]
+__all__ = ["BatchStatisticsError", "ConversionError", "UnsupportedLayerError", "VerificationError"]
 
 GRADIENT_HINT = (
     "The gradient methods (Gradient, SmoothGrad, IntegratedGradients, ExpectedGradients) still "
@@ -25,12 +25,27 @@ class UnsupportedLayerError(ConversionError):
         Its position, e.g. ``"'encoder.rnn'"``.
     """
 
+    hint = GRADIENT_HINT
+
     def __init__(self, what: str, where: str, reason: str = "") -> None:
         self.what, self.where = what, where
         msg = f"cannot convert {what} at {where}"
         if reason:
             msg += f": {reason}"
-        super().__init__(f"{msg}. {GRADIENT_HINT}")
+        super().__init__(f"{msg}. {self.hint}")
+
+
+class BatchStatisticsError(UnsupportedLayerError):
+    """A layer normalises with statistics of the current batch (e.g. ``BatchNorm1d(
+    track_running_stats=False)``): the model is not a per-sample function, so no method can
+    explain one sample independently of the others; the gradient methods refuse it too."""
+
+    hint = (
+        "Its output for one sample depends on the other samples in the batch, so per-sample "
+        "attributions are not defined (no explainer falls back to the plain model for it): "
+        "use running statistics (track_running_stats=True, trained, in eval mode) or a "
+        "per-sample normalisation"
+    )
 
 
 class VerificationError(ConversionError):

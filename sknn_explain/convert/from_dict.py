@@ -59,7 +59,7 @@ from ..layers import (
     Reshape,
 )
 from ..layers.activation import ACTIVATION_PARAMS
-from ._core import NodeBuilder, Source
+from ._core import NodeBuilder, Source, private_inputs
 from .graph import Graph, input_name
 
 __all__ = ["DictSource", "dict_to_graph", "graph_to_dict"]
@@ -67,15 +67,43 @@ __all__ = ["DictSource", "dict_to_graph", "graph_to_dict"]
 _ACT_ALIASES = {"linear": None, "identity": None, None: None, "logistic": "sigmoid"}
 
 
+#: largest number of values per sample of any input or layer output a model dict may define
+#: (the builder runs every layer once on one example row to learn the shapes)
+MAX_VALUES_PER_SAMPLE = 2**24
+
+
+def _size(v: object, what: str) -> int:
+    """One axis length: a positive integer (an integral float such as ``3.0`` is accepted)."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer, float,
+                                                              np.floating)):
+        raise ValueError(f"{what} must contain positive integers, got {v!r}")
+    if not float(v).is_integer() or v < 1:
+        raise ValueError(f"{what} must contain positive integers, got {v!r}")
+    return int(v)
+
+
+def _check_values(shape: Sequence[int], what: str) -> None:
+    n = int(np.prod([int(d) for d in shape], dtype=np.float64))
+    if n > MAX_VALUES_PER_SAMPLE:
+        raise ValueError(f"{what} {tuple(shape)} has {n} values per sample; at most "
+                         f"{MAX_VALUES_PER_SAMPLE} are supported")
+
+
 def _shape_list(dim: object, what: str) -> list[tuple[int, ...]]:
-    if isinstance(dim, (int, np.integer)):
-        return [(int(dim),)]
-    arr = list(dim) if isinstance(dim, (list, tuple, np.ndarray)) else None
-    if arr and all(isinstance(v, (int, np.integer, float)) for v in arr):
-        return [tuple(int(v) for v in arr)]
-    if arr and all(isinstance(v, (list, tuple, np.ndarray, int, np.integer)) for v in arr):
-        return [s for v in arr for s in _shape_list(v, what)]
-    raise ValueError(f"{what} must be a shape or a list of shapes, got {dim!r}")
+    if isinstance(dim, (int, np.integer, float)) and not isinstance(dim, bool):
+        shapes = [(_size(dim, what),)]
+    else:
+        arr = list(dim) if isinstance(dim, (list, tuple, np.ndarray)) else None
+        if arr and all(isinstance(v, (int, np.integer, float, np.floating)) for v in arr):
+            shapes = [tuple(_size(v, what) for v in arr)]
+        elif arr and all(isinstance(v, (list, tuple, np.ndarray, int, np.integer))
+                         for v in arr):
+            shapes = [s for v in arr for s in _shape_list(v, what)]
+        else:
+            raise ValueError(f"{what} must be a shape or a list of shapes, got {dim!r}")
+    for s in shapes:  # before anything is allocated for it
+        _check_values(s, what)
+    return shapes
 
 
 def _ints(v: object) -> list[int]:
@@ -86,12 +114,53 @@ def _ints(v: object) -> list[int]:
     return [int(x) for x in np.asarray(v).reshape(-1)]
 
 
-def _tensor(v: object, what: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+def _tensor(v: object, what: str, dtype: torch.dtype, device: torch.device,
+            numel: int | None = None) -> torch.Tensor:
+    """A finite weight tensor (``numel``: the exact number of values required)."""
     if v is None:
         raise ValueError(f"{what} is missing")
     if isinstance(v, torch.Tensor):
-        return v.detach().to(dtype=dtype, device=device)
-    return torch.as_tensor(np.asarray(v, dtype=np.float64), dtype=dtype, device=device)
+        t = v.detach().to(dtype=torch.float64, device="cpu")
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(v, dtype=np.float64))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{what} must be numeric, got {type(v).__name__}") from err
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{what} contains NaN or infinite values")
+    if numel is not None and t.numel() != numel:
+        raise ValueError(f"{what} must have {numel} values, got shape {tuple(t.shape)}")
+    return t.to(dtype=dtype, device=device)
+
+
+def _axis(d: object, rank: int, what: str) -> int:
+    """A 0-based torch axis of a rank-``rank`` tensor (batch axis 0 refused; no wrapping)."""
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+        raise ValueError(f"{what} must be an integer axis, got {d!r}")
+    d = int(d)
+    if not -rank <= d < rank:
+        raise ValueError(f"{what} {d} is out of range for a tensor with {rank} axes "
+                         "(batch axis included)")
+    if d % rank == 0:
+        raise ValueError(f"{what} {d} is the batch axis")
+    return d % rank
+
+
+def _r_axis(d: object, rank: int, what: str) -> int:
+    """innsight's 1-based axis (1 = batch, negative from the end) -> 0-based torch axis."""
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+        raise ValueError(f"{what} must be an integer axis, got {d!r}")
+    d = int(d)
+    if d == 0:
+        raise ValueError(f"{what} 0 does not exist: axes are 1-based as in innsight (1 is the "
+                         "batch axis, 2 the first feature / channel axis)")
+    if d == 1:
+        raise ValueError(f"{what} 1 is the batch axis in innsight's convention; the first "
+                         "feature / channel axis is 2")
+    if d > rank or d < -(rank - 1):
+        raise ValueError(f"{what} {d} is out of range for a tensor with {rank} axes (1-based, "
+                         "batch axis included)")
+    return d - 1 if d > 0 else d % rank
 
 
 def _activation(name: object, params: dict, rank: int) -> Activation | None:
@@ -104,8 +173,7 @@ def _activation(name: object, params: dict, rank: int) -> Activation | None:
                          f"{sorted(set(ACTIVATION_PARAMS) | {'linear'})}")
     kw = {k: params[k] for k in ACTIVATION_PARAMS[key] if k in params}
     if key in ("softmax", "log_softmax"):
-        d = int(kw.get("dim", 1))
-        kw["dim"] = d % rank if rank else d
+        kw["dim"] = _axis(kw.get("dim", 1), rank, f"{key} dim")
     return Activation(key, **kw)
 
 
@@ -240,6 +308,35 @@ class _Builder:
         if not ok:
             raise ValueError(f"{key} is {given!r}, but the computed shape is {got!r}")
 
+    def check_padding(self, shape: tuple[int, ...], pad: Sequence[int]) -> None:
+        """Bound the padded size before the example row is padded."""
+        if any(p < 0 for p in pad):
+            raise ValueError(f"padding must be non-negative, got {list(pad)}")
+        if len(pad) % 2 or len(pad) // 2 > len(shape):
+            raise ValueError(f"padding must give (left, right) pairs for at most {len(shape)} "
+                             f"axes, got {list(pad)}")
+        out = list(shape)
+        for i in range(len(pad) // 2):
+            out[-1 - i] += pad[2 * i] + pad[2 * i + 1]
+        _check_values(out, "the padded output shape")
+
+    def check_output(self, shape: tuple[int, ...], w: torch.Tensor, pad: Sequence[int],
+                     spec: dict, nd: int) -> None:
+        """Bound a convolution's output size before it is computed."""
+        if any(p < 0 for p in pad):
+            raise ValueError(f"padding must be non-negative, got {list(pad)}")
+        stride = _ints(spec.get("stride")) or [1] * nd
+        dilation = _ints(spec.get("dilation")) or [1] * nd
+        if any(v < 1 for v in stride + dilation):
+            raise ValueError("stride and dilation must be positive")
+        spatial = list(shape[1:])
+        for i in range(min(nd, len(spatial))):
+            padded = spatial[-1 - i] + pad[2 * i] + pad[2 * i + 1]
+            span = dilation[-1 - i if len(dilation) > 1 else 0] * (w.shape[-1 - i] - 1) + 1
+            step = stride[-1 - i if len(stride) > 1 else 0]
+            spatial[-1 - i] = max(0, (padded - span) // step + 1)
+        _check_values([w.shape[0], *spatial], "the convolution's output shape")
+
     def layer(self, idx: int, spec: dict, parents: list[str]) -> str:
         kind = spec.get("type")
         in_shapes = [tuple(self.values[p].shape[1:]) for p in parents]
@@ -255,8 +352,8 @@ class _Builder:
                 raise ValueError(f"weight must have shape (out, in) = (*, {in_shapes[0][-1]}), "
                                  f"got {tuple(w.shape)}")
             b = spec.get("bias")
-            out = self.emit(base, Dense(w, None if b is None else _tensor(b, "bias", dt, dev)),
-                            [x])
+            bias = None if b is None else _tensor(b, "bias", dt, dev, numel=w.shape[0])
+            out = self.emit(base, Dense(w, None if bias is None else bias.reshape(-1)), [x])
         elif kind in ("Conv1D", "Conv2D"):
             nd = 1 if kind == "Conv1D" else 2
             w = _tensor(spec.get("weight"), "weight", dt, dev)
@@ -275,7 +372,9 @@ class _Builder:
                 x = self.emit(f"{base}_pad", Pad(tuple(pad)), [x])
                 conv_pad = (0,) * nd
             b = spec.get("bias")
-            layer = Conv(w, None if b is None else _tensor(b, "bias", dt, dev),
+            bias = None if b is None else _tensor(b, "bias", dt, dev, numel=w.shape[0])
+            self.check_output(in_shapes[0], w, pad, spec, nd)
+            layer = Conv(w, None if bias is None else bias.reshape(-1),
                          tuple(_ints(spec.get("stride")) or [1] * nd), conv_pad,
                          tuple(_ints(spec.get("dilation")) or [1] * nd),
                          int(spec.get("groups", 1)))
@@ -295,22 +394,33 @@ class _Builder:
                                 bool(spec.get("count_include_pad", True)))
             out = self.emit(base, layer, [x])
         elif kind == "BatchNorm":
-            gamma = _tensor(spec.get("gamma"), "gamma", torch.float64, dev)
-            n = gamma.numel()
+            n = in_shapes[0][0] if in_shapes[0] else 0
+            if spec.get("num_features") is not None and _ints(spec["num_features"]) != [n]:
+                raise ValueError(f"num_features is {spec['num_features']!r}, but the input "
+                                 f"has {n} channels / features")
+            f64 = torch.float64
+            gamma = _tensor(spec.get("gamma"), "gamma", f64, dev, numel=n).reshape(-1)
             beta = spec.get("beta")
-            beta = torch.zeros(n, dtype=torch.float64) if beta is None else _tensor(
-                beta, "beta", torch.float64, dev)
-            mean = _tensor(spec.get("run_mean"), "run_mean", torch.float64, dev)
-            var = _tensor(spec.get("run_var"), "run_var", torch.float64, dev)
-            scale = gamma / torch.sqrt(var + float(spec.get("eps", 1e-5)))
+            beta = torch.zeros(n, dtype=f64, device=dev) if beta is None else _tensor(
+                beta, "beta", f64, dev, numel=n).reshape(-1)
+            mean = _tensor(spec.get("run_mean"), "run_mean", f64, dev, numel=n).reshape(-1)
+            var = _tensor(spec.get("run_var"), "run_var", f64, dev, numel=n).reshape(-1)
+            eps = _tensor(spec.get("eps", 1e-5), "eps", f64, dev, numel=1).reshape(())
+            if bool((var < 0).any()) or bool(eps < 0):
+                raise ValueError("run_var and eps must be non-negative (a variance)")
+            if bool((var + eps <= 0).any()):
+                raise ValueError("run_var + eps must be positive")
+            scale = gamma / torch.sqrt(var + eps)
             out = self.emit(base, BatchNorm(scale.to(dt), (beta - mean * scale).to(dt)), [x])
         elif kind == "Flatten":
-            s = int(spec.get("start_dim") or 2)
-            e = int(spec.get("end_dim") or -1)
-            out = self.emit(base, Flatten(s - 1 if s > 0 else s, e - 1 if e > 0 else e), [x])
+            start, end = spec.get("start_dim"), spec.get("end_dim")
+            s = _r_axis(2 if start is None else start, rank, "start_dim")
+            e = _r_axis(-1 if end is None else end, rank, "end_dim")
+            if e < s:
+                raise ValueError(f"end_dim {end!r} comes before start_dim {start!r}")
+            out = self.emit(base, Flatten(s, -1 if e == rank - 1 else e), [x])
         elif kind in ("Concatenate", "Concatenation"):
-            d = int(spec.get("axis", spec.get("dim", 2)))
-            d = d - 1 if d > 0 else d % rank
+            d = _r_axis(spec.get("axis", spec.get("dim", 2)), rank, "axis")
             out = self.emit(base, Concat(d), parents)
         elif kind == "Add":
             out = self.emit(base, Add(), parents)
@@ -318,6 +428,7 @@ class _Builder:
             out = x
         elif kind == "Padding":
             value = spec.get("value", 0.0)
+            self.check_padding(in_shapes[0], _ints(spec.get("padding")))
             out = self.emit(base, Pad(tuple(_ints(spec.get("padding"))),
                                       spec.get("mode", "constant"),
                                       0.0 if value is None else float(value)), [x])
@@ -331,16 +442,22 @@ class _Builder:
                 pooled = self.emit(f"{base}_pool", cls(nd, 1), [x])
                 out = self.emit(base, Flatten(1, -1), [pooled])
             else:
-                out = self.emit(base, cls(nd, _ints(spec.get("output_size"))), [x])
+                size = [_size(v, "output_size") for v in _ints(spec.get("output_size"))]
+                _check_values([in_shapes[0][0], *size], "the pooled output shape")
+                out = self.emit(base, cls(nd, size), [x])
         elif kind == "Activation":
             act = _activation(spec.get("act_name"), spec, rank)
             out = x if act is None else self.emit(base, act, [x])
         elif kind == "Reshape":
             out = self.emit(base, Reshape(tuple(_ints(spec.get("shape")))), [x])
         elif kind == "ElementwiseAffine":
-            out = self.emit(base, ElementwiseAffine(_tensor(spec.get("scale"), "scale", dt, dev),
-                                                    _tensor(spec.get("shift"), "shift", dt, dev)),
-                            [x])
+            scale = _tensor(spec.get("scale"), "scale", dt, dev).reshape(-1)
+            shift = _tensor(spec.get("shift"), "shift", dt, dev).reshape(-1)
+            n = in_shapes[0][0] if in_shapes[0] else 1
+            if scale.numel() not in (1, n) or shift.numel() not in (1, n):
+                raise ValueError(f"scale and shift must have 1 or {n} values (one per channel "
+                                 f"/ feature), got {scale.numel()} and {shift.numel()}")
+            out = self.emit(base, ElementwiseAffine(scale, shift), [x])
         else:
             raise ValueError(f"unknown layer type {kind!r}")
         if act_name is not None and kind in ("Dense", "Conv1D", "Conv2D"):
@@ -393,7 +510,7 @@ class DictSource(Source):
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         with torch.no_grad():
-            self.graph(*xs)
+            self.graph(*private_inputs(xs))
 
 
 # ---------------------------------------------------------------------------- export

@@ -148,7 +148,7 @@ class MLPSource(Source):
         return Graph(builder.nodes, 1, [out])
 
     def reference(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        X = xs[0].detach().to("cpu", torch.float64).numpy()
+        X = xs[0].detach().to("cpu", torch.float64).clone().numpy()  # may be written
         return [torch.as_tensor(_sklearn_predict(self.est, X))]
 
 
@@ -267,7 +267,7 @@ class PipelineSource(Source):
         return Graph(builder.nodes, 1, outputs, output_names=sub.output_names_)
 
     def reference(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        X = xs[0].detach().to("cpu", torch.float64).numpy()
+        X = xs[0].detach().to("cpu", torch.float64).clone().numpy()  # may be written
         if self.final_source is None:
             return [torch.as_tensor(_sklearn_predict(self.pipe, X))]
         columns = getattr(self.pipe, "feature_names_in_", None)

@@ -40,6 +40,7 @@ import copy
 import operator
 import os
 import re
+import threading
 from collections.abc import Callable, Sequence
 
 import torch
@@ -63,8 +64,8 @@ from ..layers import (
     Pad,
     Reshape,
 )
-from ._core import NodeBuilder, Source
-from .errors import ConversionError, UnsupportedLayerError
+from ._core import NodeBuilder, Source, private_inputs
+from .errors import BatchStatisticsError, ConversionError, UnsupportedLayerError
 from .graph import Graph, input_name
 
 __all__ = ["TorchSource", "trace_module"]
@@ -73,12 +74,52 @@ _REQ = object()  # marks a required argument in a signature spec
 
 
 # ---------------------------------------------------------------------------- tracing
+#: serialises our ``torch.fx`` traces: tracing patches ``nn.Module.__call__`` and
+#: ``nn.Module.__getattr__`` process-wide, and two overlapping traces restore each other's
+#: patches (one of them then stays installed for good)
+_TRACE_LOCK = threading.RLock()
+_MODULE_CALL = nn.Module.__call__
+_MODULE_GETATTR = nn.Module.__getattr__
+
+
 class _Tracer(fx.Tracer):
-    """Default leaves (``torch.nn`` modules except containers), with source locations."""
+    """Default leaves (``torch.nn`` modules except containers), with source locations.
+
+    While a trace runs, ``torch.fx`` routes *every* module call of the process through the
+    tracer. Calls from other threads (another explainer running its model) are passed
+    straight to the original ``nn.Module.__call__`` / attribute lookup, so they neither fail
+    (``NameError: module is not installed as a submodule``) nor end up in this trace.
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self.record_stack_traces = True
+        self._thread = threading.get_ident()
+
+    def call_module(self, m, forward, args, kwargs):  # noqa: D102 - see class docstring
+        if threading.get_ident() != self._thread:
+            return forward(*args, **kwargs)
+        return super().call_module(m, forward, args, kwargs)
+
+    def getattr(self, attr, attr_val, parameter_proxy_cache):  # noqa: D102
+        if threading.get_ident() != self._thread:
+            return attr_val
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
+
+
+def _trace(tracer: _Tracer, module: nn.Module, concrete: dict) -> fx.Graph:
+    """``tracer.trace`` under the process-wide lock; the fx patches never outlive it."""
+    with _TRACE_LOCK:
+        call = nn.Module.__dict__["__call__"]
+        getattr_ = nn.Module.__dict__["__getattr__"]
+        try:
+            return tracer.trace(module, concrete_args=concrete or None)
+        finally:
+            # fx restores its patches itself; this guards against a patch left behind
+            if nn.Module.__dict__["__call__"] is not call:
+                nn.Module.__call__ = call
+            if nn.Module.__dict__["__getattr__"] is not getattr_:
+                nn.Module.__getattr__ = getattr_
 
 
 def trace_module(module: nn.Module) -> tuple[fx.GraphModule, list[str]]:
@@ -109,7 +150,7 @@ def trace_module(module: nn.Module) -> tuple[fx.GraphModule, list[str]]:
                 concrete[p.name] = p.default
     tracer = _Tracer()
     try:
-        graph = tracer.trace(module, concrete_args=concrete or None)
+        graph = _trace(tracer, module, concrete)
     except Exception as err:  # noqa: BLE001 - fx raises many kinds of errors
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConversionError(
@@ -250,7 +291,15 @@ class _Converter:
         return UnsupportedLayerError(_what(node, self.gm), _where(node), reason)
 
     def buf(self, t: object) -> torch.Tensor:
-        return torch.as_tensor(t).detach().to(dtype=self.dtype, device=self.device)
+        """A constant in the graph's dtype.
+
+        Python numbers (``x * 0.1``) are converted directly: ``torch.as_tensor(0.1)`` would
+        round them through float32, and a double graph would then differ from the model.
+        Tensors keep their value (the model computes with exactly that value).
+        """
+        if isinstance(t, torch.Tensor):
+            return t.detach().to(dtype=self.dtype, device=self.device)
+        return torch.as_tensor(t, dtype=self.dtype, device=self.device)
 
     def dim(self, d: object, rank: int, node: fx.Node) -> int:
         d = int(d)
@@ -267,6 +316,8 @@ class _Converter:
             self.alias[name] = input_name(i)
             self.dynamic.add(name)
         outputs: list[str] = []
+        self.order = list(self.gm.graph.nodes)
+        self.position = {n.name: i for i, n in enumerate(self.order)}
         for node in self.gm.graph.nodes:
             if node.op in ("placeholder", "get_attr"):
                 continue
@@ -283,10 +334,12 @@ class _Converter:
                 # is a tensor built only from it (torch.arange(x.shape[1]), as _scan allows)
                 continue
             self.dynamic.add(node.name)
+            self.check_constant_write(node, value)
             handler = _handler(node, self.gm)
             if handler is None:
                 raise self.unsupported(node)
             self.alias[node.name] = handler(self, node)
+            self.rebind_mutated(node)
         if post is not None:
             if not post.elementwise:  # softmax over the last axis of the first output
                 rank = len(self.shape(self.output_nodes[0]))
@@ -295,6 +348,51 @@ class _Converter:
             outputs[0] = self.builder.add("output_activation", post, [outputs[0]])
         outputs = self.builder.ensure_node_outputs(outputs)
         return Graph(self.builder.nodes, len(self.inputs), outputs)
+
+    def check_constant_write(self, node: fx.Node, value: torch.Tensor) -> None:
+        """Refuse an in-place write of input-dependent values into a constant tensor."""
+        for prev in node.all_input_nodes:
+            if prev.name not in self.dynamic and self.values.get(prev.name) is value:
+                raise self.unsupported(
+                    node, "it writes input-dependent values in place into a constant tensor "
+                    "(a buffer or parameter of the model)")
+
+    def rebind_mutated(self, node: fx.Node) -> None:
+        """Follow an in-place operation (``x.sub_(m)``, ``relu(inplace=True)``, ``x += 1``).
+
+        An in-place operation returns the very tensor object it modified, so every earlier
+        value that *is* that object now holds the new value: later uses of it (e.g. the
+        model input after ``x.sub_(mean)``) must read the new graph node, as the
+        out-of-place equivalent would. In-place writes into a constant (buffer, parameter)
+        or into a tensor that shares memory with another live value (a view) are refused.
+        """
+        value = self.values[node.name]
+        new = self.alias[node.name]
+        if not isinstance(value, torch.Tensor):
+            return
+        mutated = False
+        for prev in self.order[: self.position[node.name]]:
+            if self.values.get(prev.name) is not value:
+                continue
+            if self.alias[prev.name] != new:
+                self.alias[prev.name] = new
+                mutated = True
+        if not mutated or value.numel() == 0:
+            return
+        storage = value.untyped_storage().data_ptr()
+        here = self.position[node.name]
+        for prev in self.order[:here]:
+            other = self.values.get(prev.name)
+            if (prev.name not in self.dynamic or not isinstance(other, torch.Tensor)
+                    or other is value or other.numel() == 0):
+                continue
+            if other.untyped_storage().data_ptr() != storage:
+                continue
+            if any(self.position[u.name] > here for u in prev.users):
+                raise self.unsupported(
+                    node, f"it modifies in place a tensor that shares memory with "
+                    f"'{prev.name}' (a view), which is used afterwards; use the out-of-place "
+                    "operation")
 
     def outputs(self, node: fx.Node) -> list[str]:
         leaves: list[object] = []
@@ -586,10 +684,15 @@ def _linear_fn(cv: _Converter, node: fx.Node) -> str:
     return cv.add(node, layer, [cv.data(b["input"], node)])
 
 
+def _batch_stats(cv: _Converter, node: fx.Node, reason: str) -> BatchStatisticsError:
+    return BatchStatisticsError(_what(node, cv.gm), _where(node), reason)
+
+
 def _bn_layer(cv, node, mean, var, weight, bias, eps) -> BatchNorm:
     if mean is None or var is None:
-        raise cv.unsupported(node, "BatchNorm without running statistics normalises with "
-                             "batch statistics, which depend on the other samples")
+        raise _batch_stats(cv, node, "BatchNorm without running statistics "
+                           "(track_running_stats=False) normalises with the statistics of "
+                           "the current batch, even in eval mode")
     mean, var = cv.buf(mean), cv.buf(var)
     scale = torch.rsqrt(var + float(eps))
     if weight is not None:
@@ -611,7 +714,8 @@ def _bn_fn(cv: _Converter, node: fx.Node) -> str:
                      ("weight", None), ("bias", None), ("training", False), ("momentum", 0.1),
                      ("eps", 1e-5)])
     if cv.val(b["training"]):
-        raise cv.unsupported(node, "batch_norm(training=True) uses batch statistics")
+        raise _batch_stats(cv, node, "batch_norm(training=True) normalises with the "
+                           "statistics of the current batch")
     layer = _bn_layer(cv, node, cv.val(b["running_mean"]), cv.val(b["running_var"]),
                       cv.val(b["weight"]), cv.val(b["bias"]), cv.val(b["eps"]))
     return cv.add(node, layer, [cv.data(b["input"], node)])
@@ -944,8 +1048,8 @@ class TorchSource(Source):
         self.class_names = None if class_names is None else list(class_names)
 
     def _run_original(self, xs: Sequence[torch.Tensor]) -> object:
-        with torch.no_grad():
-            return self.module(*xs)
+        with torch.no_grad():  # on copies: the module may modify its inputs in place
+            return self.module(*private_inputs(xs))
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         self._run_original(xs)
@@ -954,7 +1058,7 @@ class TorchSource(Source):
         rec = _Recorder(self.gm)
         try:
             with torch.no_grad():
-                rec.run(*xs)
+                rec.run(*private_inputs(xs))
         except Exception as err:  # noqa: BLE001
             shapes = ", ".join(str(tuple(x.shape[1:])) for x in xs)
             raise ConversionError(
@@ -966,7 +1070,7 @@ class TorchSource(Source):
             None if self.post is None else copy.deepcopy(self.post))
         if self.class_names is not None:
             with torch.no_grad():
-                first = graph(*xs)[0]
+                first = graph(*private_inputs(xs))[0]
             k = first.reshape(first.shape[0], -1).shape[1] if first.ndim > 1 else 1
             names = class_names_for(self.class_names, k)
             if names is not None:

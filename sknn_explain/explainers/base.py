@@ -286,11 +286,23 @@ class Explainer(BaseEstimator):
         Attribution
         """
         check_is_fitted(self, "model_")
-        batch, names = self._coerce(X)
+        try:
+            batch, names = self._coerce(X)
+        except ValueError as err:
+            if getattr(self.model_, "shapes_from_first_call", False) and "shape" in str(err):
+                raise ValueError(
+                    f"{err}: the model was converted for the input shape of the first "
+                    "explained X (it was fitted without X_ref); refit the explainer, with "
+                    "X_ref of the new shape, to explain inputs of another shape") from err
+            raise
         xs = batch.to_tensors(self.dtype_, self.device_)
         with torch.no_grad():
             dims = [o.shape[1] for o in call_forward(
                 self.model_, [x[:1] for x in xs], hint=self._layout_hint(self.model_, xs, "X"))]
+        if self.input_shapes_ is None and getattr(self.model_, "input_shapes", None):
+            # a conversion deferred at fit finished for these shapes: later calls must match
+            self.input_shapes_ = [tuple(s) for s in self.model_.input_shapes]
+            self.n_inputs_ = len(self.input_shapes_)
         selection = resolve_outputs(output_idx, output_label, self.model_.output_names(dims))
         values, preds, goal = self._attribute(xs, selection, self._batch_size(batch.shapes))
         return make_attribution(
