@@ -15,9 +15,11 @@ intervals never accept ``inf`` or ``nan``, and random states also accept numpy G
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from numbers import Integral, Real
 
 import numpy as np
@@ -45,6 +47,7 @@ __all__ = [
     "StrOptions",
     "check_params",
     "check_reference_shapes",
+    "validate_arguments",
 ]
 
 
@@ -132,7 +135,7 @@ class SequenceOf(_CustomConstraint):
         )
 
     def __str__(self) -> str:
-        return f"a non-empty tuple or list of {self.constraint}"
+        return f"a non-empty tuple or list, each item {self.constraint}"
 
 
 #: an int >= 1
@@ -190,6 +193,44 @@ def check_params(constraints: Mapping[str, list], params: Mapping[str, object],
 must be an int in the range [1, inf). Got 0 instead.
     """
     validate_parameter_constraints(dict(constraints), dict(params), caller_name=caller_name)
+
+
+def validate_arguments(constraints: Mapping[str, list]) -> Callable:
+    """Decorator: check a function's arguments against ``constraints`` on every call.
+
+    Like scikit-learn's ``validate_params`` decorator, but always on (it does not honour
+    ``skip_parameter_validation``: an unchecked ``n=0`` returns all-zero attributions) and
+    without scikit-learn's nested-validation bookkeeping. Arguments without an entry in
+    ``constraints`` are not checked here.
+
+    Examples
+    --------
+    >>> @validate_arguments({"n": POSITIVE_INT})
+    ... def steps(n=50):
+    ...     return n
+    >>> steps(n=2.9)
+    Traceback (most recent call last):
+    ...
+    sklearn.utils._param_validation.InvalidParameterError: The 'n' parameter of steps must \
+be an int in the range [1, inf). Got 2.9 instead.
+    """
+
+    def decorate(func: Callable) -> Callable:
+        signature = inspect.signature(func)
+        unknown = set(constraints) - set(signature.parameters)
+        if unknown:  # pragma: no cover - programming error
+            raise ValueError(f"constraints for unknown arguments of {func.__name__}: {unknown}")
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            check_params(constraints, bound.arguments, func.__name__)
+            return func(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def _shapes(value: object) -> list[tuple[int, ...]] | None:

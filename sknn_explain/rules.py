@@ -543,9 +543,10 @@ def resolve_rules(rule_name: object = "simple", rule_param: object = None) -> La
             if param is None and _FALLBACK.get(key) in params and _takes_param(name):
                 param = params[_FALLBACK[key]]
             if param is not None and key in params and not _takes_param(name):
+                default = "" if key in names else " (the default: rule_name does not set it)"
                 raise ValueError(
                     f"rule_param[{key!r}]={param!r} was given, but the {key} rule "
-                    f"{_rule_label(name)} takes no parameter"
+                    f"{_rule_label(name)}{default} takes no parameter"
                 )
         elif rule_param is None or not (single or _takes_param(name)):
             param = None  # a dict of rules: a single rule_param goes to those that take one
@@ -564,7 +565,7 @@ def resolve_rules(rule_name: object = "simple", rule_param: object = None) -> La
             name = names[_FALLBACK[key]]
         else:
             name = _FIXED_DEFAULTS.get(key, "simple")
-            if single and key in _FIXED_DEFAULTS:
+            if params is None and single and key in _FIXED_DEFAULTS:
                 rules[key] = _checked(get_rule(name), key)  # not the user's rule: no param
                 continue
         rules[key] = build(key, name)
