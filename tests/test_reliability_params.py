@@ -29,6 +29,7 @@ from sknn_explain import (
 )
 from sknn_explain.functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
 from sknn_explain.rules import Epsilon, resolve_rules
+from sknn_explain.sklearn import AttributionTransformer
 
 BAD = (ValueError, TypeError)  # sklearn's InvalidParameterError is both
 
@@ -205,6 +206,19 @@ def test_refit_with_bad_reference_data_leaves_the_explainer_unfitted(data):
     assert _fitted_attributes(explainer) == []
     with pytest.raises(NotFittedError):
         explainer.explain(X)
+
+
+def test_transformer_refit_failure_leaves_it_unfitted():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4))
+    y = (X[:, 0] > 0).astype(int)
+    tr = AttributionTransformer(explainer=Gradient(), random_state=0).fit(X, y)
+    tr.set_params(max_reference=0)
+    with pytest.raises(BAD, match="'max_reference' parameter of AttributionTransformer"):
+        tr.fit(X, y)
+    assert _fitted_attributes(tr) == []
+    with pytest.raises(NotFittedError):
+        tr.transform(X)
 
 
 def test_successful_refit_replaces_everything(data):

@@ -546,7 +546,7 @@ _AGNOSTIC_DOC = """
     dtype : {"float", "double"}, default="double"
         Precision of the perturbed inputs and of a torch model's private copy. The
         regression is always solved in float64.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"cpu", "cuda", "cuda:<index>", "auto"} or torch.device, default="cpu"
         Where perturbed inputs are built and torch models run.
     batch_size : int, optional
         Model rows per call (perturbations x background rows); None picks one from the

@@ -144,7 +144,7 @@ class Explainer(BaseEstimator):
         Whether image / signal data come as ``(n, C, ...)`` (True) or ``(n, ..., C)``.
     dtype : {"float", "double"}
         Precision of the computation (the user's model is not cast; a copy is).
-    device : {"cpu", "cuda", "auto"}
+    device : {"cpu", "cuda", "cuda:<index>", "auto"} or torch.device
         Where to compute.
     batch_size : int, optional
         Model rows per forward/backward pass (samples x steps/references); None picks a size
