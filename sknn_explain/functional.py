@@ -24,6 +24,15 @@ from torch import nn
 from ._data import check_readable_tensor, default_axis_names, find_batch_first_rnn
 from ._engine import auto_batch_size, resolve_outputs
 from ._model import as_numpy, call_forward, eval_mode, flatten_outputs
+from ._validation import (
+    BATCH_SIZE,
+    BOOLEAN,
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    RANDOM_STATE,
+    check_reference_shapes,
+    validate_arguments,
+)
 from .attribution import Attribution
 from .explainers.base import make_attribution
 from .explainers.gradient import (
@@ -36,6 +45,21 @@ from .explainers.gradient import (
 __all__ = ["torch_expgrad", "torch_grad", "torch_intgrad", "torch_smoothgrad"]
 
 TensorOrList = torch.Tensor | Sequence[torch.Tensor]
+
+#: the same constraints as the Explainer classes' (the model, data and output_idx are
+#: checked when they are used)
+_CONSTRAINTS = {
+    "n": POSITIVE_INT,
+    "noise_level": NON_NEGATIVE_REAL,
+    "times_input": BOOLEAN,
+    "random_state": RANDOM_STATE,
+    "batch_size": BATCH_SIZE,
+    "return_object": BOOLEAN,
+}
+
+
+def _constraints(*names: str) -> dict[str, list]:
+    return {name: _CONSTRAINTS[name] for name in names}
 
 
 def _as_tensors(x: TensorOrList, name: str) -> list[torch.Tensor]:
@@ -111,6 +135,7 @@ def _run(
     return [[per_layer[i][li] for i in range(len(values))] for li in range(len(selection.layers))]
 
 
+@validate_arguments(_constraints("times_input", "batch_size", "return_object"))
 def torch_grad(
     model: nn.Module,
     x: TensorOrList,
@@ -138,6 +163,8 @@ def torch_grad(
     )
 
 
+@validate_arguments(_constraints(
+    "n", "noise_level", "times_input", "random_state", "batch_size", "return_object"))
 def torch_smoothgrad(
     model: nn.Module,
     x: TensorOrList,
@@ -157,6 +184,7 @@ def torch_smoothgrad(
     )
 
 
+@validate_arguments(_constraints("n", "times_input", "batch_size", "return_object"))
 def torch_intgrad(
     model: nn.Module,
     x: TensorOrList,
@@ -173,6 +201,7 @@ def torch_intgrad(
     """
     refs = None
     if x_ref is not None:
+        check_reference_shapes(x, x_ref, "x_ref")
         refs = [r.mean(0, keepdim=True) for r in _as_tensors(x_ref, "x_ref")]
         refs = _check_ref(refs, x, "x_ref")
     return _run(
@@ -181,6 +210,7 @@ def torch_intgrad(
     )
 
 
+@validate_arguments(_constraints("n", "random_state", "batch_size", "return_object"))
 def torch_expgrad(
     model: nn.Module,
     x: TensorOrList,
@@ -192,6 +222,7 @@ def torch_expgrad(
     return_object: bool = False,
 ) -> torch.Tensor | list | Attribution:
     """Expected gradients of ``model`` at ``x`` against the reference data ``data_ref``."""
+    check_reference_shapes(x, data_ref, "data_ref")
     refs = _as_tensors(data_ref, "data_ref")
     refs = _check_ref(refs, x, "data_ref")
     return _run(

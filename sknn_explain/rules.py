@@ -397,12 +397,20 @@ def get_rule(rule: str | Rule, param: object = None) -> Rule:
         A name from :data:`RULES` or a rule instance.
     param : object, optional
         The rule's parameter: ``epsilon`` for "epsilon", ``alpha`` for "alpha_beta",
-        ``gamma`` for "gamma", ``(low, high)`` or ``{"low": .., "high": ..}`` for "zbox";
-        ignored by rules without a parameter (as innsight). None keeps the default.
+        ``gamma`` for "gamma", ``(low, high)`` or ``{"low": .., "high": ..}`` for "zbox".
+        None keeps the default. Rules without a parameter ("simple", "zplus", "flat",
+        "wsquare", "pass", "equal") and rule objects refuse one (innsight ignored it
+        silently).
 
     Returns
     -------
     Rule
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, a parameter for a rule that takes none (or for a rule object),
+        and invalid parameter values.
 
     Examples
     --------
@@ -411,15 +419,29 @@ def get_rule(rule: str | Rule, param: object = None) -> Rule:
     Epsilon(epsilon=0.1)
     >>> get_rule("alpha_beta")
     AlphaBeta(alpha=0.5, stabilizer=None)
+    >>> get_rule("simple", 0.1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the LRP rule 'simple' takes no parameter, but rule_param=0.1 was given; ...
     """
     if isinstance(rule, Rule):
+        if param is not None:
+            raise ValueError(
+                f"rule_param={param!r} was given with the rule object {rule!r}; set the "
+                "parameter on the object instead and leave rule_param=None"
+            )
         return rule
     if not isinstance(rule, str):
         raise TypeError(f"an LRP rule must be a name or a Rule object, got {type(rule).__name__}")
     if rule not in RULES:
         raise ValueError(f"unknown LRP rule {rule!r}; known rules: {sorted(RULES)}")
     cls = RULES[rule]
-    if param is None or cls.param_name is None:
+    if param is not None and cls.param_name is None:
+        raise ValueError(
+            f"the LRP rule {rule!r} takes no parameter, but rule_param={param!r} was given; "
+            "use a rule with a parameter (e.g. 'epsilon') or leave rule_param=None"
+        )
+    if param is None:
         if cls is ZBox:
             raise ValueError('the "zbox" rule needs rule_param=(low, high) (input bounds)')
         return cls()
@@ -473,7 +495,10 @@ def resolve_rules(rule_name: object = "simple", rule_param: object = None) -> La
         ``"equal"`` (Add). ``"input"`` overrides the rule of the Dense / Conv layers that
         read the model input (possibly through scalers, padding or reshaping).
     rule_param : scalar, tuple or dict, optional
-        The parameter of every rule (see :func:`get_rule`) or a dict with the same keys.
+        The parameter of the rules (see :func:`get_rule`) or a dict with the keys of
+        ``rule_name``. With a single rule name the rule must take a parameter; with a dict of
+        rules a single ``rule_param`` goes to the rules that take one (at least one must).
+        A dict entry for a layer key whose rule takes no parameter is an error.
 
     Returns
     -------
@@ -482,7 +507,8 @@ def resolve_rules(rule_name: object = "simple", rule_param: object = None) -> La
     Raises
     ------
     ValueError
-        For unknown names / keys and rules a layer type cannot use (e.g. "pass" for Dense).
+        For unknown names / keys, rules a layer type cannot use (e.g. "pass" for Dense) and
+        a ``rule_param`` that no rule would use (e.g. ``"simple"`` with ``rule_param=0.1``).
 
     Examples
     --------
@@ -507,6 +533,28 @@ def resolve_rules(rule_name: object = "simple", rule_param: object = None) -> La
             raise ValueError('rule_param has an "input" entry but rule_name has no "input" rule')
     else:
         params = None
+    single = not isinstance(rule_name, Mapping)
+    used = False  # whether a scalar rule_param went to some rule
+
+    def build(key: str, name: object) -> Rule:
+        nonlocal used
+        if params is not None:
+            param = params.get(key)
+            if param is None and _FALLBACK.get(key) in params and _takes_param(name):
+                param = params[_FALLBACK[key]]
+            if param is not None and key in params and not _takes_param(name):
+                default = "" if key in names else " (the default: rule_name does not set it)"
+                raise ValueError(
+                    f"rule_param[{key!r}]={param!r} was given, but the {key} rule "
+                    f"{_rule_label(name)}{default} takes no parameter"
+                )
+        elif rule_param is None or not (single or _takes_param(name)):
+            param = None  # a dict of rules: a single rule_param goes to those that take one
+        else:
+            param = rule_param
+        used = used or param is not None
+        return _checked(get_rule(name, param), key)
+
     rules: dict[str, Rule] = {}
     for key in LAYER_KEYS:
         if key == "input":
@@ -517,18 +565,27 @@ def resolve_rules(rule_name: object = "simple", rule_param: object = None) -> La
             name = names[_FALLBACK[key]]
         else:
             name = _FIXED_DEFAULTS.get(key, "simple")
-        if params is not None:
-            param = params.get(key, params.get(_FALLBACK.get(key, ""), None))
-        elif key in _FIXED_DEFAULTS and key not in names:
-            param = None  # a default the user did not choose takes no rule_param
-        else:
-            param = rule_param
-        rules[key] = _checked(get_rule(name, param), key)
-    input_rule = None
-    if "input" in names:
-        param = params.get("input") if params is not None else rule_param
-        input_rule = _checked(get_rule(names["input"], param), "input")
+            if params is None and single and key in _FIXED_DEFAULTS:
+                rules[key] = _checked(get_rule(name), key)  # not the user's rule: no param
+                continue
+        rules[key] = build(key, name)
+    input_rule = build("input", names["input"]) if "input" in names else None
+    if params is None and rule_param is not None and not used:
+        chosen = sorted({_rule_label(n) for n in names.values()})
+        raise ValueError(
+            f"rule_param={rule_param!r} is not used: none of the rules {', '.join(chosen)} "
+            "takes a parameter; use a rule with a parameter or leave rule_param=None"
+        )
     return LayerRules(rules, input_rule)
+
+
+def _takes_param(rule: object) -> bool:
+    """Whether the rule name stands for a rule with a parameter (objects carry their own)."""
+    return isinstance(rule, str) and rule in RULES and RULES[rule].param_name is not None
+
+
+def _rule_label(rule: object) -> str:
+    return repr(rule) if isinstance(rule, (str, Rule)) else type(rule).__name__
 
 
 def _checked(rule: Rule, key: str) -> Rule:

@@ -46,7 +46,9 @@ from torch import nn
 
 from ._engine import auto_batch_size
 from ._model import call_forward, predict
+from ._validation import BOOLEAN, POSITIVE_INT
 from .explainers import Explainer, IntegratedGradients
+from .explainers.base import unfitted_on_error
 from .metrics import ExplainedRows, get_explanation_scorer
 
 __all__ = ["AttributionTransformer", "TabularMLP", "default_estimator"]
@@ -302,26 +304,18 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         self.random_state = random_state
 
     # ------------------------------------------------------------------ validation
+    _parameter_constraints: dict = {
+        "estimator": "no_validation",  # any estimator / module; checked when it is fitted
+        "explainer": [Explainer, None],
+        "target": "no_validation",  # a class label or output index: checked at fit
+        "prefit": BOOLEAN,
+        "scoring": [str, callable],
+        "max_reference": [*POSITIVE_INT, None],
+        "random_state": ["random_state"],
+    }
+
     def _check_params(self) -> None:
-        if not isinstance(self.prefit, (bool, np.bool_)):
-            raise TypeError(f"prefit must be a bool, got {self.prefit!r}")
-        if self.explainer is not None and not isinstance(self.explainer, Explainer):
-            raise TypeError(
-                f"explainer must be an sknn_explain Explainer (e.g. IntegratedGradients()), got "
-                f"{type(self.explainer).__name__}"
-            )
-        if self.max_reference is not None and (
-            isinstance(self.max_reference, bool)
-            or not isinstance(self.max_reference, numbers.Integral)
-            or self.max_reference < 1
-        ):
-            raise ValueError(
-                f"max_reference must be a positive int or None, got {self.max_reference!r}"
-            )
-        if not (isinstance(self.scoring, str) or callable(self.scoring)):
-            raise TypeError(
-                f"scoring must be a scorer name or a callable, got {type(self.scoring).__name__}"
-            )
+        self._validate_params()
         if isinstance(self.scoring, str):
             get_explanation_scorer(self.scoring)
         if isinstance(self.target, (list, tuple, dict, set, np.ndarray)):
@@ -401,8 +395,11 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
                 classes = np.asarray(est.classes_)
         return est, classes
 
+    @unfitted_on_error
     def fit(self, X, y=None, **fit_params) -> AttributionTransformer:
         """Fit the estimator (unless ``prefit``) and the explainer.
+
+        A ``fit`` that raises leaves the transformer unfitted (no previous fit survives).
 
         Parameters
         ----------

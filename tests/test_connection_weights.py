@@ -123,5 +123,5 @@ def test_errors():
         ConnectionWeights(times_input=True).fit(model, torch.zeros(1, 3, 8, 8)).explain()
     with pytest.raises(ValueError, match="input shape is unknown"):
         ConnectionWeights().fit(model).explain()
-    with pytest.raises(TypeError, match="times_input must be a bool"):
+    with pytest.raises(TypeError, match="'times_input' parameter of ConnectionWeights must be"):
         ConnectionWeights(times_input="no").fit(mlp())

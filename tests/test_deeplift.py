@@ -346,10 +346,10 @@ def test_model_untouched_pickle_clone():
 
 
 @pytest.mark.parametrize("make,err,match", [
-    (lambda: DeepLift(rule_name="nope"), ValueError, "rule_name must be one of"),
-    (lambda: DeepLift(winner_takes_all=1), TypeError, "winner_takes_all must be a bool"),
-    (lambda: DeepSHAP(limit_ref=0), ValueError, "limit_ref must be a positive int"),
-    (lambda: DeepSHAP(limit_ref=2.5), ValueError, "limit_ref must be a positive int"),
+    (lambda: DeepLift(rule_name="nope"), ValueError, "'rule_name' parameter of DeepLift must be"),
+    (lambda: DeepLift(winner_takes_all=1), TypeError, "'winner_takes_all' parameter of DeepLift"),
+    (lambda: DeepSHAP(limit_ref=0), ValueError, "'limit_ref' parameter of DeepSHAP must be"),
+    (lambda: DeepSHAP(limit_ref=2.5), ValueError, "'limit_ref' parameter of DeepSHAP must be"),
 ])
 def test_bad_parameters(make, err, match):
     with pytest.raises(err, match=match):

@@ -135,7 +135,7 @@ def test_bad_hyperparameters(tabular, params, match):
     model, X = tabular
     with pytest.raises(ValueError, match=match):
         Gradient(**params).fit(model, X)
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match="'n' parameter of SmoothGrad must be"):
         SmoothGrad(n=0).fit(model, X)
     with pytest.raises(ValueError, match="noise_level"):
         SmoothGrad(noise_level=-1).fit(model, X)

@@ -470,8 +470,8 @@ def test_rule_objects_and_registry():
     (dict(rule_name="zbox"), ValueError, "needs rule_param"),
     (dict(rule_name="epsilon", rule_param=-1.0), ValueError, "epsilon must be >= 0"),
     (dict(rule_name={"Add": "zplus"}), ValueError, "cannot be used for Add"),
-    (dict(rule_name=3), TypeError, "rule_name must be"),
-    (dict(winner_takes_all="yes"), TypeError, "winner_takes_all must be a bool"),
+    (dict(rule_name=3), TypeError, "'rule_name' parameter of LRP must be"),
+    (dict(winner_takes_all="yes"), TypeError, "'winner_takes_all' parameter of LRP must be"),
     (dict(rule_name="zbox", rule_param=(1.0, 0.0)), ValueError, "low <= high"),
 ])
 def test_bad_parameters(kwargs, err, match):

@@ -43,6 +43,7 @@ import functools
 import itertools
 import math
 from collections.abc import Sequence
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -51,7 +52,15 @@ from scipy.special import comb
 from .._data import InputBatch
 from .._engine import OutputSelection, auto_batch_size
 from .._model import call_forward, predict
-from .._segmentation import FeatureMap, build_feature_map, check_segment_size
+from .._segmentation import FeatureMap, build_feature_map
+from .._validation import (
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    RANDOM_STATE,
+    Interval,
+    SequenceOf,
+    StrOptions,
+)
 from ._predict_fn import RESPONSE_METHODS, SklearnModel, as_predict_model, is_torch_like
 from .base import Explainer, random_streams
 
@@ -514,13 +523,6 @@ def _link(t: np.ndarray, link: str, what: str) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- explainers
-def _check_int(value: object, name: str, minimum: int = 1) -> None:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (
-        value < minimum
-    ):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
 _AGNOSTIC_DOC = """
     segment_size : int or tuple of int, optional
         Grid cell size per spatial axis for signal / image inputs (default: at most 8
@@ -544,7 +546,7 @@ _AGNOSTIC_DOC = """
     dtype : {"float", "double"}, default="double"
         Precision of the perturbed inputs and of a torch model's private copy. The
         regression is always solved in float64.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"cpu", "cuda", "cuda:<index>", "auto"} or torch.device, default="cpu"
         Where perturbed inputs are built and torch models run.
     batch_size : int, optional
         Model rows per call (perturbations x background rows); None picks one from the
@@ -558,13 +560,13 @@ class _AgnosticExplainer(Explainer):
     """Shared fitting: prediction adapter, reference data, interpretable features."""
 
     _requires_reference = True
-
-    def _check_agnostic_params(self) -> None:
-        check_segment_size(self.segment_size)
-        if self.response_method not in RESPONSE_METHODS:
-            raise ValueError(
-                f"response_method must be one of {RESPONSE_METHODS}, got {self.response_method!r}"
-            )
+    _parameter_constraints = {
+        **Explainer._parameter_constraints,
+        "segment_size": [None, *POSITIVE_INT, SequenceOf(POSITIVE_INT[0])],
+        "segments": "no_validation",  # checked against the input shapes at fit
+        "random_state": RANDOM_STATE,
+        "response_method": [StrOptions(set(RESPONSE_METHODS))],
+    }
 
     def _prepare_model(self, model, dtype, device):
         if is_torch_like(model):
@@ -684,6 +686,12 @@ class KernelSHAP(_AgnosticExplainer):
     """
 
     method_name = "KernelSHAP"
+    _parameter_constraints = {
+        **_AgnosticExplainer._parameter_constraints,
+        "n_samples": [StrOptions({"auto"}), *POSITIVE_INT],
+        "link": [StrOptions(set(_LINKS))],
+        "limit_ref": [*POSITIVE_INT, None],
+    }
 
     def __init__(
         self, n_samples="auto", link="identity", limit_ref=100, segment_size=None,
@@ -709,15 +717,6 @@ class KernelSHAP(_AgnosticExplainer):
         if self.link == "logit":
             return "logit(f(x)) - logit(mean f(X_ref))"
         return "f(x) - mean f(X_ref)"
-
-    def _check_params(self) -> None:
-        self._check_agnostic_params()
-        if not (isinstance(self.n_samples, str) and self.n_samples == "auto"):
-            _check_int(self.n_samples, "n_samples")
-        if self.link not in _LINKS:
-            raise ValueError(f"link must be one of {_LINKS}, got {self.link!r}")
-        if self.limit_ref is not None:
-            _check_int(self.limit_ref, "limit_ref")
 
     def _fit_reference(self, ref: InputBatch) -> None:
         self._fit_features(ref)
@@ -830,6 +829,15 @@ class LIME(_AgnosticExplainer):
     """
 
     method_name = "LIME"
+    _parameter_constraints = {
+        **_AgnosticExplainer._parameter_constraints,
+        "n_samples": [Interval(Integral, 2, None, closed="left")],
+        "kernel_width": [Interval(Real, 0, None, closed="neither")],
+        "feature_selection": [StrOptions(set(_SELECTIONS))],
+        "n_features": POSITIVE_INT,
+        "alpha": NON_NEGATIVE_REAL,
+        "baseline": [StrOptions(set(_BASELINES))],
+    }
 
     def __init__(
         self, n_samples=1000, kernel_width=0.25, feature_selection="none", n_features=10,
@@ -853,28 +861,6 @@ class LIME(_AgnosticExplainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
-
-    def _check_params(self) -> None:
-        self._check_agnostic_params()
-        _check_int(self.n_samples, "n_samples", minimum=2)
-        _check_int(self.n_features, "n_features")
-        for name in ("kernel_width", "alpha"):
-            value = getattr(self, name)
-            ok = (
-                isinstance(value, (int, float, np.integer, np.floating))
-                and not isinstance(value, (bool, np.bool_))
-                and np.isfinite(value)
-                and (value > 0 if name == "kernel_width" else value >= 0)
-            )
-            if not ok:
-                kind = "positive" if name == "kernel_width" else "non-negative"
-                raise ValueError(f"{name} must be a {kind} finite number, got {value!r}")
-        if self.feature_selection not in _SELECTIONS:
-            raise ValueError(
-                f"feature_selection must be one of {_SELECTIONS}, got {self.feature_selection!r}"
-            )
-        if self.baseline not in _BASELINES:
-            raise ValueError(f"baseline must be one of {_BASELINES}, got {self.baseline!r}")
 
     def _fit_reference(self, ref: InputBatch) -> None:
         self._fit_features(ref)

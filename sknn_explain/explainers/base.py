@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from .._data import (
 )
 from .._engine import OutputSelection, auto_batch_size, resolve_outputs
 from .._model import as_numpy, call_forward, predict
+from .._validation import COMMON_PARAMETER_CONSTRAINTS
 from ..attribution import Attribution
 from ..convert.adapter import prepare_model
 
@@ -107,6 +109,33 @@ def _check_names(given: Sequence, known: Sequence | None, name: str, whose: str)
             )
 
 
+def _clear_fitted(estimator: object) -> None:
+    """Remove every fitted attribute (public names ending in ``_``) of ``estimator``."""
+    for name in [k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")]:
+        delattr(estimator, name)
+
+
+def unfitted_on_error(fit: Callable) -> Callable:
+    """Decorate ``fit`` so that it starts from, and fails into, an unfitted estimator.
+
+    Every fitted attribute is removed before ``fit`` runs and again when it raises (bad
+    hyperparameters, a model that does not convert, reference data that fail), so a failed
+    refit never leaves the previous fit in place: ``explain`` then raises
+    ``NotFittedError`` instead of explaining the old model.
+    """
+
+    @functools.wraps(fit)
+    def wrapper(self, *args, **kwargs):
+        _clear_fitted(self)
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            _clear_fitted(self)
+            raise
+
+    return wrapper
+
+
 class Explainer(BaseEstimator):
     """Base class: sklearn-style estimator that explains a fitted model.
 
@@ -124,14 +153,22 @@ class Explainer(BaseEstimator):
         Whether image / signal data come as ``(n, C, ...)`` (True) or ``(n, ..., C)``.
     dtype : {"float", "double"}
         Precision of the computation (the user's model is not cast; a copy is).
-    device : {"cpu", "cuda", "auto"}
+    device : {"cpu", "cuda", "cuda:<index>", "auto"} or torch.device
         Where to compute.
     batch_size : int, optional
         Model rows per forward/backward pass (samples x steps/references); None picks a size
         from the input width. Memory is bounded by it times the number of outputs.
     verbose : bool
         Show a tqdm progress bar over chunks.
+
+    Hyperparameters are checked against ``_parameter_constraints`` (scikit-learn's
+    constraint language; subclasses extend the dict) at ``fit`` and again at ``explain``,
+    so values changed with ``set_params`` after ``fit`` are checked too. Invalid values
+    raise ``InvalidParameterError`` (a ``ValueError`` and a ``TypeError``).
     """
+
+    #: scikit-learn parameter constraints (``name -> list of accepted kinds of values``)
+    _parameter_constraints: dict = dict(COMMON_PARAMETER_CONSTRAINTS)
 
     #: name shown in results
     method_name = "Explainer"
@@ -144,20 +181,26 @@ class Explainer(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def _check_common_params(self) -> tuple[torch.dtype, torch.device]:
-        if self.batch_size is not None and (
-            isinstance(self.batch_size, bool)
-            or not isinstance(self.batch_size, (int, np.integer))
-            or self.batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive int or None, got {self.batch_size!r}")
-        for flag in ("ignore_last_act", "channels_first", "verbose"):
-            if not isinstance(getattr(self, flag), (bool, np.bool_)):
-                raise TypeError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
-        self._check_params()
+        """Check all hyperparameters (at ``fit``) and resolve ``dtype`` and ``device``."""
+        self._check_hyperparameters()
         return resolve_dtype(self.dtype), resolve_device(self.device)
 
+    def _check_hyperparameters(self) -> None:
+        """Check every hyperparameter: ``_parameter_constraints``, then ``_check_params``.
+
+        Runs at ``fit`` and at ``explain`` (it is cheap), the one place where
+        hyperparameters are validated.
+        """
+        self._validate_params()
+        self._check_params()
+
     def _check_params(self) -> None:
-        """Validate method-specific hyperparameters (override)."""
+        """Cross-parameter checks that ``_parameter_constraints`` cannot express (override)."""
+
+    def _check_fitted(self) -> None:
+        """Raise ``NotFittedError`` unless fitted, then check the hyperparameters again."""
+        check_is_fitted(self, "model_")
+        self._check_hyperparameters()
 
     def _prepare_model(self, model: object, dtype: torch.dtype, device: torch.device):
         """Convert ``model`` to a layer graph adapter (:class:`~sknn_explain.convert.GraphModel`).
@@ -172,6 +215,7 @@ class Explainer(BaseEstimator):
             require_graph=bool(getattr(self, "_requires_graph", False)),
         )
 
+    @unfitted_on_error
     def fit(self, model: object, X_ref: object = None) -> Explainer:
         """Prepare the explainer for ``model``.
 
@@ -187,6 +231,10 @@ class Explainer(BaseEstimator):
         Returns
         -------
         self
+
+        Notes
+        -----
+        A ``fit`` that raises leaves the explainer unfitted (the previous fit is removed).
         """
         dtype, device = self._check_common_params()
         model_ = self._prepare_model(model, dtype, device)
@@ -205,8 +253,6 @@ class Explainer(BaseEstimator):
                              hint=self._layout_hint(model_, refs, "X_ref"))
         elif self._requires_reference:
             raise ValueError(f"{type(self).__name__} needs reference data: call fit(model, X_ref)")
-        for stale in ("n_features_in_", "feature_names_in_"):  # from an earlier fit
-            self.__dict__.pop(stale, None)
         self.model_ = model_
         self.dtype_, self.device_ = dtype, device
         self.recurrent_layer_ = find_batch_first_rnn(model)
@@ -225,12 +271,7 @@ class Explainer(BaseEstimator):
             self.n_features_in_ = self.input_shapes_[0][0]
             if self.input_names_ is not None:
                 self.feature_names_in_ = np.asarray(self.input_names_[0][0], dtype=object)
-        try:
-            self._fit_reference(ref)
-        except Exception:
-            # never leave a new model with the previous fit's reference state: unfitted
-            self.__dict__.pop("model_", None)
-            raise
+        self._fit_reference(ref)
         return self
 
     def _fit_reference(self, ref: InputBatch | None) -> None:
@@ -285,7 +326,7 @@ class Explainer(BaseEstimator):
         -------
         Attribution
         """
-        check_is_fitted(self, "model_")
+        self._check_fitted()
         try:
             batch, names = self._coerce(X)
         except ValueError as err:

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_is_fitted
 
 from .._data import default_axis_names
 from .._engine import resolve_outputs
 from .._model import call_forward
+from .._validation import BOOLEAN
 from ..attribution import Attribution
 from ..convert.graph import input_name
 from ..propagation import connection_weights_backward, predictions, start_states
 from ..propagation.explainer import GraphExplainer
 from .base import make_attribution
 from .gradient import _COMMON_DOC
-from .lrp import _check_bool
 
 __all__ = ["ConnectionWeights"]
 
@@ -50,6 +49,7 @@ class ConnectionWeights(GraphExplainer):
     """
 
     method_name = "ConnectionWeights"
+    _parameter_constraints = {**GraphExplainer._parameter_constraints, "times_input": BOOLEAN}
 
     def __init__(
         self, times_input=False, *, ignore_last_act=True, channels_first=True, dtype="float",
@@ -62,9 +62,6 @@ class ConnectionWeights(GraphExplainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
-
-    def _check_params(self):
-        _check_bool(self.times_input, "times_input")
 
     def _global_weights(self, probe, selection):
         """Per input ``(1, *shape, K)`` path-weight sums (``probe``: one row per input)."""
@@ -98,7 +95,7 @@ class ConnectionWeights(GraphExplainer):
         """
         if X is not None:
             return super().explain(X, output_idx, output_label)
-        check_is_fitted(self, "model_")
+        self._check_fitted()
         if self.times_input:
             raise ValueError("ConnectionWeights(times_input=True) needs data: call explain(X)")
         # known from fit, or from a conversion finished by an earlier explain(X)

@@ -6,27 +6,24 @@ import numpy as np
 import torch
 
 from .._data import InputBatch
+from .._validation import BOOLEAN, POSITIVE_INT, RANDOM_STATE, StrOptions
 from ..convert.graph import input_name
 from ..propagation import deeplift_backward, predictions, start_states
 from ..propagation.explainer import GraphExplainer
 from .base import random_streams
 from .gradient import _COMMON_DOC
-from .lrp import _check_bool
 
 __all__ = ["DeepLift", "DeepSHAP"]
 
 DEEPLIFT_RULES = ("rescale", "reveal_cancel")
 
 
-def _check_rule(rule_name: object) -> None:
-    if not isinstance(rule_name, str) or rule_name not in DEEPLIFT_RULES:
-        raise ValueError(f"rule_name must be one of {DEEPLIFT_RULES}, got {rule_name!r}")
-
-
 class _DeepLiftBase(GraphExplainer):
-    def _check_params(self):
-        _check_rule(self.rule_name)
-        _check_bool(self.winner_takes_all, "winner_takes_all")
+    _parameter_constraints = {
+        **GraphExplainer._parameter_constraints,
+        "rule_name": [StrOptions(set(DEEPLIFT_RULES))],
+        "winner_takes_all": BOOLEAN,
+    }
 
     def _contributions(self, vx, vr, xs, refs, selection):
         """``m * (x - ref)`` per input, ``(rows, *shape, K)``."""
@@ -157,6 +154,11 @@ class DeepSHAP(_DeepLiftBase):
     method_name = "DeepSHAP"
     _requires_reference = True
     _goal_description = "f(x) - mean f(X_ref)"
+    _parameter_constraints = {
+        **_DeepLiftBase._parameter_constraints,
+        "limit_ref": POSITIVE_INT,
+        "random_state": RANDOM_STATE,
+    }
 
     def __init__(
         self, limit_ref=100, rule_name="rescale", winner_takes_all=True, random_state=None, *,
@@ -173,12 +175,6 @@ class DeepSHAP(_DeepLiftBase):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
-
-    def _check_params(self):
-        super()._check_params()
-        if (isinstance(self.limit_ref, bool) or not isinstance(self.limit_ref, (int, np.integer))
-                or self.limit_ref < 1):
-            raise ValueError(f"limit_ref must be a positive int, got {self.limit_ref!r}")
 
     def _fit_reference(self, ref: InputBatch) -> None:
         data = ref.to_tensors(self.dtype_, self.device_)

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
 from .._data import InputBatch
 from .._engine import Forward, OutputSelection, accumulate_paths, auto_batch_size
 from .._model import predict
+from .._validation import BOOLEAN, NON_NEGATIVE_REAL, POSITIVE_INT, RANDOM_STATE
 from .base import Explainer, random_streams
 
 __all__ = [
@@ -38,11 +38,6 @@ __all__ = [
 ]
 
 Result = tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]
-
-
-def _check_n(n: object, name: str = "n") -> None:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{name} must be a positive int, got {n!r}")
 
 
 def _path_kwargs(xs: Sequence[torch.Tensor], batch_size: int, verbose: bool, desc: str) -> dict:
@@ -204,7 +199,7 @@ _COMMON_DOC = """
         Image / signal layout of the data: ``(n, C, ...)`` (True) or ``(n, ..., C)``.
     dtype : {"float", "double"}, default="float"
         Precision of the computation (on a private copy of the model).
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"cpu", "cuda", "cuda:<index>", "auto"} or torch.device, default="cpu"
         Where to compute.
     batch_size : int, optional
         Model rows per pass (samples x steps); None picks one from the input width.
@@ -234,6 +229,7 @@ class Gradient(Explainer):
 
     method_name = "Gradient"
     _goal_description = "f(x) - f(0)"
+    _parameter_constraints = {**Explainer._parameter_constraints, "times_input": BOOLEAN}
 
     def __init__(
         self, times_input=False, *, ignore_last_act=True, channels_first=True, dtype="float",
@@ -280,6 +276,13 @@ class SmoothGrad(Explainer):
     """
 
     method_name = "SmoothGrad"
+    _parameter_constraints = {
+        **Explainer._parameter_constraints,
+        "n": POSITIVE_INT,
+        "noise_level": NON_NEGATIVE_REAL,
+        "times_input": BOOLEAN,
+        "random_state": RANDOM_STATE,
+    }
 
     def __init__(
         self, n=50, noise_level=0.1, times_input=False, random_state=None, *,
@@ -296,11 +299,6 @@ class SmoothGrad(Explainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
-
-    def _check_params(self):
-        _check_n(self.n)
-        if not np.isscalar(self.noise_level) or not self.noise_level >= 0:
-            raise ValueError(f"noise_level must be a non-negative number, got {self.noise_level!r}")
 
     def _attribute(self, xs, selection, batch_size):
         return smoothgrad_attribution(
@@ -337,6 +335,9 @@ class IntegratedGradients(Explainer):
 
     method_name = "IntegratedGradients"
     _goal_description = "f(x) - f(x_ref)"
+    _parameter_constraints = {
+        **Explainer._parameter_constraints, "n": POSITIVE_INT, "times_input": BOOLEAN,
+    }
 
     def __init__(
         self, n=50, times_input=True, *, ignore_last_act=True, channels_first=True,
@@ -350,9 +351,6 @@ class IntegratedGradients(Explainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
-
-    def _check_params(self):
-        _check_n(self.n)
 
     def _fit_reference(self, ref: InputBatch | None) -> None:
         if ref is None:
@@ -397,6 +395,9 @@ class ExpectedGradients(Explainer):
     method_name = "ExpectedGradients"
     _requires_reference = True
     _goal_description = "f(x) - mean f(X_ref)"
+    _parameter_constraints = {
+        **Explainer._parameter_constraints, "n": POSITIVE_INT, "random_state": RANDOM_STATE,
+    }
 
     def __init__(
         self, n=50, random_state=None, *, ignore_last_act=True, channels_first=True,
@@ -410,9 +411,6 @@ class ExpectedGradients(Explainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
-
-    def _check_params(self):
-        _check_n(self.n)
 
     def _fit_reference(self, ref: InputBatch) -> None:
         self.data_ref_ = ref.to_tensors(self.dtype_, self.device_)

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from numbers import Real
+
 import numpy as np
 import torch
 
+from .._validation import BOOLEAN, Interval
 from ..convert.graph import input_name
 from ..propagation import lrp_backward, predictions, start_states
 from ..propagation.explainer import GraphExplainer
-from ..rules import resolve_rules
+from ..rules import Rule, resolve_rules
 from .gradient import _COMMON_DOC
 
 __all__ = ["LRP"]
-
-
-def _check_bool(value: object, name: str) -> None:
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool, got {value!r}")
 
 
 class LRP(GraphExplainer):
@@ -67,6 +66,16 @@ class LRP(GraphExplainer):
 
     method_name = "LRP"
     _goal_description = "f(x)"
+    _parameter_constraints = {
+        **GraphExplainer._parameter_constraints,
+        # names, parameters and their combinations are checked by resolve_rules
+        "rule_name": [str, Rule, Mapping],
+        "rule_param": [
+            None, Interval(Real, None, None, closed="neither"), tuple, list, np.ndarray,
+            torch.Tensor, Mapping,
+        ],
+        "winner_takes_all": BOOLEAN,
+    }
 
     def __init__(
         self, rule_name="simple", rule_param=None, winner_takes_all=True, *,
@@ -84,7 +93,6 @@ class LRP(GraphExplainer):
         self.verbose = verbose
 
     def _check_params(self):
-        _check_bool(self.winner_takes_all, "winner_takes_all")
         resolve_rules(self.rule_name, self.rule_param)
 
     def _attribute(self, xs, selection, batch_size):
