@@ -5,23 +5,22 @@ fitted skorch net and returns a :class:`TorchModel` holding a *private copy* of 
 (deep-copied, cast to the requested dtype/device, in eval mode, parameters frozen), so the
 user's model keeps its parameters, ``training`` flags, ``requires_grad`` flags and hooks.
 
-The functional API (:mod:`sknn_explain.functional`) works on the user's module directly;
-:func:`eval_mode` switches it to eval for the call and restores every ``training`` flag in
-a ``finally`` block.
+The functional API (:mod:`sknn_explain.functional`) runs the user's module directly when it is
+entirely in eval mode, and a private eval-mode copy otherwise: it never switches the user's
+module to eval and back (not thread-safe).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 __all__ = [
-    "TorchModel", "as_model", "copy_model", "eval_mode", "flatten_outputs", "private_copy",
+    "TorchModel", "as_model", "copy_model", "flatten_outputs", "private_copy",
     "strip_last_activation",
 ]
 
@@ -32,14 +31,43 @@ ACTIVATIONS: tuple[type[nn.Module], ...] = (
 )
 
 
-def flatten_outputs(out: object) -> list[torch.Tensor]:
-    """Model output (tensor or tuple/list of tensors) -> list of ``(n, k)`` tensors."""
+def flatten_outputs(out: object, n: int | None = None) -> list[torch.Tensor]:
+    """Model output (tensor or tuple/list of tensors) -> list of ``(n, k)`` tensors.
+
+    ``n`` is the number of input rows, when known. It makes outputs squeezed by the model
+    (``forward`` ending in ``.squeeze()``) unambiguous: for one input row a 0-d output is
+    ``(1, 1)`` and a ``(k,)`` output is ``(1, k)``; for ``n`` rows a ``(n,)`` output is
+    ``(n, 1)``. Without ``n`` a 1-D output is one column and a 0-d output an error.
+
+    Examples
+    --------
+    >>> import torch
+    >>> [o.shape for o in flatten_outputs(torch.tensor(3.0), n=1)]
+    [torch.Size([1, 1])]
+    >>> [o.shape for o in flatten_outputs((torch.zeros(4), torch.zeros(4, 2, 3)), n=4)]
+    [torch.Size([4, 1]), torch.Size([4, 6])]
+    """
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     flat = []
     for i, o in enumerate(outs):
         if not isinstance(o, torch.Tensor):
             raise TypeError(f"model output {i} is a {type(o).__name__}, expected a torch.Tensor")
-        flat.append(o.reshape(o.shape[0], -1) if o.ndim != 1 else o.reshape(-1, 1))
+        if n is None:
+            if o.ndim == 0:
+                raise ValueError(
+                    f"model output {i} is a 0-d tensor (a scalar); the model must return one "
+                    "row per input row"
+                )
+            flat.append(o.reshape(o.shape[0], -1) if o.ndim != 1 else o.reshape(-1, 1))
+        elif o.ndim >= 1 and o.shape[0] == n:
+            flat.append(o.reshape(n, -1))
+        elif n == 1:  # the model squeezed the sample axis of a one-row batch
+            flat.append(o.reshape(1, -1))
+        else:
+            raise ValueError(
+                f"model output {i} has shape {tuple(o.shape)} for {n} input rows; expected a "
+                f"leading sample axis of length {n}"
+            )
     return flat
 
 
@@ -60,23 +88,12 @@ def strip_last_activation(module: nn.Module) -> tuple[nn.Module, str | None]:
     return module, None
 
 
-@contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Put ``module`` (and all submodules) in eval mode; restore every flag afterwards."""
-    flags = [(m, m.training) for m in module.modules()]
-    try:
-        module.eval()
-        yield module
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
 def _softmax(x: torch.Tensor) -> torch.Tensor:
     return torch.softmax(x, dim=-1)
 
 
 def _sigmoid_2d(x: torch.Tensor) -> torch.Tensor:
+    x = x.reshape(1, -1) if x.ndim == 0 else x  # a squeezed one-row output
     p = torch.sigmoid(x.reshape(x.shape[0], -1)[:, :1])
     return torch.cat([1 - p, p], dim=1)
 
@@ -115,7 +132,7 @@ class TorchModel:
         if self.output_nonlinearity is not None:  # as skorch: on the first output only
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
             out = [self.output_nonlinearity(outs[0]), *outs[1:]]
-        return flatten_outputs(out)
+        return flatten_outputs(out, xs[0].shape[0] if len(xs) else None)
 
     def output_names(self, dims: Sequence[int]) -> list[list]:
         """Names of every output node, per output layer (``Y1..`` unless classes match)."""

@@ -1,9 +1,13 @@
 """Functional gradient methods on any torch module: tensors in, tensors out.
 
 Same maths as the Explainer classes (:mod:`sknn_explain.explainers.gradient`), without
-``fit``: the module is used as it is (its dtype and device), switched to eval mode for the
-call and restored afterwards. Output nodes are selected with 0-based ``output_idx``
-(default: the first ten of the first output).
+``fit``: the module is used as it is (its dtype and device) in eval mode. The user's module
+is never modified, not even for the duration of the call (so calls from several threads on
+one module are safe): a module whose submodules are all in eval mode is run directly (an
+eval-mode forward changes no state), a module with any submodule in train mode is
+deep-copied once per call and the copy switched to eval mode (this costs one copy of its
+parameters and buffers; call ``model.eval()`` beforehand to avoid it). Output nodes are
+selected with 0-based ``output_idx`` (default: the first ten of the first output).
 
 Examples
 --------
@@ -23,7 +27,7 @@ from torch import nn
 
 from ._data import default_axis_names
 from ._engine import auto_batch_size, resolve_outputs
-from ._model import as_numpy, call_forward, eval_mode, flatten_outputs
+from ._model import as_numpy, call_forward, copy_model, flatten_outputs
 from .attribution import Attribution
 from .explainers.base import make_attribution
 from .explainers.gradient import (
@@ -55,6 +59,18 @@ def _as_tensors(x: TensorOrList, name: str) -> list[torch.Tensor]:
     return [t.detach() for t in xs]
 
 
+def _eval_module(model: nn.Module) -> nn.Module:
+    """``model`` itself when every submodule is in eval mode, else a private eval-mode copy.
+
+    Switching the user's module to eval and back is not safe: another thread may run it in
+    between (BatchNorm in train mode then updates its running statistics), and a restore
+    racing with another call's switch leaves the module in eval mode.
+    """
+    if not any(m.training for m in model.modules()):
+        return model
+    return copy_model(model).eval()
+
+
 def _run(
     method: str,
     compute: Callable,
@@ -71,17 +87,18 @@ def _run(
     xs = _as_tensors(x, "x")
     shapes = [tuple(t.shape[1:]) for t in xs]
 
-    def forward(inputs):
-        return flatten_outputs(model(*inputs))
+    module = _eval_module(model)
 
-    with eval_mode(model):
-        with torch.no_grad():
-            dims = [o.shape[1] for o in call_forward(forward, [t[:1] for t in xs])]
-        names = [[f"Y{j + 1}" for j in range(k)] for k in dims]
-        selection = resolve_outputs(output_idx, None, names)
-        bs = int(batch_size) if batch_size is not None else auto_batch_size(
-            shapes, n_outputs=sum(selection.sizes), device_type=xs[0].device.type)
-        values, preds, goal = compute(forward, xs, selection, batch_size=bs, **kwargs)
+    def forward(inputs):
+        return flatten_outputs(module(*inputs), inputs[0].shape[0])
+
+    with torch.no_grad():
+        dims = [o.shape[1] for o in call_forward(forward, [t[:1] for t in xs])]
+    names = [[f"Y{j + 1}" for j in range(k)] for k in dims]
+    selection = resolve_outputs(output_idx, None, names)
+    bs = int(batch_size) if batch_size is not None else auto_batch_size(
+        shapes, n_outputs=sum(selection.sizes), device_type=xs[0].device.type)
+    values, preds, goal = compute(forward, xs, selection, batch_size=bs, **kwargs)
     if return_object:
         return make_attribution(
             method, values, preds, goal, selection, [as_numpy(t) for t in xs],

@@ -1,0 +1,169 @@
+"""Issue #10, runtime part: non-finite outputs, threads, the functional API, squeezed outputs,
+bounded model calls of the agnostic methods, result arrays that do not alias user data, and
+bool / integer model inputs."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from _torch_models import assert_unchanged, mlp, snapshot
+from torch import nn
+
+from sknn_explain import (
+    LIME,
+    LRP,
+    DeepLift,
+    ExpectedGradients,
+    Gradient,
+    IntegratedGradients,
+    KernelSHAP,
+    SmoothGrad,
+    torch_expgrad,
+    torch_grad,
+    torch_intgrad,
+    torch_smoothgrad,
+)
+
+
+def _run_threads(fn, n_threads: int) -> list:
+    """Run ``fn(i)`` in ``n_threads`` threads started together; re-raise the first error."""
+    results: list = [None] * n_threads
+    errors: list = []
+    barrier = threading.Barrier(n_threads)
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait()
+            results[i] = fn(i)
+        except BaseException as err:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+# ---------------------------------------------------------------------------- item 7
+def _bn_train_model() -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.3), nn.Linear(8, 3)
+    )
+    with torch.no_grad():  # non-trivial running statistics
+        model[1].running_mean.normal_()
+        model[1].running_var.uniform_(0.5, 2.0)
+    return model.train()
+
+
+@pytest.mark.parametrize("fn", [
+    lambda m, x: torch_grad(m, x, times_input=True),
+    lambda m, x: torch_smoothgrad(m, x, n=4, random_state=0),
+    lambda m, x: torch_intgrad(m, x, n=6),
+    lambda m, x: torch_expgrad(m, x, x, n=4, random_state=0),
+], ids=["grad", "smoothgrad", "intgrad", "expgrad"])
+def test_functional_threads_never_touch_a_train_mode_bn_model(fn):
+    model = _bn_train_model()
+    x = torch.randn(12, 4, generator=torch.Generator().manual_seed(1))
+    before = snapshot(model)
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    threaded = _run_threads(lambda i: fn(model, x), 6)
+    assert_unchanged(model, before)
+    assert all(m.training for m in model.modules())
+    for k, v in model.named_buffers():
+        assert torch.equal(v, buffers[k]), k
+    sequential = fn(model, x)
+    assert_unchanged(model, before)
+    for r in threaded:
+        assert torch.equal(r, sequential)
+    # eval semantics: the same as explaining an eval-mode copy
+    evaluated = _bn_train_model().eval()
+    assert torch.equal(fn(evaluated, x), sequential)
+
+
+def test_functional_on_an_eval_model_uses_it_without_changes():
+    model = _bn_train_model().eval()
+    before = snapshot(model)
+    torch_intgrad(model, torch.randn(5, 4), n=4)
+    assert_unchanged(model, before)
+    assert not any(m.training for m in model.modules())
+
+
+# ---------------------------------------------------------------------------- item 9
+class _SqueezedUntraceable(nn.Module):
+    """One output node, ``forward`` ends in ``.squeeze()``; data-dependent control flow keeps
+    torch.fx from converting it, so explainers run the module itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 1e9:
+            x = x * 2
+        return self.lin(x).squeeze()
+
+
+_SQUEEZE_EXPLAINERS = [
+    Gradient(times_input=True),
+    SmoothGrad(n=3, random_state=0),
+    IntegratedGradients(n=5),
+    ExpectedGradients(n=3, random_state=0),
+    KernelSHAP(random_state=0),
+    LIME(n_samples=40, random_state=0),
+]
+
+
+@pytest.mark.parametrize("explainer", _SQUEEZE_EXPLAINERS,
+                         ids=[type(e).__name__ for e in _SQUEEZE_EXPLAINERS])
+@pytest.mark.parametrize("n", [1, 5])
+def test_squeezed_one_output_model_is_explained(explainer, n):
+    model = _SqueezedUntraceable()
+    X = torch.randn(6, 4, generator=torch.Generator().manual_seed(0))
+    res = explainer.fit(model, X).explain(X[:n])
+    assert res.values.shape == (n, 4, 1)
+    expected = model(X[:n]).detach().reshape(n, 1).numpy()
+    np.testing.assert_allclose(res.predictions, expected, rtol=1e-5, atol=1e-6)
+    if isinstance(explainer, Gradient):  # linear model: gradient x input = w * x
+        w = model.lin.weight.detach().numpy()[0]
+        np.testing.assert_allclose(res.values[..., 0], X[:n].numpy() * w, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_functional_api_with_a_squeezed_output(n):
+    model = _SqueezedUntraceable()
+    x = torch.randn(n, 4)
+    g = torch_grad(model, x)
+    assert g.shape == (n, 4, 1)
+    torch.testing.assert_close(g[..., 0], model.lin.weight.detach().expand(n, 4))
+
+
+def test_squeezed_multi_output_one_row():
+    """A (1, k) output squeezed to (k,) for a one-row batch is one row of k outputs."""
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.lin = nn.Linear(4, 3)
+
+        def forward(self, x):
+            if x.sum() > 1e9:
+                x = x * 2
+            return self.lin(x).squeeze()
+
+    model = Net()
+    X = torch.randn(5, 4)
+    for n in (1, 5):
+        res = Gradient().fit(model, X).explain(X[:n])
+        assert res.values.shape == (n, 4, 3)
+        np.testing.assert_allclose(res.values[0], model.lin.weight.detach().numpy().T, rtol=1e-6)
