@@ -167,3 +167,34 @@ def test_squeezed_multi_output_one_row():
         res = Gradient().fit(model, X).explain(X[:n])
         assert res.values.shape == (n, 4, 3)
         np.testing.assert_allclose(res.values[0], model.lin.weight.detach().numpy().T, rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------- item 10
+class _CountingFunction:
+    """A prediction function that records the number of rows of every call."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.w = np.array([1.0, -2.0, 0.5, 3.0])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.rows.append(x.shape[0])
+        return np.stack([np.tanh(x @ self.w), x[:, 0] * x[:, 1]], axis=1)
+
+
+@pytest.mark.parametrize("make", [
+    lambda bs: KernelSHAP(limit_ref=None, random_state=0, batch_size=bs),
+    lambda bs: KernelSHAP(limit_ref=150, random_state=0, batch_size=bs),
+    lambda bs: LIME(n_samples=120, baseline="sample", random_state=0, batch_size=bs),
+    lambda bs: LIME(n_samples=120, baseline="mean", random_state=0, batch_size=bs),
+], ids=["kernelshap-all-ref", "kernelshap-limit", "lime-sample", "lime-mean"])
+@pytest.mark.parametrize("batch_size", [1, 7, 64])
+def test_agnostic_model_calls_respect_batch_size(make, batch_size):
+    rng = np.random.default_rng(0)
+    X_ref, X = rng.normal(size=(300, 4)), rng.normal(size=(3, 4))
+    fn = _CountingFunction()
+    res = make(batch_size).fit(fn, X_ref).explain(X)
+    assert fn.rows and max(fn.rows) <= batch_size
+    big = make(None).fit(_CountingFunction(), X_ref).explain(X)  # default: larger chunks
+    np.testing.assert_allclose(res.values, big.values, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(res.predictions, big.predictions, rtol=1e-12)

@@ -387,7 +387,8 @@ def masked_outputs(
 
     For sample ``a`` and coalition ``s`` the model sees ``where(z[s], x_a, b)`` for every
     base row ``b`` (``base_index is None``: all rows of ``bases``, averaged) or for the single
-    row ``bases[base_index[s]]``. Rows are built and evaluated ``batch_size`` at a time.
+    row ``bases[base_index[s]]``. Rows are built and evaluated ``batch_size`` at a time: every
+    model call gets at most ``batch_size`` rows, also when there are more base rows than that.
 
     Returns
     -------
@@ -446,7 +447,11 @@ def masked_outputs(
     def masks_of(em: torch.Tensor, s: torch.Tensor | slice) -> torch.Tensor:
         return em[s] if em.dtype == zt.dtype else zt[s][:, em]
 
-    per_chunk = max(1, batch_size // reps)
+    if reps <= batch_size:  # whole background per pair, several pairs per call
+        per_chunk, bg_slices = batch_size // reps, [slice(None)]
+    else:  # one pair per call, the background in slices of batch_size rows
+        per_chunk = 1
+        bg_slices = [slice(b0, min(reps, b0 + batch_size)) for b0 in range(0, reps, batch_size)]
     total = n * s_total
     out = None
     starts = range(0, total, per_chunk)
@@ -458,32 +463,35 @@ def masked_outputs(
         for start in starts:
             stop = min(total, start + per_chunk)
             a0 = start // s_total
-            pts = []
-            if (stop - 1) // s_total == a0:  # one sample: slices and broadcasting, no gathers
+            one_sample = (stop - 1) // s_total == a0
+            if one_sample:  # slices and broadcasting, no gathers
                 s = slice(start - a0 * s_total, stop - a0 * s_total)
-                for x, em, b, shape in zip(flat_x, elem_masks, flat_b, shapes):
-                    mask = masks_of(em, s)
-                    if bidx is None:
-                        rows = blend(mask[:, None, :], x[a0], b[None])
-                    else:
-                        rows = blend(mask, x[a0], b[bidx[s]])
-                    pts.append(rows.reshape(-1, *shape))
             else:
                 pair = torch.arange(start, stop, device=device)
                 a = torch.div(pair, s_total, rounding_mode="floor")
                 s = pair - a * s_total
+            mean = None
+            for bg in bg_slices:
+                pts = []
                 for x, em, b, shape in zip(flat_x, elem_masks, flat_b, shapes):
                     mask = masks_of(em, s)
                     if bidx is None:
-                        rows = blend(mask[:, None, :], x[a][:, None, :], b[None])
+                        on = x[a0] if one_sample else x[a][:, None, :]
+                        rows = blend(mask[:, None, :], on, b[bg][None])
                     else:
-                        rows = blend(mask, x[a], b[bidx[s]])
+                        rows = blend(mask, x[a0] if one_sample else x[a], b[bidx[s]])
                     pts.append(rows.reshape(-1, *shape))
-            picked = pick(call_forward(forward, pts))
-            if reps == 1:
-                mean = picked.to(torch.float64)
-            else:
-                mean = picked.reshape(stop - start, reps, -1).mean(1, dtype=torch.float64)
+                picked = pick(call_forward(forward, pts))
+                if reps == 1:
+                    part = picked.to(torch.float64)
+                elif len(bg_slices) == 1:
+                    part = picked.reshape(stop - start, reps, -1).mean(1, dtype=torch.float64)
+                else:
+                    part = picked.reshape(stop - start, -1, picked.shape[1]).sum(
+                        1, dtype=torch.float64)
+                mean = part if mean is None else mean + part
+            if len(bg_slices) > 1:
+                mean = mean / reps
             if out is None:
                 out = torch.empty((total, mean.shape[1]), dtype=torch.float64, device=device)
             out[start:stop] = mean
