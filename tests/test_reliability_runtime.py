@@ -198,3 +198,43 @@ def test_agnostic_model_calls_respect_batch_size(make, batch_size):
     big = make(None).fit(_CountingFunction(), X_ref).explain(X)  # default: larger chunks
     np.testing.assert_allclose(res.values, big.values, rtol=1e-9, atol=1e-10)
     np.testing.assert_allclose(res.predictions, big.predictions, rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------- item 13
+_ALIAS_EXPLAINERS = [
+    Gradient(times_input=True, dtype="double"),
+    IntegratedGradients(n=3, dtype="double"),
+    LRP(dtype="double"),
+    DeepLift(dtype="double"),
+    KernelSHAP(random_state=0),
+    LIME(n_samples=30, random_state=0),
+]
+
+
+@pytest.mark.parametrize("explainer", _ALIAS_EXPLAINERS,
+                         ids=[type(e).__name__ for e in _ALIAS_EXPLAINERS])
+@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+def test_attribution_arrays_never_alias_user_data(explainer, kind):
+    model = mlp(4, 3).double()
+    X_np = np.random.default_rng(0).normal(size=(6, 4))
+    X = X_np if kind == "numpy" else torch.tensor(X_np)
+    view = X if kind == "numpy" else X.numpy()
+    original = view.copy()
+    res = explainer.fit(model, X).explain(X)
+    for arr in (res.inputs, res.values, res.predictions, res.to_numpy()):
+        assert not np.shares_memory(arr, view)
+    res.inputs[:] = 123.0
+    res.values[:] = 7.0
+    np.testing.assert_array_equal(view, original)
+    res2 = explainer.explain(X)
+    view[:] = -1.0  # changing the data later does not change the result
+    np.testing.assert_array_equal(res2.inputs, original)
+
+
+def test_functional_attribution_inputs_are_a_copy():
+    x = torch.randn(4, 3, dtype=torch.float64)
+    original = x.clone()
+    res = torch_grad(nn.Linear(3, 2).double(), x, return_object=True)
+    assert not np.shares_memory(res.inputs, x.numpy())
+    res.inputs[:] = 0.0
+    assert torch.equal(x, original)
