@@ -13,6 +13,7 @@ module to eval and back (not thread-safe).
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -20,8 +21,8 @@ import torch
 from torch import nn
 
 __all__ = [
-    "TorchModel", "as_model", "copy_model", "flatten_outputs", "private_copy",
-    "strip_last_activation",
+    "TorchModel", "as_model", "copy_model", "flag_nonfinite_outputs", "flatten_outputs",
+    "private_copy", "strip_last_activation",
 ]
 
 #: modules treated as "the last activation" by ``ignore_last_act`` on unconverted models
@@ -254,3 +255,79 @@ def call_forward(forward, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu").numpy()
+
+
+def describe_rows(rows: Sequence[int], limit: int = 10) -> str:
+    """``[3, 17]``, or the first ``limit`` rows and how many there are in all."""
+    rows = [int(r) for r in rows]
+    if len(rows) <= limit:
+        return str(rows)
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return f"[{shown}, ...] ({len(rows)} rows in all)"
+
+
+def nonfinite_message(mask: torch.Tensor, names: Sequence, where: str) -> str:
+    """Describe the True entries of a ``(n, K)`` mask: rows and output names."""
+    rows = torch.nonzero(mask.any(1)).flatten().tolist()
+    outs = [str(names[j]) for j in torch.nonzero(mask.any(0)).flatten().tolist()]
+    shown = repr(outs[0]) if len(outs) == 1 else str(outs)
+    label = "output" if len(outs) == 1 else "outputs"
+    return f"the model returned NaN/inf for rows {describe_rows(rows)} {where} ({label} {shown})"
+
+
+def flag_nonfinite_outputs(
+    values: Sequence[torch.Tensor],
+    predictions: torch.Tensor,
+    goal: torch.Tensor | None,
+    names: Sequence,
+    *,
+    stacklevel: int = 3,
+) -> list[torch.Tensor]:
+    """Warn about NaN / infinite model outputs; their attributions become NaN.
+
+    A row whose selected model output is NaN or infinite has no meaningful attribution,
+    even when the computed numbers look finite (a finite gradient of ``log(x)`` at
+    ``x < 0``, say). Such (row, output) pairs get NaN attributions and a ``RuntimeWarning``
+    names the rows (0-based) and outputs. A non-finite decomposition goal with finite
+    outputs (the model returned NaN / inf at the reference) is warned about too.
+
+    Parameters
+    ----------
+    values : list of Tensor
+        Per input, ``(n, *input_shape, K)`` attributions.
+    predictions : Tensor
+        ``(n, K)`` selected outputs at the explained rows.
+    goal : Tensor or None
+        ``(n, K)`` decomposition goal.
+    names : sequence
+        The ``K`` selected output names.
+    stacklevel : int
+        Passed to :func:`warnings.warn` (point at the user's call).
+
+    Returns
+    -------
+    list of Tensor
+        ``values``, with NaN for the affected rows and outputs (modified in place).
+    """
+    values = list(values)
+    bad = ~torch.isfinite(predictions)
+    if bool(bad.any()):
+        warnings.warn(
+            nonfinite_message(bad.cpu(), names, "of X")
+            + "; their attributions are set to NaN",
+            RuntimeWarning, stacklevel=stacklevel,
+        )
+        for i, v in enumerate(values):
+            mask = bad.to(v.device).reshape(bad.shape[0], *([1] * (v.ndim - 2)), bad.shape[1])
+            values[i] = v.masked_fill(mask, float("nan"))
+    if goal is not None:
+        bad_goal = (~torch.isfinite(goal)) & ~bad.to(goal.device)
+        if bool(bad_goal.any()):
+            outs = [str(names[j]) for j in torch.nonzero(bad_goal.any(0)).flatten().tolist()]
+            warnings.warn(
+                f"the decomposition goal is NaN/inf for outputs {outs} although the model's "
+                "outputs at X are finite: the model returned NaN/inf at the reference "
+                "(X_ref / baseline)",
+                RuntimeWarning, stacklevel=stacklevel,
+            )
+    return values

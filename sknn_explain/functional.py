@@ -27,7 +27,7 @@ from torch import nn
 
 from ._data import default_axis_names
 from ._engine import auto_batch_size, resolve_outputs
-from ._model import as_numpy, call_forward, copy_model, flatten_outputs
+from ._model import as_numpy, call_forward, copy_model, flag_nonfinite_outputs, flatten_outputs
 from .attribution import Attribution
 from .explainers.base import make_attribution
 from .explainers.gradient import (
@@ -99,6 +99,9 @@ def _run(
     bs = int(batch_size) if batch_size is not None else auto_batch_size(
         shapes, n_outputs=sum(selection.sizes), device_type=xs[0].device.type)
     values, preds, goal = compute(forward, xs, selection, batch_size=bs, **kwargs)
+    values = flag_nonfinite_outputs(
+        values, preds, goal, [name for layer in selection.names for name in layer], stacklevel=4
+    )
     if return_object:
         return make_attribution(
             method, values, preds, goal, selection, [as_numpy(t) for t in xs],

@@ -238,3 +238,118 @@ def test_functional_attribution_inputs_are_a_copy():
     assert not np.shares_memory(res.inputs, x.numpy())
     res.inputs[:] = 0.0
     assert torch.equal(x, original)
+
+
+# ---------------------------------------------------------------------------- item 5
+class _LogModel(nn.Module):
+    """``w.x + log(x_0 + 1)``: NaN where ``x_0 < -1``, although its gradient is finite."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) + torch.log(x[:, :1] + 1.0)
+
+
+def _overflow_model() -> nn.Sequential:
+    """Plain layers (converted to a graph) whose float32 output overflows to inf where
+    ``x_0 >= 1000`` (and stays finite on the converter's example inputs)."""
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1e18, 0.0], [0.0, 1.0]]))
+        model[0].bias.zero_()
+        model[2].weight.copy_(torch.tensor([[1e18, 1.0]]))
+        model[2].bias.zero_()
+    return model
+
+
+def _nan_data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X_ref = rng.uniform(0.0, 1.0, size=(20, 4))
+    X = rng.uniform(0.0, 1.0, size=(5, 4))
+    X[[1, 3], 0] = -3.0  # the model returns NaN on rows 1 and 3
+    return X_ref, X
+
+
+_NAN_EXPLAINERS = [
+    Gradient(dtype="double"),
+    Gradient(times_input=True, dtype="double"),
+    SmoothGrad(n=3, noise_level=0.01, random_state=0, dtype="double"),
+    IntegratedGradients(n=4, dtype="double"),
+    ExpectedGradients(n=4, random_state=0, dtype="double"),
+    KernelSHAP(random_state=0),
+    LIME(n_samples=40, random_state=0),
+]
+
+
+@pytest.mark.parametrize("explainer", _NAN_EXPLAINERS,
+                         ids=[type(e).__name__ for e in _NAN_EXPLAINERS])
+def test_nan_model_outputs_are_named_and_give_nan_attributions(explainer):
+    X_ref, X = _nan_data()
+    explainer.fit(_LogModel(), X_ref)
+    with pytest.warns(RuntimeWarning, match=r"NaN/inf for rows \[1, 3\] of X \(outputs \['Y1', "
+                                            r"'Y2'\]\)") as record:
+        res = explainer.explain(X)
+    assert all("tensor" not in str(w.message) for w in record)
+    good = [0, 2, 4]
+    assert np.isnan(res.values[[1, 3]]).all()
+    assert np.isfinite(res.values[good]).all()
+    assert np.isnan(res.predictions[[1, 3]]).all()
+    # the finite rows are exactly what explaining them alone gives
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        alone = explainer.explain(X[good])
+    if not isinstance(explainer, (SmoothGrad, ExpectedGradients, LIME)):  # random draws
+        np.testing.assert_allclose(res.values[good], alone.values, rtol=1e-10, atol=1e-12)
+
+
+def test_inf_outputs_of_a_propagation_method_are_named():
+    model = _overflow_model()
+    X = np.array([[0.0, 1.0], [1e3, 1.0], [0.0, 2.0], [1e3, 0.0]])
+    with pytest.warns(RuntimeWarning, match=r"NaN/inf for rows \[1, 3\] of X \(output 'Y1'\)"):
+        res = LRP(rule_name="epsilon").fit(model, X[[0, 2]]).explain(X)
+    assert np.isnan(res.values[[1, 3]]).all()
+    assert np.isfinite(res.values[[0, 2]]).all()
+
+
+def test_functional_api_names_nan_rows():
+    _, X = _nan_data()
+    with pytest.warns(RuntimeWarning, match=r"rows \[1, 3\] of X"):
+        g = torch_grad(_LogModel().double(), torch.tensor(X))
+    assert torch.isnan(g[[1, 3]]).all() and torch.isfinite(g[[0, 2, 4]]).all()
+
+
+def test_nan_on_the_integration_path_and_at_the_baseline_is_reported():
+    model = _LogModel()
+    X = np.full((3, 4), 0.5)
+    X_ref = np.full((1, 4), 0.5)
+    X_ref[0, 0] = -3.0  # f(x_ref) is NaN, and so are the first path points
+    ig = IntegratedGradients(n=4, dtype="double").fit(model, X_ref)
+    with pytest.warns(RuntimeWarning) as record:
+        res = ig.explain(X)
+    messages = " | ".join(str(w.message) for w in record)
+    assert "rows [0, 1, 2] at the IntegratedGradients evaluation points" in messages
+    assert "decomposition goal is NaN/inf" in messages
+    assert np.isnan(res.values).all()
+    assert np.isfinite(res.predictions).all()
+
+
+def test_nan_on_perturbed_copies_is_reported():
+    X_ref, X = _nan_data()
+    X = X[[0, 2, 4]]  # finite outputs at X itself
+    X_ref[[4, 9], 0] = -3.0  # but some reference rows give NaN
+    lime = LIME(n_samples=60, baseline="sample", random_state=0).fit(_LogModel(), X_ref)
+    with pytest.warns(RuntimeWarning, match=r"rows \[0, 1, 2\] of X on perturbed copies"):
+        res = lime.explain(X)
+    assert np.isnan(res.values).all() and np.isfinite(res.predictions).all()
+
+
+def test_kernelshap_rejects_nan_background_outputs():
+    X_ref, _ = _nan_data()
+    X_ref[[4, 9], 0] = -3.0
+    with pytest.raises(ValueError, match=r"NaN/inf for rows \[4, 9\] of X_ref"):
+        KernelSHAP().fit(_LogModel(), X_ref)
+    with pytest.raises(ValueError, match=r"rows \[4, 9\] of X_ref"):  # rows of the user's X_ref
+        KernelSHAP(limit_ref=19, random_state=0).fit(_LogModel(), X_ref)

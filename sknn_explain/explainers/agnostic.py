@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -50,7 +51,7 @@ from scipy.special import comb
 
 from .._data import InputBatch
 from .._engine import OutputSelection, auto_batch_size
-from .._model import call_forward, predict
+from .._model import call_forward, describe_rows, nonfinite_message, predict
 from .._segmentation import FeatureMap, build_feature_map, check_segment_size
 from ._predict_fn import RESPONSE_METHODS, SklearnModel, as_predict_model, is_torch_like
 from .base import Explainer, random_streams
@@ -498,6 +499,26 @@ def masked_outputs(
     return out.reshape(n, s_total, -1)
 
 
+def _nonfinite_perturbations(
+    v: np.ndarray, fx: np.ndarray, selection: OutputSelection
+) -> np.ndarray:
+    """``(n, K)`` mask of samples / outputs with a NaN / inf model output on any perturbation.
+
+    Warns (``RuntimeWarning``) about those whose own output ``fx`` is finite; those with a
+    non-finite ``fx`` are reported by ``explain`` for the predictions.
+    """
+    bad = ~np.isfinite(v).all(1) | ~np.isfinite(fx)
+    hidden = bad & np.isfinite(fx)
+    if hidden.any():
+        names = [name for layer in selection.names for name in layer]
+        warnings.warn(
+            nonfinite_message(torch.as_tensor(hidden), names, "of X on perturbed copies")
+            + " (their own outputs are finite); their attributions are set to NaN",
+            RuntimeWarning, stacklevel=4,
+        )
+    return bad
+
+
 def _spread(phi: np.ndarray, fmap: FeatureMap, shapes, like: torch.Tensor) -> list[torch.Tensor]:
     """``(n, M, K)`` feature values -> per input ``(n, *shape, K)``, split evenly per segment."""
     per_element = phi / fmap.sizes[None, :, None]
@@ -736,8 +757,19 @@ class KernelSHAP(_AgnosticExplainer):
             keep = np.sort(gen.choice(n_ref, size=int(self.limit_ref), replace=False))
             idx = torch.as_tensor(keep, device=self.device_)
             data = [d[idx] for d in data]
-        self.data_ref_ = data
         outs = predict(self.model_, data, self._batch_size(ref.shapes))
+        bad = torch.zeros(data[0].shape[0], dtype=torch.bool, device=outs[0].device)
+        for o in outs:
+            bad |= ~torch.isfinite(o).all(1)
+        if bool(bad.any()):
+            rows = torch.nonzero(bad).flatten().cpu().numpy()
+            if self.limit_ref is not None and n_ref > self.limit_ref:
+                rows = keep[rows]  # rows of the user's X_ref
+            raise ValueError(
+                f"the model returned NaN/inf for rows {describe_rows(rows)} of X_ref (the "
+                "background data), so every expected value would be NaN; drop those rows"
+            )
+        self.data_ref_ = data
         self.ref_output_mean_ = [o.to(torch.float64).mean(0) for o in outs]
 
     def _coalitions(self, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -771,10 +803,14 @@ class KernelSHAP(_AgnosticExplainer):
                 self.model_, xs, fmap, z, self.data_ref_, selection, batch_size,
                 verbose=self.verbose, desc="KernelSHAP",
             ).cpu().numpy()
+            bad = _nonfinite_perturbations(v, fx, selection)
             y = _link(v, self.link, "model outputs") - e0[None, None, :]
+            y = np.where(bad[:, None, :], 0.0, y)  # solved apart, then NaN
             y = y.transpose(1, 0, 2).reshape(len(z), n * k)
-            phi = constrained_wls(z, w, y, delta.reshape(-1))
+            total = np.where(bad, 0.0, delta).reshape(-1)
+            phi = constrained_wls(z, w, y, total)
             phi = phi.reshape(m, n, k).transpose(1, 0, 2)
+            phi[np.broadcast_to(bad[:, None, :], phi.shape)] = np.nan
         values = _spread(phi, fmap, [tuple(x.shape[1:]) for x in xs], xs[0])
         goal = torch.as_tensor(delta, dtype=xs[0].dtype, device=xs[0].device)
         return values, preds, goal
@@ -908,11 +944,15 @@ class LIME(_AgnosticExplainer):
         )
         preds = v[:, 0, :].to(xs[0].dtype)  # perturbation 0 is the sample itself
         k = v.shape[2]
-        y = v.cpu().numpy().transpose(1, 0, 2).reshape(len(z), n * k)
+        v = v.cpu().numpy()
+        bad = _nonfinite_perturbations(v, v[:, 0, :], selection)
+        v = np.where(bad[:, None, :], 0.0, v)  # solved apart, then NaN
+        y = v.transpose(1, 0, 2).reshape(len(z), n * k)
         coef = weighted_ridge(
             z, w, y, alpha=float(self.alpha), feature_selection=self.feature_selection,
             n_features=int(self.n_features),
         )
         phi = coef.reshape(m, n, k).transpose(1, 0, 2)
+        phi[np.broadcast_to(bad[:, None, :], phi.shape)] = np.nan
         values = _spread(phi, fmap, [tuple(x.shape[1:]) for x in xs], xs[0])
         return values, preds, None

@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._data import InputBatch, coerce_inputs, default_axis_names, resolve_device, resolve_dtype
 from .._engine import OutputSelection, auto_batch_size, resolve_outputs
-from .._model import as_numpy, call_forward, predict
+from .._model import as_numpy, call_forward, flag_nonfinite_outputs, predict
 from ..attribution import Attribution
 from ..convert.adapter import prepare_model
 
@@ -266,6 +266,8 @@ class Explainer(BaseEstimator):
             dims = [o.shape[1] for o in call_forward(self.model_, [x[:1] for x in xs])]
         selection = resolve_outputs(output_idx, output_label, self.model_.output_names(dims))
         values, preds, goal = self._attribute(xs, selection, self._batch_size(batch.shapes))
+        values = flag_nonfinite_outputs(  # NaN/inf outputs: warn, NaN attributions
+            values, preds, goal, [name for layer in selection.names for name in layer])
         return make_attribution(
             self.method_name, values, preds, goal, selection, batch.arrays, names,
             channels_first=self.channels_first,
