@@ -246,11 +246,45 @@ def call_forward(forward, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Run ``forward`` and turn a shape/dtype failure inside the model into a ValueError."""
     try:
         return forward(xs)
-    except (RuntimeError, IndexError) as err:
+    except (RuntimeError, IndexError, TypeError) as err:
+        needs_int = integer_input_error(err, xs)
+        if needs_int is not None:
+            raise needs_int from err
+        if isinstance(err, TypeError):
+            raise
         shapes = ", ".join(str(tuple(x.shape)) for x in xs)
         raise ValueError(
             f"the model failed on input(s) of shape {shapes}: {str(err).splitlines()[0]}"
         ) from err
+
+
+#: fragments of torch's messages for an operation that needs bool / integer tensors
+_INTEGER_OP_HINTS = (
+    "Long, Int", "scalar type Long", "LongTensor", "must be long", "Boolean", "boolean",
+    "integer", "not implemented for 'Float'", "not implemented for 'Double'",
+    "not implemented for 'Half'", "not implemented for 'BFloat16'",
+)
+
+
+def integer_input_error(err: BaseException, xs: Sequence[torch.Tensor]) -> TypeError | None:
+    """A clear ``TypeError`` when a model failed on float inputs because it needs bool / int.
+
+    Gradient-based and propagation methods evaluate the model at float inputs (gradients,
+    interpolations and noise are not defined for bool / integer values). Returns None when
+    ``err`` does not look like such a dtype failure.
+    """
+    text = str(err)
+    if not xs or not all(x.is_floating_point() for x in xs):
+        return None
+    if not any(hint in text for hint in _INTEGER_OP_HINTS):
+        return None
+    return TypeError(
+        f"the model failed on floating point input(s) ({text.splitlines()[0]}): it seems to "
+        "need bool / integer inputs. Gradient-based and propagation methods need float inputs "
+        "(gradients are not defined for bool / integer values); explain such a model with "
+        "KernelSHAP or LIME fitted on bool / integer X_ref, which pass those dtypes to the "
+        "model unchanged"
+    )
 
 
 def as_numpy(t: torch.Tensor) -> np.ndarray:

@@ -353,3 +353,108 @@ def test_kernelshap_rejects_nan_background_outputs():
         KernelSHAP().fit(_LogModel(), X_ref)
     with pytest.raises(ValueError, match=r"rows \[4, 9\] of X_ref"):  # rows of the user's X_ref
         KernelSHAP(limit_ref=19, random_state=0).fit(_LogModel(), X_ref)
+
+
+# ---------------------------------------------------------------------------- item 14
+class _BoolNet(nn.Module):
+    """Needs bool inputs (``~`` and ``&`` are not defined for floats)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.lin((x & ~x[:, :1]).float()))
+
+
+class _FloatTwin(_BoolNet):
+    """The same function on 0 / 1 floats."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.lin(x * (1 - x[:, :1])))
+
+
+class _EmbeddingNet(nn.Module):
+    """Needs integer inputs (embedding indices)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = nn.Embedding(10, 3)
+        self.lin = nn.Linear(12, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(self.emb(x).flatten(1))
+
+
+def _bool_data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return rng.random((30, 4)) > 0.5, rng.random((4, 4)) > 0.5
+
+
+@pytest.mark.parametrize("make", [
+    lambda: KernelSHAP(random_state=0),
+    lambda: LIME(n_samples=60, baseline="sample", random_state=0),
+], ids=["kernelshap", "lime"])
+@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+def test_agnostic_methods_feed_bool_inputs_unchanged(make, kind):
+    X_ref, X = _bool_data()
+    if kind == "tensor":
+        X_ref, X = torch.as_tensor(X_ref), torch.as_tensor(X)
+    model = _BoolNet()
+    before = snapshot(model)
+    res = make().fit(model, X_ref).explain(X)
+    assert_unchanged(model, before)
+    expected = model(torch.as_tensor(np.asarray(X))).detach().numpy()
+    np.testing.assert_allclose(res.predictions, expected, rtol=1e-6)
+    twin = make().fit(_FloatTwin(), np.asarray(X_ref, dtype=float)).explain(
+        np.asarray(X, dtype=float))
+    np.testing.assert_allclose(res.values, twin.values, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: KernelSHAP(random_state=0),
+    lambda: LIME(n_samples=60, baseline="sample", random_state=0),
+], ids=["kernelshap", "lime"])
+def test_agnostic_methods_feed_integer_inputs_unchanged(make):
+    rng = np.random.default_rng(1)
+    X_ref, X = rng.integers(0, 10, (25, 4)), rng.integers(0, 10, (3, 4))
+    model = _EmbeddingNet()
+    res = make().fit(model, X_ref).explain(X)
+    expected = model(torch.as_tensor(X)).detach().numpy()
+    np.testing.assert_allclose(res.predictions, expected, rtol=1e-6)
+    if isinstance(make(), KernelSHAP):
+        np.testing.assert_allclose(res.decomp_sum, res.decomp_goal, atol=1e-6)
+
+
+def test_bool_model_inputs_are_checked():
+    X_ref, X = _bool_data()
+    shap = KernelSHAP(random_state=0).fit(_BoolNet(), X_ref)
+    with pytest.raises(ValueError, match="values other than 0 / 1.*bool inputs"):
+        shap.explain(np.where(X, 0.5, 0.0))
+    with pytest.raises(ValueError, match="baseline='sample'"):
+        LIME(baseline="mean").fit(_BoolNet(), X_ref)
+    rng = np.random.default_rng(1)
+    lime = LIME(n_samples=20, baseline="sample").fit(_EmbeddingNet(), rng.integers(0, 10, (9, 4)))
+    with pytest.raises(ValueError, match="non-integer values.*int64"):
+        lime.explain(np.full((2, 4), 1.5))
+
+
+@pytest.mark.parametrize("model", [_BoolNet(), _EmbeddingNet()], ids=["bool", "embedding"])
+@pytest.mark.parametrize("make", [
+    lambda: Gradient(), lambda: IntegratedGradients(n=3), lambda: SmoothGrad(n=2),
+], ids=["gradient", "intgrad", "smoothgrad"])
+def test_gradient_methods_say_they_need_float_inputs(model, make):
+    X = np.random.default_rng(0).integers(0, 2, (5, 4))
+    with pytest.raises(TypeError, match="need float inputs.*KernelSHAP or LIME"):
+        make().fit(model, X).explain(X)
+
+
+def test_bool_input_explainer_pickles():
+    import pickle
+
+    X_ref, X = _bool_data()
+    shap = KernelSHAP(random_state=0).fit(_BoolNet(), X_ref)
+    again = pickle.loads(pickle.dumps(shap))
+    np.testing.assert_array_equal(again.explain(X).values, shap.explain(X).values)

@@ -53,7 +53,15 @@ from .._data import InputBatch
 from .._engine import OutputSelection, auto_batch_size
 from .._model import call_forward, describe_rows, nonfinite_message, predict
 from .._segmentation import FeatureMap, build_feature_map, check_segment_size
-from ._predict_fn import RESPONSE_METHODS, SklearnModel, as_predict_model, is_torch_like
+from ..convert.graph import Graph
+from ._predict_fn import (
+    RESPONSE_METHODS,
+    NativeInputs,
+    SklearnModel,
+    as_predict_model,
+    is_torch_like,
+    native_dtypes,
+)
 from .base import Explainer, random_streams
 
 __all__ = [
@@ -572,7 +580,9 @@ _AGNOSTIC_DOC = """
         Image / signal layout of the data: ``(n, C, ...)`` (True) or ``(n, ..., C)``.
     dtype : {"float", "double"}, default="double"
         Precision of the perturbed inputs and of a torch model's private copy. The
-        regression is always solved in float64.
+        regression is always solved in float64. A torch module / skorch net fitted with
+        bool or integer ``X_ref`` gets its inputs in that dtype (only values of ``X`` and
+        ``X_ref`` are combined, so they stay exact) and keeps its own precision.
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where perturbed inputs are built and torch models run.
     batch_size : int, optional
@@ -605,6 +615,20 @@ class _AgnosticExplainer(Explainer):
                     "and skorch nets use ignore_last_act to choose between scores and "
                     "probabilities"
                 )
+            dtypes = getattr(self, "_fit_dtypes", None)
+            if dtypes and any(d is not None for d in dtypes) and not isinstance(
+                model, (dict, Graph)
+            ):
+                # bool / integer X_ref: run the module itself on its own dtypes (a layer
+                # graph computes in floats; these methods only need outputs), in its own
+                # float precision (such models often cast inside, e.g. ``x.float()``)
+                from ..convert.adapter import _fallback_model
+
+                module = getattr(model, "module_", model)
+                floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
+                own = floats[0] if floats else dtype
+                inner = _fallback_model(model, self.ignore_last_act, own, device, None)
+                return NativeInputs(inner, dtypes)
             return super()._prepare_model(model, dtype, device)
         return as_predict_model(
             model, response_method=self.response_method, ignore_last_act=self.ignore_last_act,
@@ -629,7 +653,33 @@ class _AgnosticExplainer(Explainer):
         -------
         self
         """
-        return super().fit(model, X_ref)
+        self._fit_dtypes = native_dtypes(X_ref) if X_ref is not None else None
+        try:
+            super().fit(model, X_ref)
+        finally:
+            self.__dict__.pop("_fit_dtypes", None)
+        return self
+
+    def _native_dtypes(self) -> list[torch.dtype | None] | None:
+        return getattr(self.model_, "input_dtypes", None)
+
+    def _check_native_values(self, xs: Sequence[torch.Tensor]) -> None:
+        """X must hold values the model's bool / integer inputs can take exactly."""
+        dtypes = self._native_dtypes()
+        if not dtypes:
+            return
+        for i, (x, d) in enumerate(zip(xs, dtypes)):
+            label = "X" if len(xs) == 1 else f"X[{i}]"
+            if d is torch.bool and not bool(((x == 0) | (x == 1)).all()):
+                raise ValueError(
+                    f"{label} has values other than 0 / 1, but the model takes bool inputs "
+                    "(X_ref was bool)"
+                )
+            if d is not None and d is not torch.bool and not bool((x == x.round()).all()):
+                raise ValueError(
+                    f"{label} has non-integer values, but the model takes "
+                    f"{str(d).replace('torch.', '')} inputs (X_ref was integer)"
+                )
 
     def _batch_size(self, shapes: Sequence[tuple[int, ...]]) -> int:
         if self.batch_size is not None:
@@ -787,6 +837,7 @@ class KernelSHAP(_AgnosticExplainer):
         return z, w
 
     def _attribute(self, xs, selection, batch_size):
+        self._check_native_values(xs)
         fmap, m = self.feature_map_, self.n_segments_
         n = xs[0].shape[0]
         preds = selection.pick(predict(self.model_, xs, batch_size))
@@ -923,12 +974,19 @@ class LIME(_AgnosticExplainer):
     def _fit_reference(self, ref: InputBatch) -> None:
         self._fit_features(ref)
         data = ref.to_tensors(self.dtype_, self.device_)
+        if self.baseline == "mean" and any(d is not None for d in self._native_dtypes() or []):
+            raise ValueError(
+                "LIME(baseline='mean') replaces switched-off features by the mean of X_ref, "
+                "which is no valid input for a model that takes bool / integer inputs; use "
+                "baseline='sample' (values of random X_ref rows)"
+            )
         if self.baseline == "mean":
             self.reference_ = [d.mean(0, keepdim=True) for d in data]
         else:
             self.data_ref_ = data
 
     def _attribute(self, xs, selection, batch_size):
+        self._check_native_values(xs)
         fmap, m = self.feature_map_, self.n_segments_
         n = xs[0].shape[0]
         gen_z, gen_ref = random_streams(self.random_state, 2)
