@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._model import call_forward
+from ._model import call_forward, nonfinite_message
 
 __all__ = [
     "OutputSelection",
@@ -317,6 +317,9 @@ def accumulate_paths(
     ``make_rows`` builds the evaluation points (and multipliers) of a chunk, so random
     draws made in row order do not depend on ``batch_size``.
 
+    A (sample, output) pair whose model output is NaN / inf at any of its points gets NaN
+    values (and, unless ``keep_outputs``, a ``RuntimeWarning`` naming the samples).
+
     Returns
     -------
     values : list of Tensor
@@ -328,6 +331,8 @@ def accumulate_paths(
     k = sum(selection.sizes)
     acc = [torch.zeros((n_samples, *s, k), dtype=dtype, device=device) for s in input_shapes]
     outputs = torch.zeros((n_samples, k), dtype=dtype, device=device) if keep_outputs else None
+    # (sample, output) pairs with a NaN / inf model output at some evaluation point
+    n_bad = torch.zeros((n_samples, k), dtype=torch.int32, device=device)
     total = n_samples * n_steps
     starts = range(0, total, batch_size)
     if verbose:
@@ -345,7 +350,20 @@ def accumulate_paths(
             a.index_add_(0, sample_idx, g.to(a.dtype))
         if outputs is not None:  # a model may promote the inputs' dtype (float64 buffers)
             outputs.index_add_(0, sample_idx, picked.to(outputs.dtype))
+        n_bad.index_add_(0, sample_idx, (~torch.isfinite(picked)).to(torch.int32))
     if n_steps > 1:
         for a in acc:
             a.div_(n_steps)
+    bad = n_bad > 0
+    if bool(bad.any()):  # an average over points where the model is undefined is no answer
+        for a in acc:
+            a.masked_fill_(bad.reshape(n_samples, *([1] * (a.ndim - 2)), k), float("nan"))
+        if not keep_outputs:  # else the outputs are the predictions, checked by the caller
+            names = [name for layer in selection.names for name in layer]
+            warnings.warn(
+                nonfinite_message(bad.cpu(), names, f"at the {desc or 'path'} evaluation points "
+                                  "(noisy / interpolated inputs) of X")
+                + "; their attributions are set to NaN",
+                RuntimeWarning, stacklevel=5,
+            )
     return acc, outputs

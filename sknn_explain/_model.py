@@ -5,24 +5,24 @@ fitted skorch net and returns a :class:`TorchModel` holding a *private copy* of 
 (deep-copied, cast to the requested dtype/device, in eval mode, parameters frozen), so the
 user's model keeps its parameters, ``training`` flags, ``requires_grad`` flags and hooks.
 
-The functional API (:mod:`sknn_explain.functional`) works on the user's module directly;
-:func:`eval_mode` switches it to eval for the call and restores every ``training`` flag in
-a ``finally`` block.
+The functional API (:mod:`sknn_explain.functional`) runs the user's module directly when it is
+entirely in eval mode, and a private eval-mode copy otherwise: it never switches the user's
+module to eval and back (not thread-safe).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 __all__ = [
-    "TorchModel", "as_model", "copy_model", "eval_mode", "flatten_outputs", "private_copy",
-    "strip_last_activation",
+    "TorchModel", "as_model", "copy_model", "flag_nonfinite_outputs", "flatten_outputs",
+    "private_copy", "strip_last_activation",
 ]
 
 #: modules treated as "the last activation" by ``ignore_last_act`` on unconverted models
@@ -32,14 +32,43 @@ ACTIVATIONS: tuple[type[nn.Module], ...] = (
 )
 
 
-def flatten_outputs(out: object) -> list[torch.Tensor]:
-    """Model output (tensor or tuple/list of tensors) -> list of ``(n, k)`` tensors."""
+def flatten_outputs(out: object, n: int | None = None) -> list[torch.Tensor]:
+    """Model output (tensor or tuple/list of tensors) -> list of ``(n, k)`` tensors.
+
+    ``n`` is the number of input rows, when known. It makes outputs squeezed by the model
+    (``forward`` ending in ``.squeeze()``) unambiguous: for one input row a 0-d output is
+    ``(1, 1)`` and a ``(k,)`` output is ``(1, k)``; for ``n`` rows a ``(n,)`` output is
+    ``(n, 1)``. Without ``n`` a 1-D output is one column and a 0-d output an error.
+
+    Examples
+    --------
+    >>> import torch
+    >>> [o.shape for o in flatten_outputs(torch.tensor(3.0), n=1)]
+    [torch.Size([1, 1])]
+    >>> [o.shape for o in flatten_outputs((torch.zeros(4), torch.zeros(4, 2, 3)), n=4)]
+    [torch.Size([4, 1]), torch.Size([4, 6])]
+    """
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     flat = []
     for i, o in enumerate(outs):
         if not isinstance(o, torch.Tensor):
             raise TypeError(f"model output {i} is a {type(o).__name__}, expected a torch.Tensor")
-        flat.append(o.reshape(o.shape[0], -1) if o.ndim != 1 else o.reshape(-1, 1))
+        if n is None:
+            if o.ndim == 0:
+                raise ValueError(
+                    f"model output {i} is a 0-d tensor (a scalar); the model must return one "
+                    "row per input row"
+                )
+            flat.append(o.reshape(o.shape[0], -1) if o.ndim != 1 else o.reshape(-1, 1))
+        elif o.ndim >= 1 and o.shape[0] == n:
+            flat.append(o.reshape(n, -1))
+        elif n == 1:  # the model squeezed the sample axis of a one-row batch
+            flat.append(o.reshape(1, -1))
+        else:
+            raise ValueError(
+                f"model output {i} has shape {tuple(o.shape)} for {n} input rows; expected a "
+                f"leading sample axis of length {n}"
+            )
     return flat
 
 
@@ -60,23 +89,12 @@ def strip_last_activation(module: nn.Module) -> tuple[nn.Module, str | None]:
     return module, None
 
 
-@contextlib.contextmanager
-def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
-    """Put ``module`` (and all submodules) in eval mode; restore every flag afterwards."""
-    flags = [(m, m.training) for m in module.modules()]
-    try:
-        module.eval()
-        yield module
-    finally:
-        for m, flag in flags:
-            m.training = flag
-
-
 def _softmax(x: torch.Tensor) -> torch.Tensor:
     return torch.softmax(x, dim=-1)
 
 
 def _sigmoid_2d(x: torch.Tensor) -> torch.Tensor:
+    x = x.reshape(1, -1) if x.ndim == 0 else x  # a squeezed one-row output
     p = torch.sigmoid(x.reshape(x.shape[0], -1)[:, :1])
     return torch.cat([1 - p, p], dim=1)
 
@@ -115,7 +133,7 @@ class TorchModel:
         if self.output_nonlinearity is not None:  # as skorch: on the first output only
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
             out = [self.output_nonlinearity(outs[0]), *outs[1:]]
-        return flatten_outputs(out)
+        return flatten_outputs(out, xs[0].shape[0] if len(xs) else None)
 
     def output_names(self, dims: Sequence[int]) -> list[list]:
         """Names of every output node, per output layer (``Y1..`` unless classes match)."""
@@ -234,7 +252,12 @@ def call_forward(
     """
     try:
         return forward(xs)
-    except (RuntimeError, IndexError) as err:
+    except (RuntimeError, IndexError, TypeError) as err:
+        needs_int = integer_input_error(err, xs)
+        if needs_int is not None:
+            raise needs_int from err
+        if isinstance(err, TypeError):
+            raise
         shapes = ", ".join(str(tuple(x.shape)) for x in xs)
         extra = hint() if hint is not None else ""
         raise ValueError(
@@ -242,5 +265,110 @@ def call_forward(
         ) from err
 
 
+#: fragments of torch's messages for an operation that needs bool / integer tensors
+_INTEGER_OP_HINTS = (
+    "Long, Int", "scalar type Long", "LongTensor", "must be long", "Boolean", "boolean",
+    "integer", "not implemented for 'Float'", "not implemented for 'Double'",
+    "not implemented for 'Half'", "not implemented for 'BFloat16'",
+)
+
+
+def integer_input_error(err: BaseException, xs: Sequence[torch.Tensor]) -> TypeError | None:
+    """A clear ``TypeError`` when a model failed on float inputs because it needs bool / int.
+
+    Gradient-based and propagation methods evaluate the model at float inputs (gradients,
+    interpolations and noise are not defined for bool / integer values). Returns None when
+    ``err`` does not look like such a dtype failure.
+    """
+    text = str(err)
+    if not xs or not all(x.is_floating_point() for x in xs):
+        return None
+    if not any(hint in text for hint in _INTEGER_OP_HINTS):
+        return None
+    return TypeError(
+        f"the model failed on floating point input(s) ({text.splitlines()[0]}): it seems to "
+        "need bool / integer inputs. Gradient-based and propagation methods need float inputs "
+        "(gradients are not defined for bool / integer values); explain such a model with "
+        "KernelSHAP or LIME fitted on bool / integer X_ref, which pass those dtypes to the "
+        "model unchanged"
+    )
+
+
 def as_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu").numpy()
+
+
+def describe_rows(rows: Sequence[int], limit: int = 10) -> str:
+    """``[3, 17]``, or the first ``limit`` rows and how many there are in all."""
+    rows = [int(r) for r in rows]
+    if len(rows) <= limit:
+        return str(rows)
+    shown = ", ".join(str(r) for r in rows[:limit])
+    return f"[{shown}, ...] ({len(rows)} rows in all)"
+
+
+def nonfinite_message(mask: torch.Tensor, names: Sequence, where: str) -> str:
+    """Describe the True entries of a ``(n, K)`` mask: rows and output names."""
+    rows = torch.nonzero(mask.any(1)).flatten().tolist()
+    outs = [str(names[j]) for j in torch.nonzero(mask.any(0)).flatten().tolist()]
+    shown = repr(outs[0]) if len(outs) == 1 else str(outs)
+    label = "output" if len(outs) == 1 else "outputs"
+    return f"the model returned NaN/inf for rows {describe_rows(rows)} {where} ({label} {shown})"
+
+
+def flag_nonfinite_outputs(
+    values: Sequence[torch.Tensor],
+    predictions: torch.Tensor,
+    goal: torch.Tensor | None,
+    names: Sequence,
+    *,
+    stacklevel: int = 3,
+) -> list[torch.Tensor]:
+    """Warn about NaN / infinite model outputs; their attributions become NaN.
+
+    A row whose selected model output is NaN or infinite has no meaningful attribution,
+    even when the computed numbers look finite (a finite gradient of ``log(x)`` at
+    ``x < 0``, say). Such (row, output) pairs get NaN attributions and a ``RuntimeWarning``
+    names the rows (0-based) and outputs. A non-finite decomposition goal with finite
+    outputs (the model returned NaN / inf at the reference) is warned about too.
+
+    Parameters
+    ----------
+    values : list of Tensor
+        Per input, ``(n, *input_shape, K)`` attributions.
+    predictions : Tensor
+        ``(n, K)`` selected outputs at the explained rows.
+    goal : Tensor or None
+        ``(n, K)`` decomposition goal.
+    names : sequence
+        The ``K`` selected output names.
+    stacklevel : int
+        Passed to :func:`warnings.warn` (point at the user's call).
+
+    Returns
+    -------
+    list of Tensor
+        ``values``, with NaN for the affected rows and outputs (modified in place).
+    """
+    values = list(values)
+    bad = ~torch.isfinite(predictions)
+    if bool(bad.any()):
+        warnings.warn(
+            nonfinite_message(bad.cpu(), names, "of X")
+            + "; their attributions are set to NaN",
+            RuntimeWarning, stacklevel=stacklevel,
+        )
+        for i, v in enumerate(values):
+            mask = bad.to(v.device).reshape(bad.shape[0], *([1] * (v.ndim - 2)), bad.shape[1])
+            values[i] = v.masked_fill(mask, float("nan"))
+    if goal is not None:
+        bad_goal = (~torch.isfinite(goal)) & ~bad.to(goal.device)
+        if bool(bad_goal.any()):
+            outs = [str(names[j]) for j in torch.nonzero(bad_goal.any(0)).flatten().tolist()]
+            warnings.warn(
+                f"the decomposition goal is NaN/inf for outputs {outs} although the model's "
+                "outputs at X are finite: the model returned NaN/inf at the reference "
+                "(X_ref / baseline)",
+                RuntimeWarning, stacklevel=stacklevel,
+            )
+    return values

@@ -37,7 +37,9 @@ class Attribution:
     values : list of list of ndarray
         ``values[l][i]`` for selected output layer ``l`` and model input ``i``.
     inputs : list of ndarray
-        The explained data, user layout, ``(n_samples, *input_shape)`` per input.
+        The explained data, user layout, ``(n_samples, *input_shape)`` per input. Copied:
+        the result never shares memory with the user's data (writing ``result.inputs``
+        leaves ``X`` alone, and changing ``X`` later leaves the result alone).
     input_names : list of list of list of str
         Per input, per axis (model layout, channels first) names.
     output_names : list of list
@@ -84,7 +86,7 @@ class Attribution:
     ) -> None:
         self.method = method
         self._values = values
-        self._inputs = inputs
+        self._inputs = [np.array(x, copy=True) for x in inputs]  # never a view of user data
         self.input_names = input_names
         self.output_names = output_names
         self.output_layers = output_layers

@@ -1,9 +1,13 @@
 """Functional gradient methods on any torch module: tensors in, tensors out.
 
 Same maths as the Explainer classes (:mod:`sknn_explain.explainers.gradient`), without
-``fit``: the module is used as it is (its dtype and device), switched to eval mode for the
-call and restored afterwards. Output nodes are selected with 0-based ``output_idx``
-(default: the first ten of the first output).
+``fit``: the module is used as it is (its dtype and device) in eval mode. The user's module
+is never modified, not even for the duration of the call (so calls from several threads on
+one module are safe): a module whose submodules are all in eval mode is run directly (an
+eval-mode forward changes no state), a module with any submodule in train mode is
+deep-copied once per call and the copy switched to eval mode (this costs one copy of its
+parameters and buffers; call ``model.eval()`` beforehand to avoid it). Output nodes are
+selected with 0-based ``output_idx`` (default: the first ten of the first output).
 
 Examples
 --------
@@ -23,7 +27,7 @@ from torch import nn
 
 from ._data import check_readable_tensor, default_axis_names, find_batch_first_rnn
 from ._engine import auto_batch_size, resolve_outputs
-from ._model import as_numpy, call_forward, eval_mode, flatten_outputs
+from ._model import as_numpy, call_forward, copy_model, flag_nonfinite_outputs, flatten_outputs
 from ._validation import (
     BATCH_SIZE,
     BOOLEAN,
@@ -80,19 +84,22 @@ def _as_tensors(x: TensorOrList, name: str) -> list[torch.Tensor]:
     return [t.detach() for t in xs]
 
 
-def _check_ref(refs: list[torch.Tensor], x: TensorOrList, name: str) -> list[torch.Tensor]:
-    """Reference tensors matching ``x`` input by input, cast to ``x``'s dtype / device."""
-    xs = _as_tensors(x, "x")
-    if len(refs) != len(xs):
-        raise ValueError(f"{name} has {len(refs)} input(s), but x has {len(xs)}")
-    for i, (r, t) in enumerate(zip(refs, xs)):
-        label = name if len(xs) == 1 else f"{name}[{i}]"
-        if r.shape[1:] != t.shape[1:]:
-            raise ValueError(
-                f"{label} has per-sample shape {tuple(r.shape[1:])}, but x has "
-                f"{tuple(t.shape[1:])}; pass {name} as (1, *shape) or (m, *shape)"
-            )
-    return [r.to(t) for r, t in zip(refs, xs)]
+def _like_x(refs: list[torch.Tensor], x: TensorOrList) -> list[torch.Tensor]:
+    """Reference tensors (shapes checked by ``check_reference_shapes``) in ``x``'s dtype /
+    device, input by input."""
+    return [r.to(t) for r, t in zip(refs, _as_tensors(x, "x"))]
+
+
+def _eval_module(model: nn.Module) -> nn.Module:
+    """``model`` itself when every submodule is in eval mode, else a private eval-mode copy.
+
+    Switching the user's module to eval and back is not safe: another thread may run it in
+    between (BatchNorm in train mode then updates its running statistics), and a restore
+    racing with another call's switch leaves the module in eval mode.
+    """
+    if not any(m.training for m in model.modules()):
+        return model
+    return copy_model(model).eval()
 
 
 def _run(
@@ -111,17 +118,21 @@ def _run(
     xs = _as_tensors(x, "x")
     shapes = [tuple(t.shape[1:]) for t in xs]
 
-    def forward(inputs):
-        return flatten_outputs(model(*inputs))
+    module = _eval_module(model)
 
-    with eval_mode(model):
-        with torch.no_grad():
-            dims = [o.shape[1] for o in call_forward(forward, [t[:1] for t in xs])]
-        names = [[f"Y{j + 1}" for j in range(k)] for k in dims]
-        selection = resolve_outputs(output_idx, None, names)
-        bs = int(batch_size) if batch_size is not None else auto_batch_size(
-            shapes, n_outputs=sum(selection.sizes), device_type=xs[0].device.type)
-        values, preds, goal = compute(forward, xs, selection, batch_size=bs, **kwargs)
+    def forward(inputs):
+        return flatten_outputs(module(*inputs), inputs[0].shape[0])
+
+    with torch.no_grad():
+        dims = [o.shape[1] for o in call_forward(forward, [t[:1] for t in xs])]
+    names = [[f"Y{j + 1}" for j in range(k)] for k in dims]
+    selection = resolve_outputs(output_idx, None, names)
+    bs = int(batch_size) if batch_size is not None else auto_batch_size(
+        shapes, n_outputs=sum(selection.sizes), device_type=xs[0].device.type)
+    values, preds, goal = compute(forward, xs, selection, batch_size=bs, **kwargs)
+    values = flag_nonfinite_outputs(
+        values, preds, goal, [name for layer in selection.names for name in layer], stacklevel=4
+    )
     if return_object:
         return make_attribution(
             method, values, preds, goal, selection, [as_numpy(t) for t in xs],
@@ -203,7 +214,7 @@ def torch_intgrad(
     if x_ref is not None:
         check_reference_shapes(x, x_ref, "x_ref")
         refs = [r.mean(0, keepdim=True) for r in _as_tensors(x_ref, "x_ref")]
-        refs = _check_ref(refs, x, "x_ref")
+        refs = _like_x(refs, x)
     return _run(
         "IntegratedGradients", intgrad_attribution, model, x, output_idx, batch_size,
         return_object, "f(x) - f(x_ref)", x_ref=refs, n=int(n), times_input=bool(times_input),
@@ -224,7 +235,7 @@ def torch_expgrad(
     """Expected gradients of ``model`` at ``x`` against the reference data ``data_ref``."""
     check_reference_shapes(x, data_ref, "data_ref")
     refs = _as_tensors(data_ref, "data_ref")
-    refs = _check_ref(refs, x, "data_ref")
+    refs = _like_x(refs, x)
     return _run(
         "ExpectedGradients", expgrad_attribution, model, x, output_idx, batch_size,
         return_object, "f(x) - mean f(X_ref)", data_ref=refs, n=int(n),

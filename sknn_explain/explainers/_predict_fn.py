@@ -25,7 +25,8 @@ from torch import nn
 from .._model import as_model, copy_model
 
 __all__ = [
-    "RESPONSE_METHODS", "FunctionModel", "SklearnModel", "as_predict_model", "is_torch_like",
+    "RESPONSE_METHODS", "FunctionModel", "NativeInputs", "SklearnModel", "as_predict_model",
+    "is_torch_like", "native_dtypes",
 ]
 
 RESPONSE_METHODS = ("auto", "predict_proba", "decision_function", "predict")
@@ -147,6 +148,90 @@ class FunctionModel:
         if len(dims) == 1:
             return [[f"Y{j + 1}" for j in range(dims[0])]]
         return [[f"Y{layer + 1}_{j + 1}" for j in range(k)] for layer, k in enumerate(dims)]
+
+
+def native_dtypes(X: object) -> list[torch.dtype | None]:
+    """Per model input, the bool / integer torch dtype of the user's data (None: float).
+
+    Split like :func:`sknn_explain._data.coerce_inputs` splits ``X``: a list of arrays /
+    tensors / DataFrames is one entry per input. A DataFrame is bool when all its columns
+    are, integer when all are integer or bool.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> native_dtypes(np.ones((2, 3), dtype=bool)), native_dtypes(torch.zeros(2, 3))
+    ([torch.bool], [None])
+    >>> native_dtypes([np.zeros((2, 3), dtype=np.int32), np.zeros((2, 3))])
+    [torch.int32, None]
+    """
+    from .._data import _is_array_like_input
+
+    several = isinstance(X, (list, tuple)) and len(X) > 0 and all(
+        _is_array_like_input(x) for x in X
+    )
+    dtypes: list[torch.dtype | None] = []
+    for part in (list(X) if several else [X]):
+        if isinstance(part, torch.Tensor):
+            native = not (part.is_floating_point() or part.is_complex())
+            dtypes.append(part.dtype if native else None)
+            continue
+        if isinstance(part, pd.DataFrame):
+            cols = [part[c].dtype for c in part.columns]
+            if cols and all(pd.api.types.is_bool_dtype(d) for d in cols):
+                dtypes.append(torch.bool)
+            elif cols and all(pd.api.types.is_integer_dtype(d) or pd.api.types.is_bool_dtype(d)
+                              for d in cols):
+                dtypes.append(torch.int64)
+            else:
+                dtypes.append(None)
+            continue
+        try:
+            kind = np.asarray(part).dtype
+        except (TypeError, ValueError):
+            dtypes.append(None)
+            continue
+        if kind.kind == "b":
+            dtypes.append(torch.bool)
+        elif kind.kind == "i":
+            dtypes.append(torch.from_numpy(np.zeros(0, dtype=kind)).dtype)
+        elif kind.kind == "u":
+            dtypes.append(torch.uint8 if kind == np.uint8 else torch.int64)
+        else:
+            dtypes.append(None)
+    return dtypes
+
+
+class NativeInputs:
+    """Adapter that feeds a torch model bool / integer inputs in their own dtype.
+
+    Model-agnostic explainers only move values between rows (the explained sample, the
+    reference rows), so the perturbed inputs hold exactly the user's bool / integer values;
+    they are built in the computation dtype and cast back before each model call.
+
+    Parameters
+    ----------
+    model : TorchModel
+        The private model copy.
+    dtypes : list of torch.dtype or None
+        Per input, the dtype the model gets (None: unchanged).
+    """
+
+    def __init__(self, model: object, dtypes: Sequence[torch.dtype | None]) -> None:
+        self.model = model
+        self.input_dtypes = list(dtypes)
+        self.n_inputs = getattr(model, "n_inputs", None)
+        self.conversion_error = getattr(model, "conversion_error", None)
+        self.removed_activation = getattr(model, "removed_activation", None)
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        dtypes = self.input_dtypes
+        if len(dtypes) != len(xs):  # e.g. a list of rows taken for several inputs
+            dtypes = [dtypes[0]] * len(xs) if len(set(dtypes)) == 1 else [None] * len(xs)
+        return self.model([x if d is None else x.to(d) for x, d in zip(xs, dtypes)])
+
+    def output_names(self, dims: Sequence[int]) -> list[list]:
+        return self.model.output_names(dims)
 
 
 def _is_skorch(model: object) -> bool:

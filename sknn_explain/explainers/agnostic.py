@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 from numbers import Integral, Real
 
@@ -51,7 +52,7 @@ from scipy.special import comb
 
 from .._data import InputBatch
 from .._engine import OutputSelection, auto_batch_size
-from .._model import call_forward, predict
+from .._model import call_forward, describe_rows, nonfinite_message, predict
 from .._segmentation import FeatureMap, build_feature_map
 from .._validation import (
     NON_NEGATIVE_REAL,
@@ -61,7 +62,15 @@ from .._validation import (
     SequenceOf,
     StrOptions,
 )
-from ._predict_fn import RESPONSE_METHODS, SklearnModel, as_predict_model, is_torch_like
+from ..convert.graph import Graph
+from ._predict_fn import (
+    RESPONSE_METHODS,
+    NativeInputs,
+    SklearnModel,
+    as_predict_model,
+    is_torch_like,
+    native_dtypes,
+)
 from .base import Explainer, random_streams
 
 __all__ = [
@@ -396,7 +405,8 @@ def masked_outputs(
 
     For sample ``a`` and coalition ``s`` the model sees ``where(z[s], x_a, b)`` for every
     base row ``b`` (``base_index is None``: all rows of ``bases``, averaged) or for the single
-    row ``bases[base_index[s]]``. Rows are built and evaluated ``batch_size`` at a time.
+    row ``bases[base_index[s]]``. Rows are built and evaluated ``batch_size`` at a time: every
+    model call gets at most ``batch_size`` rows, also when there are more base rows than that.
 
     Returns
     -------
@@ -455,7 +465,11 @@ def masked_outputs(
     def masks_of(em: torch.Tensor, s: torch.Tensor | slice) -> torch.Tensor:
         return em[s] if em.dtype == zt.dtype else zt[s][:, em]
 
-    per_chunk = max(1, batch_size // reps)
+    if reps <= batch_size:  # whole background per pair, several pairs per call
+        per_chunk, bg_slices = batch_size // reps, [slice(None)]
+    else:  # one pair per call, the background in slices of batch_size rows
+        per_chunk = 1
+        bg_slices = [slice(b0, min(reps, b0 + batch_size)) for b0 in range(0, reps, batch_size)]
     total = n * s_total
     out = None
     starts = range(0, total, per_chunk)
@@ -467,36 +481,59 @@ def masked_outputs(
         for start in starts:
             stop = min(total, start + per_chunk)
             a0 = start // s_total
-            pts = []
-            if (stop - 1) // s_total == a0:  # one sample: slices and broadcasting, no gathers
+            one_sample = (stop - 1) // s_total == a0
+            if one_sample:  # slices and broadcasting, no gathers
                 s = slice(start - a0 * s_total, stop - a0 * s_total)
-                for x, em, b, shape in zip(flat_x, elem_masks, flat_b, shapes):
-                    mask = masks_of(em, s)
-                    if bidx is None:
-                        rows = blend(mask[:, None, :], x[a0], b[None])
-                    else:
-                        rows = blend(mask, x[a0], b[bidx[s]])
-                    pts.append(rows.reshape(-1, *shape))
             else:
                 pair = torch.arange(start, stop, device=device)
                 a = torch.div(pair, s_total, rounding_mode="floor")
                 s = pair - a * s_total
+            mean = None
+            for bg in bg_slices:
+                pts = []
                 for x, em, b, shape in zip(flat_x, elem_masks, flat_b, shapes):
                     mask = masks_of(em, s)
                     if bidx is None:
-                        rows = blend(mask[:, None, :], x[a][:, None, :], b[None])
+                        on = x[a0] if one_sample else x[a][:, None, :]
+                        rows = blend(mask[:, None, :], on, b[bg][None])
                     else:
-                        rows = blend(mask, x[a], b[bidx[s]])
+                        rows = blend(mask, x[a0] if one_sample else x[a], b[bidx[s]])
                     pts.append(rows.reshape(-1, *shape))
-            picked = pick(call_forward(forward, pts))
-            if reps == 1:
-                mean = picked.to(torch.float64)
-            else:
-                mean = picked.reshape(stop - start, reps, -1).mean(1, dtype=torch.float64)
+                picked = pick(call_forward(forward, pts))
+                if reps == 1:
+                    part = picked.to(torch.float64)
+                elif len(bg_slices) == 1:
+                    part = picked.reshape(stop - start, reps, -1).mean(1, dtype=torch.float64)
+                else:
+                    part = picked.reshape(stop - start, -1, picked.shape[1]).sum(
+                        1, dtype=torch.float64)
+                mean = part if mean is None else mean + part
+            if len(bg_slices) > 1:
+                mean = mean / reps
             if out is None:
                 out = torch.empty((total, mean.shape[1]), dtype=torch.float64, device=device)
             out[start:stop] = mean
     return out.reshape(n, s_total, -1)
+
+
+def _nonfinite_perturbations(
+    v: np.ndarray, fx: np.ndarray, selection: OutputSelection
+) -> np.ndarray:
+    """``(n, K)`` mask of samples / outputs with a NaN / inf model output on any perturbation.
+
+    Warns (``RuntimeWarning``) about those whose own output ``fx`` is finite; those with a
+    non-finite ``fx`` are reported by ``explain`` for the predictions.
+    """
+    bad = ~np.isfinite(v).all(1) | ~np.isfinite(fx)
+    hidden = bad & np.isfinite(fx)
+    if hidden.any():
+        names = [name for layer in selection.names for name in layer]
+        warnings.warn(
+            nonfinite_message(torch.as_tensor(hidden), names, "of X on perturbed copies")
+            + " (their own outputs are finite); their attributions are set to NaN",
+            RuntimeWarning, stacklevel=4,
+        )
+    return bad
 
 
 def _spread(phi: np.ndarray, fmap: FeatureMap, shapes, like: torch.Tensor) -> list[torch.Tensor]:
@@ -545,7 +582,9 @@ _AGNOSTIC_DOC = """
         Image / signal layout of the data: ``(n, C, ...)`` (True) or ``(n, ..., C)``.
     dtype : {"float", "double"}, default="double"
         Precision of the perturbed inputs and of a torch model's private copy. The
-        regression is always solved in float64.
+        regression is always solved in float64. A torch module / skorch net fitted with
+        bool or integer ``X_ref`` gets its inputs in that dtype (only values of ``X`` and
+        ``X_ref`` are combined, so they stay exact) and keeps its own precision.
     device : {"cpu", "cuda", "cuda:<index>", "auto"} or torch.device, default="cpu"
         Where perturbed inputs are built and torch models run.
     batch_size : int, optional
@@ -578,6 +617,20 @@ class _AgnosticExplainer(Explainer):
                     "and skorch nets use ignore_last_act to choose between scores and "
                     "probabilities"
                 )
+            dtypes = getattr(self, "_fit_dtypes", None)
+            if dtypes and any(d is not None for d in dtypes) and not isinstance(
+                model, (dict, Graph)
+            ):
+                # bool / integer X_ref: run the module itself on its own dtypes (a layer
+                # graph computes in floats; these methods only need outputs), in its own
+                # float precision (such models often cast inside, e.g. ``x.float()``)
+                from ..convert.adapter import _fallback_model
+
+                module = getattr(model, "module_", model)
+                floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
+                own = floats[0] if floats else dtype
+                inner = _fallback_model(model, self.ignore_last_act, own, device, None)
+                return NativeInputs(inner, dtypes)
             return super()._prepare_model(model, dtype, device)
         return as_predict_model(
             model, response_method=self.response_method, ignore_last_act=self.ignore_last_act,
@@ -602,7 +655,33 @@ class _AgnosticExplainer(Explainer):
         -------
         self
         """
-        return super().fit(model, X_ref)
+        self._fit_dtypes = native_dtypes(X_ref) if X_ref is not None else None
+        try:
+            super().fit(model, X_ref)
+        finally:
+            self.__dict__.pop("_fit_dtypes", None)
+        return self
+
+    def _native_dtypes(self) -> list[torch.dtype | None] | None:
+        return getattr(self.model_, "input_dtypes", None)
+
+    def _check_native_values(self, xs: Sequence[torch.Tensor]) -> None:
+        """X must hold values the model's bool / integer inputs can take exactly."""
+        dtypes = self._native_dtypes()
+        if not dtypes:
+            return
+        for i, (x, d) in enumerate(zip(xs, dtypes)):
+            label = "X" if len(xs) == 1 else f"X[{i}]"
+            if d is torch.bool and not bool(((x == 0) | (x == 1)).all()):
+                raise ValueError(
+                    f"{label} has values other than 0 / 1, but the model takes bool inputs "
+                    "(X_ref was bool)"
+                )
+            if d is not None and d is not torch.bool and not bool((x == x.round()).all()):
+                raise ValueError(
+                    f"{label} has non-integer values, but the model takes "
+                    f"{str(d).replace('torch.', '')} inputs (X_ref was integer)"
+                )
 
     def _batch_size(self, shapes: Sequence[tuple[int, ...]]) -> int:
         if self.batch_size is not None:
@@ -727,8 +806,19 @@ class KernelSHAP(_AgnosticExplainer):
             keep = np.sort(gen.choice(n_ref, size=int(self.limit_ref), replace=False))
             idx = torch.as_tensor(keep, device=self.device_)
             data = [d[idx] for d in data]
-        self.data_ref_ = data
         outs = predict(self.model_, data, self._batch_size(ref.shapes))
+        bad = torch.zeros(data[0].shape[0], dtype=torch.bool, device=outs[0].device)
+        for o in outs:
+            bad |= ~torch.isfinite(o).all(1)
+        if bool(bad.any()):
+            rows = torch.nonzero(bad).flatten().cpu().numpy()
+            if self.limit_ref is not None and n_ref > self.limit_ref:
+                rows = keep[rows]  # rows of the user's X_ref
+            raise ValueError(
+                f"the model returned NaN/inf for rows {describe_rows(rows)} of X_ref (the "
+                "background data), so every expected value would be NaN; drop those rows"
+            )
+        self.data_ref_ = data
         self.ref_output_mean_ = [o.to(torch.float64).mean(0) for o in outs]
 
     def _coalitions(self, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -746,6 +836,7 @@ class KernelSHAP(_AgnosticExplainer):
         return z, w
 
     def _attribute(self, xs, selection, batch_size):
+        self._check_native_values(xs)
         fmap, m = self.feature_map_, self.n_segments_
         n = xs[0].shape[0]
         preds = selection.pick(predict(self.model_, xs, batch_size))
@@ -762,10 +853,14 @@ class KernelSHAP(_AgnosticExplainer):
                 self.model_, xs, fmap, z, self.data_ref_, selection, batch_size,
                 verbose=self.verbose, desc="KernelSHAP",
             ).cpu().numpy()
+            bad = _nonfinite_perturbations(v, fx, selection)
             y = _link(v, self.link, "model outputs") - e0[None, None, :]
+            y = np.where(bad[:, None, :], 0.0, y)  # solved apart, then NaN
             y = y.transpose(1, 0, 2).reshape(len(z), n * k)
-            phi = constrained_wls(z, w, y, delta.reshape(-1))
+            total = np.where(bad, 0.0, delta).reshape(-1)
+            phi = constrained_wls(z, w, y, total)
             phi = phi.reshape(m, n, k).transpose(1, 0, 2)
+            phi[np.broadcast_to(bad[:, None, :], phi.shape)] = np.nan
         values = _spread(phi, fmap, [tuple(x.shape[1:]) for x in xs], xs[0])
         goal = torch.as_tensor(delta, dtype=xs[0].dtype, device=xs[0].device)
         return values, preds, goal
@@ -865,12 +960,19 @@ class LIME(_AgnosticExplainer):
     def _fit_reference(self, ref: InputBatch) -> None:
         self._fit_features(ref)
         data = ref.to_tensors(self.dtype_, self.device_)
+        if self.baseline == "mean" and any(d is not None for d in self._native_dtypes() or []):
+            raise ValueError(
+                "LIME(baseline='mean') replaces switched-off features by the mean of X_ref, "
+                "which is no valid input for a model that takes bool / integer inputs; use "
+                "baseline='sample' (values of random X_ref rows)"
+            )
         if self.baseline == "mean":
             self.reference_ = [d.mean(0, keepdim=True) for d in data]
         else:
             self.data_ref_ = data
 
     def _attribute(self, xs, selection, batch_size):
+        self._check_native_values(xs)
         fmap, m = self.feature_map_, self.n_segments_
         n = xs[0].shape[0]
         gen_z, gen_ref = random_streams(self.random_state, 2)
@@ -886,11 +988,15 @@ class LIME(_AgnosticExplainer):
         )
         preds = v[:, 0, :].to(xs[0].dtype)  # perturbation 0 is the sample itself
         k = v.shape[2]
-        y = v.cpu().numpy().transpose(1, 0, 2).reshape(len(z), n * k)
+        v = v.cpu().numpy()
+        bad = _nonfinite_perturbations(v, v[:, 0, :], selection)
+        v = np.where(bad[:, None, :], 0.0, v)  # solved apart, then NaN
+        y = v.transpose(1, 0, 2).reshape(len(z), n * k)
         coef = weighted_ridge(
             z, w, y, alpha=float(self.alpha), feature_selection=self.feature_selection,
             n_features=int(self.n_features),
         )
         phi = coef.reshape(m, n, k).transpose(1, 0, 2)
+        phi[np.broadcast_to(bad[:, None, :], phi.shape)] = np.nan
         values = _spread(phi, fmap, [tuple(x.shape[1:]) for x in xs], xs[0])
         return values, preds, None

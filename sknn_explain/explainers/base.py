@@ -21,7 +21,7 @@ from .._data import (
     sequence_warning,
 )
 from .._engine import OutputSelection, auto_batch_size, resolve_outputs
-from .._model import as_numpy, call_forward, predict
+from .._model import as_numpy, call_forward, flag_nonfinite_outputs, predict
 from .._validation import COMMON_PARAMETER_CONSTRAINTS
 from ..attribution import Attribution
 from ..convert.adapter import prepare_model
@@ -346,6 +346,8 @@ class Explainer(BaseEstimator):
             self.n_inputs_ = len(self.input_shapes_)
         selection = resolve_outputs(output_idx, output_label, self.model_.output_names(dims))
         values, preds, goal = self._attribute(xs, selection, self._batch_size(batch.shapes))
+        values = flag_nonfinite_outputs(  # NaN/inf outputs: warn, NaN attributions
+            values, preds, goal, [name for layer in selection.names for name in layer])
         return make_attribution(
             self.method_name, values, preds, goal, selection, batch.arrays, names,
             channels_first=self.channels_first,
