@@ -81,6 +81,16 @@ def _render(panels: list[Panel], ax: Any, as_plotly: bool, height: Any, aspect: 
     return render(panels, ax=ax, height=height, aspect=aspect)
 
 
+def _ax_default(attr: Any, ax: Any, output_idx: Any, output_label: Any) -> Any:
+    """With ``ax=`` (one panel) and no output selected: the first computed output node."""
+    if ax is None or output_idx is not None or output_label is not None:
+        return output_idx
+    if not isinstance(attr, Attribution):
+        return output_idx
+    layer = int(attr.output_layers[0])
+    return [None] * layer + [[int(attr.output_idx[0][0])]]
+
+
 def plot_local(
     attr: Attribution,
     data_idx: int | list[int] = 0,
@@ -163,7 +173,8 @@ def plot_local(
         Display names of the output nodes, indexed by the 0-based output index (e.g.
         ``load_breast_cancer().target_names``) or a dict ``{index or node name: name}``.
     ax : matplotlib Axes, optional
-        Draw a single panel into this Axes (and return it). A figure without a layout
+        Draw a single panel into this Axes (and return it); without ``output_idx`` /
+        ``output_label`` it shows the first computed output node. A figure without a layout
         engine gets matplotlib's "tight" engine, so long labels are not clipped.
     as_plotly : bool, default=False
         Return an interactive plotly figure instead (needs plotly).
@@ -202,11 +213,12 @@ def plot_local(
     >>> [t.get_text() for t in grid.axes[0, 0].get_yticklabels()]
     ['income = 1', 'age = 0.5']
     """
+    output_idx = _ax_default(attr, ax, output_idx, output_label)
     panels = local_panels(
         attr, data_idx=data_idx, output_idx=output_idx, output_label=output_label,
         aggr_channels=aggr_channels, same_scale=same_scale, show_preds=show_preds,
         show_input=show_input, input_idx=input_idx, kind=kind, max_display=max_display,
-        sort=sort, output_names=output_names,
+        sort=sort, output_names=output_names, beside_ok=ax is None,
     )
     return _render(panels, ax, as_plotly, height, aspect)
 
@@ -308,6 +320,7 @@ def plot_global(
     >>> ax.get_xlabel()
     'attribution'
     """
+    output_idx = _ax_default(attr, ax, output_idx, output_label)
     panels = global_panels(
         attr, output_idx=output_idx, output_label=output_label, data_idx=data_idx,
         ref_data_idx=ref_data_idx, preprocess=preprocess, kind=kind,
@@ -374,6 +387,7 @@ def plot_dependence(
     >>> ax.get_xlabel(), ax.get_ylabel()
     ('a', 'attribution of a')
     """
+    output_idx = _ax_default(attr, ax, output_idx, output_label)
     panels = dependence_panels(
         attr, feature, color_by=color_by, output_idx=output_idx, output_label=output_label,
         data_idx=data_idx, input_idx=input_idx, output_names=output_names,

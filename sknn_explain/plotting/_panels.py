@@ -453,8 +453,12 @@ def local_panels(
     max_display: object = 20,
     sort: bool = True,
     output_names: object = None,
+    beside_ok: bool = True,
 ) -> list[Panel]:
-    """Panels of :func:`sknn_explain.plotting.plot_local` (one per sample x output x input)."""
+    """Panels of :func:`sknn_explain.plotting.plot_local` (one per sample x output x input).
+
+    ``beside_ok=False`` (a single given Axes): ``show_input=None`` draws no image panel.
+    """
     attr = check_attribution(attr)
     rows = check_data_idx(data_idx, attr.n_samples, allow_all=False)
     outs = select_outputs(attr, output_idx, output_label, output_names)
@@ -511,7 +515,8 @@ def local_panels(
                 # prediction / sum / goal belong to the sample x output: once per grid row
                 panel.note = note if (col_pos == 0 or not multi_in) else None
                 if panel.background is not None and _shows_beside(show_input, panel):
-                    panels.append(_image_panel(panel, d, i, multi_in))
+                    if beside_ok or show_input == "beside":
+                        panels.append(_image_panel(panel, d, i, multi_in))
                     panel.background = None
                 panels.append(panel)
     return panels
