@@ -31,6 +31,7 @@ from sknn_explain.plotting import (  # noqa: E402
     POSITIVE_COLOR,
     plot_dependence,
     plot_global,
+    plot_image_grid,
     plot_local,
 )
 from sknn_explain.plotting._panels import beeswarm_offsets  # noqa: E402
@@ -664,3 +665,168 @@ def test_rank_4_inputs_are_rejected():
     res = Gradient().fit(net).explain(torch.randn(2, 2, 3, 3, 3))
     with pytest.raises(ValueError, match="rank 1-3"):
         plot_local(res)
+
+
+# ---------------------------------------------------------------------- issue #13, items 10-17
+def colourbars(fig):
+    return [a for a in fig.axes if a.get_label() == "<colorbar>"]
+
+
+def test_titles_name_method_output_and_logit_or_probability():
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=1))
+    x = torch.randn(5, 3)
+    logit = Gradient().fit(net).explain(x, output_idx=[3])
+    ax = plot_local(logit, ax=plt.figure().gca())
+    assert ax.get_title().startswith("Gradient · sample 0 · output 3 (logit)\n")
+    prob = Gradient(ignore_last_act=False).fit(net).explain(x, output_idx=[1])
+    grid = plot_local(prob, data_idx=2, output_names=["cat", "dog", "fish", "bird"])
+    assert grid.axes[0, 0].get_title().startswith("Gradient · sample 2 · dog (output 1, "
+                                                  "probability)")
+    grid = plot_global(prob, output_names={1: "dog"})
+    assert grid.axes[0, 0].get_title().startswith("Gradient · dog (output 1, probability)")
+
+
+def test_class_labels_from_the_model_are_named():
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(40, 3))
+    y = np.array(["ham", "spam", "eggs", "ham"] * 10)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=30, random_state=0).fit(X, y)
+    res = Gradient().fit(clf).explain(X[:3], output_idx=[2])
+    ax = plot_local(res, ax=plt.figure().gca())
+    assert ax.get_title().startswith("Gradient · sample 0 · spam (output 2, logit)")
+
+
+def test_every_selected_output_is_plotted_by_default():
+    torch.manual_seed(8)
+    res = Gradient().fit(nn.Linear(3, 10)).explain(torch.randn(4, 3), output_idx=[3, 7])
+    for grid in (res.plot(), res.plot_global(), res.plot_global(kind="beeswarm")):
+        assert grid.axes.shape == (1, 2)
+        titles = [ax.get_title().split("\n")[0] for ax in grid.axes.flat]
+        assert titles[0].endswith("output 3") and titles[1].endswith("output 7")
+
+
+def test_local_bars_sorted_with_max_display_and_values(tab, tab_data):
+    v = tab.to_numpy()[7, :, 1]
+    order = np.argsort(-np.abs(v), kind="stable")
+    ax = plot_local(tab, data_idx=7, output_idx=1, max_display=3, ax=plt.figure().gca())
+    expected = [f"{FEATURES[j]} = {tab_data.iloc[7, j]:.3g}" for j in order[:2]]
+    assert ticklabels(ax) == expected + ["2 other features"]
+    widths = [b.get_width() for b in hbars(ax)]
+    np.testing.assert_allclose(widths, [v[order[0]], v[order[1]], v[order[2:]].sum()],
+                               rtol=1e-6)
+    # 30+ features: the panel height stays sane
+    big = pd.DataFrame(np.random.default_rng(1).normal(size=(3, 40)),
+                       columns=[f"f{i}" for i in range(40)])
+    res = Gradient().fit(nn.Linear(40, 1), big).explain(big)
+    grid = plot_local(res, max_display=None)
+    assert len(hbars(grid.axes[0, 0])) == 40
+    assert grid.figure.get_size_inches()[1] <= 10
+
+
+def test_waterfall_goes_from_base_to_prediction():
+    torch.manual_seed(9)
+    X = pd.DataFrame(np.random.default_rng(2).normal(size=(20, 5)), columns=list("abcde"))
+    res = IntegratedGradients(n=8).fit(nn.Linear(5, 2), X).explain(X, output_idx=[1])
+    ax = plot_local(res, data_idx=4, kind="waterfall", max_display=4, ax=plt.figure().gca())
+    bars = hbars(ax)  # top (most important) to bottom ("others")
+    assert len(bars) == 4 and ticklabels(ax)[-1] == "2 other features"
+    pred, goal = res.predictions[4, 0], res.decomp_goal[4, 0]
+    base = pred - goal
+    assert bars[-1].get_x() == pytest.approx(base, abs=1e-5)  # starts at the base value
+    for lower, upper in zip(bars[1:], bars[:-1]):  # each bar starts where the one below ends
+        assert upper.get_x() == pytest.approx(lower.get_x() + lower.get_width(), abs=1e-6)
+    assert bars[0].get_x() + bars[0].get_width() == pytest.approx(pred, abs=1e-4)
+    with pytest.raises(ValueError, match="waterfall"):
+        plot_local(res, kind="pie")
+
+
+def test_global_sorted_bar_limits_fitted_and_outliers_clipped(tab_data, tab_model):
+    X = tab_data.copy()
+    X.iloc[5, 1] = 60.0  # one huge income
+    res = Gradient(times_input=True).fit(tab_model, X).explain(X, output_idx=[0])
+    v = np.abs(res.to_numpy()[:, :, 0])
+    ax = plot_global(res, kind="strip", ax=plt.figure().gca())
+    order = np.argsort(-v.mean(axis=0), kind="stable")
+    assert ticklabels(ax) == [FEATURES[j] for j in order]
+    hi = ax.get_xlim()[1]
+    assert hi < v[5, 1] / 3  # the outlier does not squash the axis
+    (mark,) = [c for c in ax.collections if c.get_label().startswith("beyond axis")]
+    assert mark.get_label() == "beyond axis (1)"
+    assert mark.get_offsets()[0, 0] == pytest.approx(hi)  # drawn at the edge
+    ax = plot_global(res, kind="bar", ax=plt.figure().gca())
+    top = (v.mean(axis=0) + v.std(axis=0, ddof=1) / np.sqrt(len(v))).max()
+    assert top < ax.get_xlim()[1] <= 1.06 * top  # fitted to the bars (and error bars)
+    assert v.max() > 1.5 * ax.get_xlim()[1]  # not to the samples
+    ax = plot_global(res, kind="bar", preprocess=None, ax=plt.figure().gca())
+    for b in hbars(ax):  # signed means: red / blue
+        assert b.get_facecolor() == (RED if b.get_width() > 0 else BLUE)
+
+
+def test_one_colour_bar_per_figure(tab, img):
+    grid = plot_global(tab, output_idx=[0, 1, 2], kind="beeswarm")
+    assert len(colourbars(grid.figure)) == 1
+    grid = plot_local(img, data_idx=[0, 1], output_idx=[0, 1])
+    assert len(colourbars(grid.figure)) == 1
+    cb = colourbars(grid.figure)[0]
+    assert cb.get_ylim()[0] == pytest.approx(-cb.get_ylim()[1])  # symmetric around 0
+
+
+def test_dependence_plot(tab, tab_data):
+    ax = plot_dependence(tab, "income", color_by="age", output_idx=2, ax=plt.figure().gca())
+    (pts,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    np.testing.assert_allclose(pts.get_offsets()[:, 0], tab_data["income"], rtol=1e-6)
+    np.testing.assert_allclose(pts.get_offsets()[:, 1], tab.to_numpy()[:, 1, 2], rtol=1e-6)
+    age = tab_data["age"].to_numpy()
+    rgba = pts.to_rgba(pts.get_array())
+    assert rgba[np.argmax(age)][0] > rgba[np.argmax(age)][2]  # high age red
+    assert ax.get_xlabel() == "income" and ax.get_ylabel() == "attribution of income"
+    grid = tab.plot_dependence(1, output_idx=[0, 1])
+    assert grid.axes.shape == (1, 2) and len(colourbars(grid.figure)) == 1
+    with pytest.raises(ValueError, match="unknown feature 'height'"):
+        plot_dependence(tab, "height")
+
+
+def test_images_no_ticks_input_beside_overlay_matches_colour_bar(img, img_x):
+    grid = plot_local(img, data_idx=0, output_idx=[0, 1])
+    inp, heat = grid.axes[0, 0], grid.axes[0, 1]
+    assert len(inp.get_images()) == 1 and not ticklabels(heat) and not ticklabels(heat, "x")
+    ax = plot_local(img, data_idx=0, output_idx=0, show_input=True, ax=plt.figure().gca())
+    mesh = mesh_of(ax)
+    assert mesh.get_alpha() in (None, 1)  # opaque: the colours are those of the colour bar
+    assert len(ax.collections) > 1  # the input drawn as outlines on top
+
+
+def test_image_grid_for_papers(img):
+    grid = plot_image_grid(img, data_idx=[0, 3], output_idx=[0, 1])
+    assert grid.axes.shape == (2, 3)
+    assert [ax.get_title() for ax in grid.axes[0]] == ["input", "output 0", "output 1"]
+    assert [ax.get_title() for ax in grid.axes[1]] == ["", "", ""]
+    assert [row[0].get_ylabel() for row in grid.axes] == ["sample 0", "sample 3"]
+    assert len(colourbars(grid.figure)) == 1
+    assert len({mesh_of(ax).norm.vmax for ax in grid.axes[:, 1:].flat}) == 1
+
+
+def test_signal_input_channels_labelled_and_distinct(sig):
+    grid = plot_local(sig, data_idx=0, output_idx=0, show_input=True)
+    (twin,) = [a for a in grid.figure.axes if a.get_label() == "input"]
+    assert [ln.get_label() for ln in twin.lines] == ["input C1", "input C2"]
+    assert twin.lines[0].get_color() != twin.lines[1].get_color()
+    assert [t.get_text() for t in twin.get_legend().get_texts()] == ["input C1", "input C2"]
+
+
+def test_strip_is_reproducible_and_ax_labels_not_clipped(tab):
+    a = plot_global(tab, output_idx=0, kind="strip", ax=plt.figure().gca())
+    b = plot_global(tab, output_idx=0, kind="strip", ax=plt.figure().gca())
+    np.testing.assert_array_equal(a.collections[0].get_offsets(), b.collections[0].get_offsets())
+    long = pd.DataFrame(np.random.default_rng(3).normal(size=(4, 2)),
+                        columns=["a rather long feature name (in units)", "b"])
+    res = Gradient().fit(nn.Linear(2, 1), long).explain(long)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    plot_local(res, ax=ax)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for t in ax.get_yticklabels():
+        assert t.get_window_extent(renderer).x0 >= 0

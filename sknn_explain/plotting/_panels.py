@@ -515,8 +515,10 @@ def local_panels(
                 # prediction / sum / goal belong to the sample x output: once per grid row
                 panel.note = note if (col_pos == 0 or not multi_in) else None
                 if panel.background is not None and _shows_beside(show_input, panel):
-                    if beside_ok or show_input == "beside":
-                        panels.append(_image_panel(panel, d, i, multi_in))
+                    image = _image_panel(panel, d, i, multi_in)
+                    if (beside_ok or show_input == "beside") and (image.row, image.col) not in {
+                            (q.row, q.col) for q in panels}:
+                        panels.append(image)
                     panel.background = None
                 panels.append(panel)
     return panels
