@@ -830,3 +830,15 @@ def test_strip_is_reproducible_and_ax_labels_not_clipped(tab):
     renderer = fig.canvas.get_renderer()
     for t in ax.get_yticklabels():
         assert t.get_window_extent(renderer).x0 >= 0
+
+
+def test_output_names_follow_integer_class_labels():
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(30, 3))
+    clf = MLPClassifier(hidden_layer_sizes=(3,), max_iter=20, random_state=0).fit(
+        X, (X[:, 0] > 0).astype(int))
+    res = Gradient().fit(clf).explain(X[:2])  # binary: one output, the logit of class 1
+    ax = plot_local(res, output_names=["malignant", "benign"], ax=plt.figure().gca())
+    assert ax.get_title().startswith("Gradient · sample 0 · benign (output 0, logit)")

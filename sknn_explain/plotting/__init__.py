@@ -170,8 +170,10 @@ def plot_local(
     sort : bool, default=True
         Tabular inputs: sort features by ``|attribution|`` (False keeps the data order).
     output_names : sequence or dict, optional
-        Display names of the output nodes, indexed by the 0-based output index (e.g.
-        ``load_breast_cancer().target_names``) or a dict ``{index or node name: name}``.
+        Display names of the output nodes: a sequence indexed by the integer class label
+        when the outputs are named by integer class labels (so ``target_names`` of a
+        scikit-learn data set fits, also for a binary MLP's single output "1"), else by the
+        0-based output index; or a dict ``{output index or node name: name}``.
     ax : matplotlib Axes, optional
         Draw a single panel into this Axes (and return it); without ``output_idx`` /
         ``output_label`` it shows the first computed output node. A figure without a layout

@@ -195,10 +195,13 @@ def _display_name(output_names: object, node: str, layer: int, i: int) -> str | 
         names = names[layer] if layer < len(names) else []
     elif layer != 0:
         return None
-    if i >= len(names):
+    if node.lstrip("-").isdigit():  # integer class labels (e.g. a binary sklearn MLP's
+        i = int(node)  # single output "1"): names like target_names are indexed by label
+    if not 0 <= i < len(names):
         raise ValueError(
-            f"output_names has {len(names)} name(s), but output node {i} is plotted (names "
-            f"are indexed by the 0-based output index)"
+            f"output_names has {len(names)} name(s), but output node {node!r} (index {i}) is "
+            f"plotted (names are indexed by the integer class label, else by the 0-based "
+            f"output index)"
         )
     return str(names[i])
 
