@@ -43,6 +43,7 @@ RED, BLUE = to_rgba(POSITIVE_COLOR), to_rgba(NEGATIVE_COLOR)
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning"),
     pytest.mark.filterwarnings("ignore:vert. bool was deprecated"),
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
 
 
