@@ -335,3 +335,15 @@ class Attribution:
             self, output_idx=output_idx, output_label=output_label, data_idx=data_idx,
             ref_data_idx=ref_data_idx, preprocess=preprocess, kind=kind, **kwargs,
         )
+
+    def plot_dependence(self, feature, color_by="auto", output_idx=None, **kwargs):
+        """shap-style dependence plot: one feature's attribution against its value.
+
+        Thin wrapper of :func:`sknn_explain.plotting.plot_dependence` (see there for all
+        arguments); returns a seaborn FacetGrid (an Axes with ``ax=``, a plotly Figure with
+        ``as_plotly=True``).
+        """
+        from .plotting import plot_dependence
+
+        return plot_dependence(self, feature, color_by=color_by, output_idx=output_idx,
+                               **kwargs)

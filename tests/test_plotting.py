@@ -8,7 +8,6 @@ Rendering is headless (Agg); every figure is closed after each test.
 from __future__ import annotations
 
 import sys
-import types
 
 import matplotlib
 
@@ -30,7 +29,9 @@ from sknn_explain.plotting import (  # noqa: E402
     HIGHLIGHT_COLOR,
     NEGATIVE_COLOR,
     POSITIVE_COLOR,
+    plot_dependence,
     plot_global,
+    plot_image_grid,
     plot_local,
 )
 from sknn_explain.plotting._panels import beeswarm_offsets  # noqa: E402
@@ -42,6 +43,7 @@ RED, BLUE = to_rgba(POSITIVE_COLOR), to_rgba(NEGATIVE_COLOR)
 pytestmark = [
     pytest.mark.filterwarnings("ignore:The set_bad function:PendingDeprecationWarning"),
     pytest.mark.filterwarnings("ignore:vert. bool was deprecated"),
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
 
 
@@ -170,7 +172,7 @@ def image_values(res, data, k, aggr=np.sum):
 
 # ---------------------------------------------------------------------- local: tabular
 def test_tabular_local_bars_values_colours_and_labels(tab, tab_data):
-    grid = plot_local(tab, data_idx=[0, 3], output_idx=[0, 2])
+    grid = plot_local(tab, data_idx=[0, 3], output_idx=[0, 2], sort=False, show_input=False)
     assert isinstance(grid, sns.FacetGrid)
     assert grid.axes.shape == (2, 2)
     values = tab.to_numpy()
@@ -187,7 +189,7 @@ def test_tabular_local_bars_values_colours_and_labels(tab, tab_data):
             lo, hi = ax.get_xlim()
             assert lo == pytest.approx(-hi) and hi >= np.abs(widths).max()
             title = ax.get_title()
-            assert title.startswith(f"data_{d + 1} · Y{k + 1}")
+            assert title.startswith(f"Gradient · sample {d} · output {k}\n")
             pred = tab.predictions[d, k]
             goal = tab.decomp_goal[d, k]
             assert f"pred: {pred:.3g}" in title
@@ -203,21 +205,22 @@ def test_tabular_local_bars_values_colours_and_labels(tab, tab_data):
 
 def test_tabular_local_show_input_and_no_preds(tab, tab_data):
     ax = plot_local(tab, data_idx=5, output_idx=1, show_input=True, show_preds=False,
-                    ax=plt.figure().gca())
+                    sort=False, ax=plt.figure().gca())
     expected = [f"{f} = {tab_data.iloc[5][f]:.3g}" for f in FEATURES]
     assert ticklabels(ax) == expected
     assert "pred" not in ax.get_title()
 
 
-def test_plot_is_plot_local_and_default_is_first_node(tab):
-    a = tab.plot()
-    b = tab.plot_local(data_idx=0, output_idx=0)
-    assert a.axes.shape == b.axes.shape == (1, 1)
+def test_plot_is_plot_local_and_default_is_every_computed_node(tab):
+    a = tab.plot(sort=False)
+    b = tab.plot_local(data_idx=0, output_idx=0, sort=False)
+    assert a.axes.shape == (1, 3) and b.axes.shape == (1, 1)
     wa = [p.get_width() for p in hbars(a.axes[0, 0])]
     wb = [p.get_width() for p in hbars(b.axes[0, 0])]
     assert wa == wb
     np.testing.assert_allclose(wa, tab.to_numpy()[0, :, 0], rtol=1e-6)
-    assert a.axes[0, 0].get_title().startswith("data_1 · Y1")
+    assert a.axes[0, 0].get_title().startswith("Gradient · sample 0 · output 0")
+    assert a.axes[0, 2].get_title().startswith("Gradient · sample 0 · output 2")
 
 
 def test_ax_argument_single_panel_only(tab):
@@ -231,7 +234,7 @@ def test_ax_argument_single_panel_only(tab):
 
 
 def test_height_and_aspect(tab):
-    grid = plot_local(tab, data_idx=[0, 1], height=2.0, aspect=1.5)
+    grid = plot_local(tab, data_idx=[0, 1], output_idx=0, height=2.0, aspect=1.5)
     w, h = grid.figure.get_size_inches()
     assert h == pytest.approx(4.0) and w == pytest.approx(3.0)
     with pytest.raises(ValueError, match="height"):
@@ -268,7 +271,7 @@ def test_signal_local_lines_per_channel_and_input_overlay(sig):
         np.testing.assert_allclose(ln.get_ydata(), ch, rtol=1e-6)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["C1", "C2"]
 
-    grid = plot_local(sig, data_idx=1, show_input=True)
+    grid = plot_local(sig, data_idx=1, output_idx=0, show_input=True)
     twins = [a for a in grid.figure.axes if a.get_label() == "input"]
     assert len(twins) == 1
     assert len(twins[0].lines) == 2  # one line per input channel
@@ -278,11 +281,11 @@ def test_signal_local_lines_per_channel_and_input_overlay(sig):
 # ---------------------------------------------------------------------- local: images
 def test_image_local_heatmap(img):
     grid = plot_local(img, data_idx=[1, 4], output_idx=[0, 1])
-    assert grid.axes.shape == (2, 2)
+    assert grid.axes.shape == (2, 3)  # the input image, then one heatmap per output
     vmaxes = set()
     for r, d in enumerate([1, 4]):
         for c, k in enumerate([0, 1]):
-            ax = grid.axes[r, c]
+            ax = grid.axes[r, c + 1]
             mesh = mesh_of(ax)
             expected = image_values(img, d, k)
             np.testing.assert_allclose(
@@ -294,7 +297,7 @@ def test_image_local_heatmap(img):
             # sign -> colour: the largest cell is red, the smallest blue
             rgba = mesh.to_rgba(np.array([expected.max(), expected.min()]))
             assert rgba[0, 0] > rgba[0, 2] and rgba[1, 2] > rgba[1, 0]
-            assert ticklabels(ax)[0] == "H1" and ticklabels(ax, "x")[0] == "W1"
+            assert ticklabels(ax) == [] and ticklabels(ax, "x") == []  # no pixel ticks
             assert "pred:" in ax.get_title()
     assert len(vmaxes) == 1  # shared scale within the input
 
@@ -309,11 +312,12 @@ def test_image_channels_last_matches_channels_first(img_net, img_x, img):
         np.asarray(mesh_of(a).get_array()), np.asarray(mesh_of(b).get_array()), rtol=1e-5,
         atol=1e-7,
     )
-    images = [im for im in b.get_images() if isinstance(im, AxesImage)]
+    grid = plot_local(last, data_idx=3, output_idx=1)  # the RGB input beside the heatmap
+    images = [im for im in grid.axes[0, 0].get_images() if isinstance(im, AxesImage)]
     assert len(images) == 1
-    grey = (img_x[3].numpy().mean(axis=0) - img_x[3].numpy().mean(axis=0).min())
-    np.testing.assert_allclose(images[0].get_array(), grey / grey.max(), rtol=1e-5, atol=1e-6)
-    assert mesh_of(b).get_alpha() < 1
+    rgb = img_x[3].numpy()
+    rgb = np.moveaxis((rgb - rgb.min()) / (rgb.max() - rgb.min()), 0, -1)
+    np.testing.assert_allclose(images[0].get_array(), rgb, rtol=1e-5, atol=1e-6)
 
 
 def test_image_aggr_channels_none_needs_one_channel(img):
@@ -323,13 +327,14 @@ def test_image_aggr_channels_none_needs_one_channel(img):
 
 # ---------------------------------------------------------------------- several inputs / outputs
 def test_multi_input_grid(multi):
-    grid = plot_local(multi, data_idx=[0, 2], output_idx=[[0, 2], [1]])
+    grid = plot_local(multi, data_idx=[0, 2], output_idx=[[0, 2], [1]], show_input=False,
+                      sort=False)
     assert grid.axes.shape == (2 * 3, 2)  # rows: data x outputs, cols: inputs
     img_vals = multi.raw_values
     row = 0
     for d in [0, 2]:
-        for pos, k, label in [(0, 0, "Output_1: Y1_1"), (0, 1, "Output_1: Y1_3"),
-                              (1, 0, "Output_2: Y2_2")]:
+        for pos, k, label in [(0, 0, "output 0 of layer 0"), (0, 1, "output 2 of layer 0"),
+                              (1, 0, "output 1 of layer 1")]:
             left, right = grid.axes[row]
             np.testing.assert_allclose(
                 np.asarray(mesh_of(left).get_array()).reshape(5, 5),
@@ -338,8 +343,10 @@ def test_multi_input_grid(multi):
             widths = [b.get_width() for b in hbars(right)]
             np.testing.assert_allclose(widths, img_vals[pos][1][d, :, k], rtol=1e-5, atol=1e-7)
             assert ticklabels(right) == ["X1", "X2", "X3"]
-            assert left.get_title().startswith(f"data_{d + 1} · {label} · Input_1")
-            assert right.get_title().startswith(f"data_{d + 1} · {label} · Input_2")
+            assert left.get_title().startswith(f"IntegratedGradients · sample {d} · {label} · "
+                                               f"input 0")
+            assert right.get_title().startswith(f"IntegratedGradients · sample {d} · {label} · "
+                                                f"input 1")
             # prediction / sum / goal once per row, sum over both inputs
             total = multi.decomp_sum[pos][d, k]
             assert f"sum: {total:.3g}" in left.get_title()
@@ -348,8 +355,8 @@ def test_multi_input_grid(multi):
 
 
 def test_same_scale_across_inputs(multi):
-    sep = plot_local(multi, output_idx=[[0], None])
-    shared = plot_local(multi, output_idx=[[0], None], same_scale=True)
+    sep = plot_local(multi, output_idx=[[0], None], show_input=False)
+    shared = plot_local(multi, output_idx=[[0], None], same_scale=True, show_input=False)
     vals = [np.abs(v[0, ..., 0]).max() for v in multi.raw_values[0]]
     img_sum = np.abs(multi.raw_values[0][0][0, ..., 0].sum(axis=0)).max()
     tab_max = np.abs(multi.raw_values[0][1][0, :, 0]).max()
@@ -370,16 +377,17 @@ def test_input_idx_selects_inputs(multi):
 
 
 def test_multi_output_layers_by_index_and_label(heads):
-    grid = plot_local(heads, output_idx=[[1], [2, 0]])
+    grid = plot_local(heads, output_idx=[[1], [2, 0]], sort=False)
     assert grid.axes.shape == (1, 3)
     titles = [ax.get_title().split("\n")[0] for ax in grid.axes.flat]
-    assert titles == ["data_1 · Output_1: Y1_2", "data_1 · Output_2: Y2_3",
-                      "data_1 · Output_2: Y2_1"]
+    assert titles == ["Gradient · sample 0 · output 1 of layer 0",
+                      "Gradient · sample 0 · output 2 of layer 1",
+                      "Gradient · sample 0 · output 0 of layer 1"]
     raw = heads.raw_values
     for ax, (pos, k) in zip(grid.axes.flat, [(0, 0), (1, 1), (1, 0)]):
         np.testing.assert_allclose([b.get_width() for b in hbars(ax)], raw[pos][0][0, :, k],
                                    rtol=1e-6)
-    by_label = plot_local(heads, output_label=[None, ["Y2_3"]])
+    by_label = plot_local(heads, output_label=[None, ["Y2_3"]], sort=False)
     np.testing.assert_allclose([b.get_width() for b in hbars(by_label.axes[0, 0])],
                                raw[1][0][0, :, 1], rtol=1e-6)
 
@@ -418,7 +426,7 @@ def test_local_bad_arguments(tab, heads, img):
 
 # ---------------------------------------------------------------------- global: tabular
 def test_global_box_with_reference(tab):
-    grid = plot_global(tab, output_idx=[0, 1], ref_data_idx=3)
+    grid = plot_global(tab, output_idx=[0, 1], ref_data_idx=3, sort=False)
     assert grid.axes.shape == (1, 2)
     vals = np.abs(tab.to_numpy())
     for c, k in enumerate([0, 1]):
@@ -443,13 +451,13 @@ def test_global_kinds_draw_one_element_per_feature(tab):
     vals = np.abs(tab.to_numpy()[:, :, 0])
     ax = plot_global(tab, kind="violin", ax=plt.figure().gca())
     assert len([c for c in ax.collections if not isinstance(c, PathCollection)]) == 4
-    ax = plot_global(tab, kind="strip", ax=plt.figure().gca())
-    strips = [c for c in ax.collections if isinstance(c, PathCollection)]
-    assert len(strips) == 4
-    for f, coll in enumerate(strips):
-        np.testing.assert_allclose(np.sort(coll.get_offsets()[:, 0]), np.sort(vals[:, f]),
-                                   rtol=1e-6)
-    ax = plot_global(tab, kind="bar", ax=plt.figure().gca())
+    ax = plot_global(tab, kind="strip", sort=False, ax=plt.figure().gca())
+    (strip,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    xy = strip.get_offsets()
+    for f in range(4):  # one row of jittered points per feature
+        row = np.abs(xy[:, 1] - f) <= 0.25
+        np.testing.assert_allclose(np.sort(xy[row, 0]), np.sort(vals[:, f]), rtol=1e-6)
+    ax = plot_global(tab, kind="bar", sort=False, ax=plt.figure().gca())
     np.testing.assert_allclose([b.get_width() for b in hbars(ax)], vals.mean(axis=0),
                                rtol=1e-6)
 
@@ -457,11 +465,11 @@ def test_global_kinds_draw_one_element_per_feature(tab):
 def test_global_preprocess_and_data_idx(tab):
     v = tab.to_numpy()[:, :, 2]
     ax = plot_global(tab, output_idx=2, data_idx=[0, 1, 2], preprocess=None, kind="bar",
-                     ax=plt.figure().gca())
+                     sort=False, ax=plt.figure().gca())
     np.testing.assert_allclose([b.get_width() for b in hbars(ax)], v[:3].mean(axis=0),
                                rtol=1e-6)
     assert ax.get_xlabel() == "attribution"
-    ax = plot_global(tab, output_idx=2, preprocess=np.square, kind="bar",
+    ax = plot_global(tab, output_idx=2, preprocess=np.square, kind="bar", sort=False,
                      ax=plt.figure().gca())
     np.testing.assert_allclose([b.get_width() for b in hbars(ax)], (v ** 2).mean(axis=0),
                                rtol=1e-6)
@@ -543,7 +551,7 @@ def test_global_multi_input(multi):
     with pytest.raises(ValueError, match="input 1 is an image"):
         plot_global(multi, kind="box")
     grid = plot_global(multi, kind="violin", input_idx=[1])
-    assert grid.axes.shape == (1, 1)
+    assert grid.axes.shape == (1, 3)  # every computed output node
 
 
 def test_global_bad_arguments(tab, img):
@@ -572,128 +580,84 @@ def test_as_plotly_without_plotly_says_how_to_install(tab, monkeypatch):
         tab.plot_global(as_plotly=True)
 
 
-class _Trace:
-    allowed: frozenset = frozenset()
-
-    def __init__(self, **kwargs):
-        unknown = set(kwargs) - self.allowed
-        assert not unknown, f"{type(self).__name__} got unknown properties {unknown}"
-        self.kw = kwargs
-
-
-_COMMON = {"x", "y", "name", "showlegend", "orientation"}
-
-
-def _trace(name: str, extra: set[str]) -> type:
-    return type(name, (_Trace,), {"allowed": frozenset(_COMMON | extra)})
-
-
-class _Figure:
-    def __init__(self, rows, cols, **kwargs):
-        self.rows, self.cols, self.kw = rows, cols, kwargs
-        self.traces, self.xaxes, self.yaxes, self.layout = [], [], [], {}
-
-    def add_trace(self, trace, row, col):
-        assert 1 <= row <= self.rows and 1 <= col <= self.cols
-        self.traces.append((trace, row, col))
-
-    def update_xaxes(self, row, col, **kw):
-        self.xaxes.append((row, col, kw))
-
-    def update_yaxes(self, row, col, **kw):
-        self.yaxes.append((row, col, kw))
-
-    def update_layout(self, **kw):
-        self.layout.update(kw)
-
-
-@pytest.fixture
-def fake_plotly(monkeypatch):
-    """A recording stand-in for plotly (not installed here) with plotly's property names."""
-    go = types.ModuleType("plotly.graph_objects")
-    go.Bar = _trace("Bar", {"marker_color", "error_x", "error_y"})
-    go.Heatmap = _trace("Heatmap", {"z", "colorscale", "zmin", "zmax", "zmid", "showscale",
-                                    "colorbar"})
-    go.Box = _trace("Box", {"marker_color", "marker", "boxpoints", "jitter", "pointpos",
-                            "fillcolor", "line_color"})
-    go.Violin = _trace("Violin", {"fillcolor", "line_color", "points", "spanmode"})
-    go.Scatter = _trace("Scatter", {"mode", "marker", "text", "line"})
-    subplots = types.ModuleType("plotly.subplots")
-    subplots.make_subplots = lambda rows, cols, **kw: _Figure(rows, cols, **kw)
-    plotly = types.ModuleType("plotly")
-    plotly.graph_objects, plotly.subplots = go, subplots
-    for name, mod in [("plotly", plotly), ("plotly.graph_objects", go),
-                      ("plotly.subplots", subplots)]:
-        monkeypatch.setitem(sys.modules, name, mod)
-    return go
-
-
-def test_plotly_local(tab, img, multi, fake_plotly):
-    fig = plot_local(tab, data_idx=[0, 1], output_idx=[0, 2], as_plotly=True)
-    assert (fig.rows, fig.cols) == (2, 2)
-    assert len(fig.traces) == 4
+def test_plotly_local_real_plotly(tab, img, multi):
+    go = pytest.importorskip("plotly.graph_objects")
+    fig = plot_local(tab, data_idx=[0, 1], output_idx=[0, 2], as_plotly=True, sort=False,
+                     show_input=False)
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == 4
     values = tab.to_numpy()
-    for trace, row, col in fig.traces:
-        d, k = [0, 1][row - 1], [0, 2][col - 1]
-        assert type(trace).__name__ == "Bar" and trace.kw["orientation"] == "h"
-        np.testing.assert_allclose(trace.kw["x"], values[d, :, k], rtol=1e-6)
-        assert trace.kw["y"] == FEATURES
-        assert trace.kw["marker_color"] == [
+    for trace, (d, k) in zip(fig.data, [(0, 0), (0, 2), (1, 0), (1, 2)]):
+        assert trace.type == "bar" and trace.orientation == "h"
+        np.testing.assert_allclose(trace.x, values[d, :, k], rtol=1e-6)
+        assert list(trace.y) == FEATURES
+        assert list(trace.marker.color) == [
             POSITIVE_COLOR if w > 0 else NEGATIVE_COLOR for w in values[d, :, k]
         ]
-    assert fig.kw["subplot_titles"][0].startswith("data_1 · Y1<br>pred:")
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0].startswith("Gradient · sample 0 · output 0<br>pred:")
+    fig.to_json()  # plotly validates and serialises everything
 
     fig = plot_local(img, output_idx=1, as_plotly=True)
-    (trace, _, _), = fig.traces
-    np.testing.assert_allclose(trace.kw["z"], image_values(img, 0, 1), rtol=1e-5, atol=1e-7)
-    assert trace.kw["colorscale"][0][1] == NEGATIVE_COLOR
-    assert trace.kw["colorscale"][-1][1] == POSITIVE_COLOR
-    assert trace.kw["zmid"] == 0.0
+    kinds = [t.type for t in fig.data]
+    assert kinds == ["image", "heatmap"]  # the input beside its heatmap
+    heat = fig.data[1]
+    np.testing.assert_allclose(heat.z, image_values(img, 0, 1), rtol=1e-5, atol=1e-7)
+    assert heat.colorscale[0][1] == NEGATIVE_COLOR and heat.colorscale[-1][1] == POSITIVE_COLOR
+    assert heat.zmid == 0.0 and heat.zmin == -heat.zmax
 
-    fig = plot_local(multi, output_idx=[[0], None], as_plotly=True)
-    assert [type(t).__name__ for t, _, _ in fig.traces] == ["Heatmap", "Bar"]
+    fig = plot_local(multi, output_idx=[[0], None], as_plotly=True, show_input=False)
+    assert [t.type for t in fig.data] == ["heatmap", "bar"]
+    wf = plot_local(tab, output_idx=0, kind="waterfall", as_plotly=True)
+    assert wf.data[0].type == "waterfall"
     with pytest.raises(ValueError, match="as_plotly"):
         plot_local(tab, as_plotly=True, ax=plt.figure().gca())
 
 
-def test_plotly_global(tab, sig, img, fake_plotly):
+def test_plotly_global_real_plotly(tab, sig, img):
+    pytest.importorskip("plotly")
     v = np.abs(tab.to_numpy()[:, :, 0])
-    kinds = {"box": "Box", "violin": "Violin", "strip": "Box", "bar": "Bar",
-             "beeswarm": "Scatter"}
+    kinds = {"box": "box", "violin": "violin", "strip": "box", "bar": "bar",
+             "beeswarm": "scatter"}
     for kind, cls in kinds.items():
-        fig = plot_global(tab, kind=kind, ref_data_idx=2, as_plotly=True)
-        main, ref = fig.traces[0][0], fig.traces[-1][0]
-        assert type(main).__name__ == cls
-        assert ref.kw["name"] == "data_3" and ref.kw["marker"]["color"] == HIGHLIGHT_COLOR
+        fig = plot_global(tab, output_idx=0, kind=kind, ref_data_idx=2, as_plotly=True)
+        main, ref = fig.data[0], fig.data[-1]
+        assert main.type == cls
+        assert ref.name == "data_3" and ref.marker.color == HIGHLIGHT_COLOR
         if kind in ("box", "violin", "strip"):
-            assert len(main.kw["x"]) == 12 * 4
-            np.testing.assert_allclose(np.sort(main.kw["x"]), np.sort(v.ravel()), rtol=1e-6)
-    np.testing.assert_allclose(
-        plot_global(tab, kind="bar", as_plotly=True).traces[0][0].kw["x"], v.mean(axis=0),
-        rtol=1e-6,
-    )
-    strip = plot_global(tab, kind="strip", as_plotly=True).traces[0][0]
-    assert strip.kw["boxpoints"] == "all"
-    bees = plot_global(tab, kind="beeswarm", as_plotly=True)
-    (_, _, yaxis), = bees.yaxes
+            assert len(main.x) == 12 * 4
+            np.testing.assert_allclose(np.sort(main.x), np.sort(v.ravel()), rtol=1e-6)
+        fig.to_json()
     order = np.argsort(-v.mean(axis=0), kind="stable")
-    assert yaxis["ticktext"] == [FEATURES[j] for j in order]
+    bar = plot_global(tab, output_idx=0, kind="bar", as_plotly=True).data[0]
+    np.testing.assert_allclose(bar.x, v.mean(axis=0)[order], rtol=1e-6)
+    assert list(bar.y) == [FEATURES[j] for j in order]
+    strip = plot_global(tab, output_idx=0, kind="strip", as_plotly=True).data[0]
+    assert strip.boxpoints == "all"
+    bees = plot_global(tab, output_idx=0, kind="beeswarm", as_plotly=True)
+    assert list(bees.layout.yaxis.ticktext) == [FEATURES[j] for j in order]
 
-    fig = plot_global(sig, kind="box", as_plotly=True)
-    assert fig.traces[0][0].kw["orientation"] == "v"
+    fig = plot_global(sig, output_idx=0, kind="box", as_plotly=True)
+    assert fig.data[0].orientation == "v"
     fig = plot_global(img, output_idx=[0, 1], as_plotly=True)
-    assert [t.kw["showscale"] for t, _, _ in fig.traces] == [True, False]  # one colour bar
-    assert fig.traces[0][0].kw["zmin"] == 0.0
+    assert [t.showscale for t in fig.data] == [True, False]  # one colour bar
+    assert fig.data[0].zmin == 0.0
+    dep = plot_dependence(tab, "age", color_by="debt", output_idx=0, as_plotly=True)
+    assert dep.data[0].type == "scatter"
+    np.testing.assert_allclose(dep.data[0].x, tab.inputs[:, 0], rtol=1e-6)
 
 
 def test_attribution_methods_delegate(tab):
     a = tab.plot_global(output_idx=1, kind="bar", ref_data_idx=2)
     b = plot_global(tab, output_idx=1, kind="bar", ref_data_idx=2)
+    c = plot_global(tab, output_idx=1, kind="bar", ref_data_idx=2, sort=False)
     assert [p.get_width() for p in hbars(a.axes[0, 0])] == [
         p.get_width() for p in hbars(b.axes[0, 0])
     ]
+    assert sorted(p.get_width() for p in hbars(a.axes[0, 0])) == sorted(
+        p.get_width() for p in hbars(c.axes[0, 0]))
     assert len(labelled(a.axes[0, 0], "data_3")) == 1
-    ax = tab.plot(data_idx=4, output_idx=2, show_input=True, ax=plt.figure().gca())
+    ax = tab.plot(data_idx=4, output_idx=2, sort=False, ax=plt.figure().gca())
     assert ticklabels(ax)[0].startswith("age = ")
 
 
@@ -702,3 +666,180 @@ def test_rank_4_inputs_are_rejected():
     res = Gradient().fit(net).explain(torch.randn(2, 2, 3, 3, 3))
     with pytest.raises(ValueError, match="rank 1-3"):
         plot_local(res)
+
+
+# ---------------------------------------------------------------------- issue #13, items 10-17
+def colourbars(fig):
+    return [a for a in fig.axes if a.get_label() == "<colorbar>"]
+
+
+def test_titles_name_method_output_and_logit_or_probability():
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=1))
+    x = torch.randn(5, 3)
+    logit = Gradient().fit(net).explain(x, output_idx=[3])
+    ax = plot_local(logit, ax=plt.figure().gca())
+    assert ax.get_title().startswith("Gradient · sample 0 · output 3 (logit)\n")
+    prob = Gradient(ignore_last_act=False).fit(net).explain(x, output_idx=[1])
+    grid = plot_local(prob, data_idx=2, output_names=["cat", "dog", "fish", "bird"])
+    assert grid.axes[0, 0].get_title().startswith("Gradient · sample 2 · dog (output 1, "
+                                                  "probability)")
+    grid = plot_global(prob, output_names={1: "dog"})
+    assert grid.axes[0, 0].get_title().startswith("Gradient · dog (output 1, probability)")
+
+
+def test_class_labels_from_the_model_are_named():
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(40, 3))
+    y = np.array(["ham", "spam", "eggs", "ham"] * 10)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=30, random_state=0).fit(X, y)
+    res = Gradient().fit(clf).explain(X[:3], output_idx=[2])
+    ax = plot_local(res, ax=plt.figure().gca())
+    assert ax.get_title().startswith("Gradient · sample 0 · spam (output 2, logit)")
+
+
+def test_every_selected_output_is_plotted_by_default():
+    torch.manual_seed(8)
+    res = Gradient().fit(nn.Linear(3, 10)).explain(torch.randn(4, 3), output_idx=[3, 7])
+    for grid in (res.plot(), res.plot_global(), res.plot_global(kind="beeswarm")):
+        assert grid.axes.shape == (1, 2)
+        titles = [ax.get_title().split("\n")[0] for ax in grid.axes.flat]
+        assert titles[0].endswith("output 3") and titles[1].endswith("output 7")
+
+
+def test_local_bars_sorted_with_max_display_and_values(tab, tab_data):
+    v = tab.to_numpy()[7, :, 1]
+    order = np.argsort(-np.abs(v), kind="stable")
+    ax = plot_local(tab, data_idx=7, output_idx=1, max_display=3, ax=plt.figure().gca())
+    expected = [f"{FEATURES[j]} = {tab_data.iloc[7, j]:.3g}" for j in order[:2]]
+    assert ticklabels(ax) == expected + ["2 other features"]
+    widths = [b.get_width() for b in hbars(ax)]
+    np.testing.assert_allclose(widths, [v[order[0]], v[order[1]], v[order[2:]].sum()],
+                               rtol=1e-6)
+    # 30+ features: the panel height stays sane
+    big = pd.DataFrame(np.random.default_rng(1).normal(size=(3, 40)),
+                       columns=[f"f{i}" for i in range(40)])
+    res = Gradient().fit(nn.Linear(40, 1), big).explain(big)
+    grid = plot_local(res, max_display=None)
+    assert len(hbars(grid.axes[0, 0])) == 40
+    assert grid.figure.get_size_inches()[1] <= 10
+
+
+def test_waterfall_goes_from_base_to_prediction():
+    torch.manual_seed(9)
+    X = pd.DataFrame(np.random.default_rng(2).normal(size=(20, 5)), columns=list("abcde"))
+    res = IntegratedGradients(n=8).fit(nn.Linear(5, 2), X).explain(X, output_idx=[1])
+    ax = plot_local(res, data_idx=4, kind="waterfall", max_display=4, ax=plt.figure().gca())
+    bars = hbars(ax)  # top (most important) to bottom ("others")
+    assert len(bars) == 4 and ticklabels(ax)[-1] == "2 other features"
+    pred, goal = res.predictions[4, 0], res.decomp_goal[4, 0]
+    base = pred - goal
+    assert bars[-1].get_x() == pytest.approx(base, abs=1e-5)  # starts at the base value
+    for lower, upper in zip(bars[1:], bars[:-1]):  # each bar starts where the one below ends
+        assert upper.get_x() == pytest.approx(lower.get_x() + lower.get_width(), abs=1e-6)
+    assert bars[0].get_x() + bars[0].get_width() == pytest.approx(pred, abs=1e-4)
+    with pytest.raises(ValueError, match="waterfall"):
+        plot_local(res, kind="pie")
+
+
+def test_global_sorted_bar_limits_fitted_and_outliers_clipped(tab_data, tab_model):
+    X = tab_data.copy()
+    X.iloc[5, 1] = 60.0  # one huge income
+    res = Gradient(times_input=True).fit(tab_model, X).explain(X, output_idx=[0])
+    v = np.abs(res.to_numpy()[:, :, 0])
+    ax = plot_global(res, kind="strip", ax=plt.figure().gca())
+    order = np.argsort(-v.mean(axis=0), kind="stable")
+    assert ticklabels(ax) == [FEATURES[j] for j in order]
+    hi = ax.get_xlim()[1]
+    assert hi < v[5, 1] / 3  # the outlier does not squash the axis
+    (mark,) = [c for c in ax.collections if c.get_label().startswith("beyond axis")]
+    assert mark.get_label() == "beyond axis (1)"
+    assert mark.get_offsets()[0, 0] == pytest.approx(hi)  # drawn at the edge
+    ax = plot_global(res, kind="bar", ax=plt.figure().gca())
+    top = (v.mean(axis=0) + v.std(axis=0, ddof=1) / np.sqrt(len(v))).max()
+    assert top < ax.get_xlim()[1] <= 1.06 * top  # fitted to the bars (and error bars)
+    assert v.max() > 1.5 * ax.get_xlim()[1]  # not to the samples
+    ax = plot_global(res, kind="bar", preprocess=None, ax=plt.figure().gca())
+    for b in hbars(ax):  # signed means: red / blue
+        assert b.get_facecolor() == (RED if b.get_width() > 0 else BLUE)
+
+
+def test_one_colour_bar_per_figure(tab, img):
+    grid = plot_global(tab, output_idx=[0, 1, 2], kind="beeswarm")
+    assert len(colourbars(grid.figure)) == 1
+    grid = plot_local(img, data_idx=[0, 1], output_idx=[0, 1])
+    assert len(colourbars(grid.figure)) == 1
+    cb = colourbars(grid.figure)[0]
+    assert cb.get_ylim()[0] == pytest.approx(-cb.get_ylim()[1])  # symmetric around 0
+
+
+def test_dependence_plot(tab, tab_data):
+    ax = plot_dependence(tab, "income", color_by="age", output_idx=2, ax=plt.figure().gca())
+    (pts,) = [c for c in ax.collections if isinstance(c, PathCollection)]
+    np.testing.assert_allclose(pts.get_offsets()[:, 0], tab_data["income"], rtol=1e-6)
+    np.testing.assert_allclose(pts.get_offsets()[:, 1], tab.to_numpy()[:, 1, 2], rtol=1e-6)
+    age = tab_data["age"].to_numpy()
+    rgba = pts.to_rgba(pts.get_array())
+    assert rgba[np.argmax(age)][0] > rgba[np.argmax(age)][2]  # high age red
+    assert ax.get_xlabel() == "income" and ax.get_ylabel() == "attribution of income"
+    grid = tab.plot_dependence(1, output_idx=[0, 1])
+    assert grid.axes.shape == (1, 2) and len(colourbars(grid.figure)) == 1
+    with pytest.raises(ValueError, match="unknown feature 'height'"):
+        plot_dependence(tab, "height")
+
+
+def test_images_no_ticks_input_beside_overlay_matches_colour_bar(img, img_x):
+    grid = plot_local(img, data_idx=0, output_idx=[0, 1])
+    inp, heat = grid.axes[0, 0], grid.axes[0, 1]
+    assert len(inp.get_images()) == 1 and not ticklabels(heat) and not ticklabels(heat, "x")
+    ax = plot_local(img, data_idx=0, output_idx=0, show_input=True, ax=plt.figure().gca())
+    mesh = mesh_of(ax)
+    assert mesh.get_alpha() in (None, 1)  # opaque: the colours are those of the colour bar
+    assert len(ax.collections) > 1  # the input drawn as outlines on top
+
+
+def test_image_grid_for_papers(img):
+    grid = plot_image_grid(img, data_idx=[0, 3], output_idx=[0, 1])
+    assert grid.axes.shape == (2, 3)
+    assert [ax.get_title() for ax in grid.axes[0]] == ["input", "output 0", "output 1"]
+    assert [ax.get_title() for ax in grid.axes[1]] == ["", "", ""]
+    assert [row[0].get_ylabel() for row in grid.axes] == ["sample 0", "sample 3"]
+    assert len(colourbars(grid.figure)) == 1
+    assert len({mesh_of(ax).norm.vmax for ax in grid.axes[:, 1:].flat}) == 1
+
+
+def test_signal_input_channels_labelled_and_distinct(sig):
+    grid = plot_local(sig, data_idx=0, output_idx=0, show_input=True)
+    (twin,) = [a for a in grid.figure.axes if a.get_label() == "input"]
+    assert [ln.get_label() for ln in twin.lines] == ["input C1", "input C2"]
+    assert twin.lines[0].get_color() != twin.lines[1].get_color()
+    assert [t.get_text() for t in twin.get_legend().get_texts()] == ["input C1", "input C2"]
+
+
+def test_strip_is_reproducible_and_ax_labels_not_clipped(tab):
+    a = plot_global(tab, output_idx=0, kind="strip", ax=plt.figure().gca())
+    b = plot_global(tab, output_idx=0, kind="strip", ax=plt.figure().gca())
+    np.testing.assert_array_equal(a.collections[0].get_offsets(), b.collections[0].get_offsets())
+    long = pd.DataFrame(np.random.default_rng(3).normal(size=(4, 2)),
+                        columns=["a rather long feature name (in units)", "b"])
+    res = Gradient().fit(nn.Linear(2, 1), long).explain(long)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    plot_local(res, ax=ax)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for t in ax.get_yticklabels():
+        assert t.get_window_extent(renderer).x0 >= 0
+
+
+def test_output_names_follow_integer_class_labels():
+    from sklearn.neural_network import MLPClassifier
+
+    rng = np.random.default_rng(10)
+    X = rng.normal(size=(30, 3))
+    clf = MLPClassifier(hidden_layer_sizes=(3,), max_iter=20, random_state=0).fit(
+        X, (X[:, 0] > 0).astype(int))
+    res = Gradient().fit(clf).explain(X[:2])  # binary: one output, the logit of class 1
+    ax = plot_local(res, output_names=["malignant", "benign"], ax=plt.figure().gca())
+    assert ax.get_title().startswith("Gradient · sample 0 · benign (output 0, logit)")

@@ -97,6 +97,21 @@ def make_attribution(
     )
 
 
+def _output_space(model: object) -> str | None:
+    """What the explained outputs are: "logit" (last softmax / sigmoid removed by
+    ``ignore_last_act``), "probability" (kept) or None (no final softmax / sigmoid)."""
+    removed = getattr(model, "removed_activation", None)
+    if removed in ("softmax", "sigmoid", "log_softmax"):
+        return "logit"
+    graph = getattr(model, "graph", None)
+    outputs = getattr(graph, "outputs", None)
+    if outputs:
+        layer = getattr(graph.node(outputs[0]), "layer", None)
+        if getattr(layer, "name", None) in ("softmax", "sigmoid"):
+            return "probability"
+    return None
+
+
 def _check_names(given: Sequence, known: Sequence | None, name: str, whose: str) -> None:
     """DataFrame columns must match the names the model / explainer knows, in order."""
     if known is None:
@@ -348,11 +363,13 @@ class Explainer(BaseEstimator):
         values, preds, goal = self._attribute(xs, selection, self._batch_size(batch.shapes))
         values = flag_nonfinite_outputs(  # NaN/inf outputs: warn, NaN attributions
             values, preds, goal, [name for layer in selection.names for name in layer])
-        return make_attribution(
+        result = make_attribution(
             self.method_name, values, preds, goal, selection, batch.arrays, names,
             channels_first=self.channels_first,
             goal_description=self._goal_description if goal is not None else None,
         )
+        result.output_space = _output_space(self.model_)  # "logit" / "probability", for plots
+        return result
 
     def _attribute(
         self, xs: list[torch.Tensor], selection: OutputSelection, batch_size: int

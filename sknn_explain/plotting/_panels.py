@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..attribution import Attribution
 
-__all__ = ["Panel", "global_panels", "local_panels"]
+__all__ = ["Panel", "dependence_panels", "global_panels", "local_panels"]
 
 AGGREGATIONS = ("sum", "mean", "norm")
 GLOBAL_KINDS = ("box", "violin", "strip", "bar", "beeswarm", "heatmap")
@@ -59,7 +59,13 @@ class Panel:
     extra: dict = field(default_factory=dict)
 
     def value_range(self) -> tuple[float, float]:
-        """Finite (min, max) of the values this panel draws ((0, 0) when none)."""
+        """Finite (min, max) of the values this panel draws ((0, 0) when none).
+
+        Panels with ``extra["limits"]`` (robust limits of distributions, the bar ends of
+        mean +- standard error, the running sums of a waterfall) report those instead.
+        """
+        if "limits" in self.extra:
+            return self.extra["limits"]
         vals = self.frame["value"].to_numpy(dtype=float)
         if self.highlight is not None:
             vals = np.concatenate([vals, self.highlight["value"].to_numpy(dtype=float)])
@@ -75,7 +81,8 @@ class _Output:
     k: int  # position on the trailing output axis
     layer: int  # 0-based model output layer
     node: str  # node name
-    label: str  # display label
+    label: str  # display label: "output 3", "benign (output 1)", "output 2 of layer 1"
+    index: int = 0  # 0-based node index in its output layer
 
 
 # ---------------------------------------------------------------------- argument checks
@@ -158,22 +165,84 @@ def _entries(a: object) -> list:
     return np.asarray(a, dtype=object).ravel().tolist()
 
 
-def select_outputs(attr: Attribution, output_idx: object, output_label: object) -> list[_Output]:
+def _is_default_name(node: str, layer: int, i: int, multi: bool) -> bool:
+    """Whether ``node`` is the generated name ``Y{i+1}`` / ``Y{layer+1}_{i+1}``."""
+    return node == (f"Y{layer + 1}_{i + 1}" if multi else f"Y{i + 1}")
+
+
+def check_output_names(output_names: object) -> object:
+    if output_names is None or isinstance(output_names, dict):
+        return output_names
+    if isinstance(output_names, (str, bytes)) or not hasattr(output_names, "__len__"):
+        raise TypeError(
+            f"output_names must be None, a dict {{output index or node name: display name}} "
+            f"or a sequence of display names indexed by the 0-based output index, got "
+            f"{output_names!r}"
+        )
+    return list(output_names)
+
+
+def _display_name(output_names: object, node: str, layer: int, i: int) -> str | None:
+    if output_names is None:
+        return None
+    if isinstance(output_names, dict):
+        for key in ((layer, i), i, node):
+            if key in output_names:
+                return str(output_names[key])
+        return None
+    names = output_names
+    if names and isinstance(names[0], (list, tuple, np.ndarray)):  # per output layer
+        names = names[layer] if layer < len(names) else []
+    elif layer != 0:
+        return None
+    if node.lstrip("-").isdigit():  # integer class labels (e.g. a binary sklearn MLP's
+        i = int(node)  # single output "1"): names like target_names are indexed by label
+    if not 0 <= i < len(names):
+        raise ValueError(
+            f"output_names has {len(names)} name(s), but output node {node!r} (index {i}) is "
+            f"plotted (names are indexed by the integer class label, else by the 0-based "
+            f"output index)"
+        )
+    return str(names[i])
+
+
+def output_text(node: str, layer: int, i: int, multi: bool, output_names: object = None,
+                space: str | None = None) -> str:
+    """Title text of an output node, 0-based like ``output_idx``.
+
+    ``output 3`` (generated names ``Y4``), ``benign (output 1)`` (class labels or
+    ``output_names``), ``output 2 of layer 1`` (several output layers); the output space
+    (``logit`` / ``probability``) is appended when known.
+    """
+    where = f"output {i}" + (f" of layer {layer}" if multi else "")
+    name = _display_name(output_names, node, layer, i)
+    if name is None and not _is_default_name(node, layer, i, multi):
+        name = node
+    if name is None:
+        return where + (f" ({space})" if space else "")
+    return f"{name} ({where}" + (f", {space})" if space else ")")
+
+
+def select_outputs(attr: Attribution, output_idx: object, output_label: object,
+                   output_names: object = None) -> list[_Output]:
     """Resolve ``output_idx`` / ``output_label`` among the output nodes the result holds.
 
     Semantics as in ``explain`` (0-based model indices, an int / list for the first output
-    layer, a list of lists per output layer); default: the first computed node.
+    layer, a list of lists per output layer); default: every computed node.
     """
     multi = len(attr.output_layers) > 1
+    output_names = check_output_names(output_names)
+    space = getattr(attr, "output_space", None)
     computed: dict[int, list[tuple[int, int, str]]] = {}
     for layer, idx, names in zip(attr.output_layers, attr.output_idx, attr.output_names):
         computed[int(layer)] = [(int(i), k, str(nm)) for k, (i, nm) in enumerate(zip(idx, names))]
 
     def make(layer: int, k_entry: tuple[int, int, str]) -> _Output:
-        _, k, node = k_entry
+        i, k, node = k_entry
         pos = attr.output_layers.index(layer)
-        label = f"Output_{layer + 1}: {node}" if multi else node
-        return _Output(pos=pos, k=k, layer=layer, node=node, label=label)
+        label = output_text(node, layer, i, multi, output_names,
+                            space if layer == attr.output_layers[0] else None)
+        return _Output(pos=pos, k=k, layer=layer, node=node, label=label, index=i)
 
     def describe() -> str:
         return "; ".join(
@@ -184,8 +253,7 @@ def select_outputs(attr: Attribution, output_idx: object, output_label: object) 
     if output_idx is not None and output_label is not None:
         raise ValueError("give either output_idx or output_label, not both")
     if output_idx is None and output_label is None:
-        first = attr.output_layers[0]
-        return [make(first, computed[first][0])]
+        return [make(layer, entry) for layer, entries in computed.items() for entry in entries]
     per_layer = _per_layer(output_idx if output_idx is not None else output_label)
     selected: list[_Output] = []
     for layer, entries in per_layer.items():
@@ -300,11 +368,16 @@ def _scaled(a: np.ndarray) -> np.ndarray:
 
 
 def image_background(x: np.ndarray) -> np.ndarray:
-    """``(C, H, W)`` input -> ``(H, W)`` grey image in [0, 1] (channel mean, min-max scaled).
-
-    Grey keeps the red / blue of the attribution heatmap readable on top of it.
-    """
+    """``(C, H, W)`` input -> ``(H, W)`` grey image in [0, 1] (channel mean, min-max scaled)."""
     return _scaled(x.mean(axis=0))
+
+
+def image_display(x: np.ndarray) -> np.ndarray:
+    """``(C, H, W)`` input -> what to show: ``(H, W, 3)`` RGB for 3 channels, else grey
+    ``(H, W)``; min-max scaled to [0, 1] over the whole image."""
+    if x.shape[0] == 3:
+        return np.moveaxis(_scaled(x), 0, -1)
+    return image_background(x)
 
 
 def _data_name(i: int) -> str:
@@ -352,6 +425,23 @@ def _validate_kind_for_inputs(kind: str | None, dims: dict[int, int]) -> None:
 
 
 # ---------------------------------------------------------------------- local panels
+LOCAL_KINDS = ("bar", "waterfall")
+SHOW_INPUT = (None, True, False, "overlay", "beside")
+
+
+def check_max_display(max_display: object) -> int | None:
+    if max_display is None:
+        return None
+    if not _is_int(max_display) or int(max_display) < 1:
+        raise ValueError(f"max_display must be a positive int or None, got {max_display!r}")
+    return int(max_display)
+
+
+def _check_flag(name: str, val: object) -> None:
+    if not isinstance(val, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {val!r}")
+
+
 def local_panels(
     attr: Attribution,
     data_idx: object = 0,
@@ -360,18 +450,32 @@ def local_panels(
     aggr_channels: object = "sum",
     same_scale: bool = False,
     show_preds: bool = True,
-    show_input: bool = False,
+    show_input: object = None,
     input_idx: object = None,
+    kind: object = None,
+    max_display: object = 20,
+    sort: bool = True,
+    output_names: object = None,
+    beside_ok: bool = True,
 ) -> list[Panel]:
-    """Panels of :func:`sknn_explain.plotting.plot_local` (one per sample x output x input)."""
+    """Panels of :func:`sknn_explain.plotting.plot_local` (one per sample x output x input).
+
+    ``beside_ok=False`` (a single given Axes): ``show_input=None`` draws no image panel.
+    """
     attr = check_attribution(attr)
     rows = check_data_idx(data_idx, attr.n_samples, allow_all=False)
-    outs = select_outputs(attr, output_idx, output_label)
+    outs = select_outputs(attr, output_idx, output_label, output_names)
     inputs = check_input_idx(input_idx, attr.n_inputs)
-    for flag, val in (("same_scale", same_scale), ("show_preds", show_preds),
-                      ("show_input", show_input)):
-        if not isinstance(val, (bool, np.bool_)):
-            raise TypeError(f"{flag} must be a bool, got {val!r}")
+    for flag, val in (("same_scale", same_scale), ("show_preds", show_preds), ("sort", sort)):
+        _check_flag(flag, val)
+    if not any(show_input is v or (isinstance(v, str) and show_input == v) for v in SHOW_INPUT):
+        raise ValueError(
+            f"show_input must be None (auto), True, False, 'overlay' or 'beside', got "
+            f"{show_input!r}"
+        )
+    if kind is not None and kind not in LOCAL_KINDS:
+        raise ValueError(f"unknown kind {kind!r} for plot_local; use 'bar', 'waterfall' or None")
+    max_display = check_max_display(max_display)
     aggr = resolve_aggregation(aggr_channels, allow_none=True)
     for i in inputs:
         if aggr is None and _dimension(attr, i) == 3 and len(attr.input_names[i][0]) > 1:
@@ -379,6 +483,11 @@ def local_panels(
                 f"aggr_channels=None draws one line per channel and only works for signals; "
                 f"input {i + 1} is an image with {len(attr.input_names[i][0])} channels: use "
                 f"'sum', 'mean', 'norm' or a callable"
+            )
+        if kind == "waterfall" and _dimension(attr, i) != 1:
+            raise ValueError(
+                f"kind='waterfall' needs tabular inputs, but input {i + 1} is "
+                f"{_DIM_NAMES[_dimension(attr, i)]}; use input_idx= to select the tabular ones"
             )
     multi_in = len(inputs) > 1
     preds = attr._predictions
@@ -396,44 +505,89 @@ def local_panels(
                 note = f"pred: {_fmt(pred)} | sum: {_fmt(dsum)}"
                 if goals is not None:
                     note += f" | goal: {_fmt(goal)}"
+            label = f"sample {d} · {out.label}"
             for col_pos, i in enumerate(inputs):
-                panel = _local_panel(attr, out, i, d, aggr, aggr_channels, show_input)
+                col = f"input {i}" if multi_in else out.label
+                row = label if multi_in else f"sample {d}"
+                panel = _local_panel(attr, out, i, d, aggr, aggr_channels, show_input, kind,
+                                     max_display, sort)
                 panel.extra.update(pred=pred, decomp_sum=dsum, decomp_goal=goal)
-                label = f"{_data_name(d)} · {out.label}"
-                panel.title = label + (f" · Input_{i + 1}" if multi_in else "")
-                panel.row = label if multi_in else _data_name(d)
-                panel.col = f"Input_{i + 1}" if multi_in else out.label
+                panel.title = f"{attr.method} · {label}" + (f" · input {i}" if multi_in else "")
+                panel.row, panel.col = row, col
                 panel.scale_group = 0 if same_scale else i
                 # prediction / sum / goal belong to the sample x output: once per grid row
                 panel.note = note if (col_pos == 0 or not multi_in) else None
+                if panel.background is not None and _shows_beside(show_input, panel):
+                    image = _image_panel(panel, d, i, multi_in)
+                    if (beside_ok or show_input == "beside") and (image.row, image.col) not in {
+                            (q.row, q.col) for q in panels}:
+                        panels.append(image)
+                    panel.background = None
                 panels.append(panel)
     return panels
 
 
+def _shows_beside(show_input: object, p: Panel) -> bool:
+    return p.kind == "heatmap" and (show_input is None or show_input == "beside")
+
+
+def _image_panel(p: Panel, d: int, i: int, multi_in: bool) -> Panel:
+    """The input image next to its heatmaps (``show_input="beside"``)."""
+    return Panel(
+        kind="image", frame=p.frame.iloc[:0], row=p.row,
+        col=f"input {i} (data)" if multi_in else "input", title=f"sample {d} · input",
+        input_index=i, input_dimension=3, features=p.features, features_2=p.features_2,
+        scale_group=-1 - i, background=p.background, extra={"limits": (0.0, 0.0)},
+    )
+
+
+def _top_features(v: np.ndarray, names: list[str], max_display: int | None, sort: bool):
+    """Order (by |v| when ``sort``) and the number of trailing features summed as "others"."""
+    order = np.argsort(-np.abs(np.nan_to_num(v)), kind="stable") if sort else np.arange(len(v))
+    if max_display is None or len(v) <= max_display:
+        return order, np.array([], dtype=int)
+    keep = max_display - 1  # the last row sums the rest, as shap
+    return order[:keep], order[keep:]
+
+
 def _local_panel(
     attr: Attribution, out: _Output, i: int, d: int, aggr: Callable | None,
-    aggr_name: object, show_input: bool,
+    aggr_name: object, show_input: object, kind: object, max_display: int | None, sort: bool,
 ) -> Panel:
     """The panel of sample ``d``, output ``out``, input ``i`` (grid position set by caller)."""
     names = [[str(f) for f in axis] for axis in attr.input_names[i]]
     dim = len(names)
     v = _values_cf(attr, out, i, [d])[0]  # (*shape)
-    x = _inputs_cf(attr, i, [d])[0] if show_input else None
+    want_input = show_input is not False and (dim == 1 or show_input is not None or dim == 3)
+    x = _inputs_cf(attr, i, [d])[0] if want_input else None
     common = {"data": _data_name(d), **_base_frame(out, i)}
     extra: dict = {}
     background = None
     features_2 = None
     if dim == 1:
-        kind, features = "bars", names[0]
-        frame = pd.DataFrame({**common, "feature": _categorical(features, features), "value": v})
-        if show_input:
-            extra["feature_labels"] = [f"{f} = {_fmt(xv)}" for f, xv in zip(features, x)]
+        panel_kind = "waterfall" if kind == "waterfall" else "bars"
+        keep, rest = _top_features(v, names[0], max_display, sort)
+        features = [names[0][j] for j in keep]
+        values = list(v[keep])
+        labels = ([f"{names[0][j]} = {_fmt(x[j])}" for j in keep] if x is not None
+                  else list(features))
+        if rest.size:
+            other = f"{rest.size} other features"
+            features.append(other)
+            labels.append(other)
+            values.append(float(np.sum(v[rest])))
+        frame = pd.DataFrame({**common, "feature": _categorical(features, features),
+                              "value": np.asarray(values, dtype=float)})
+        extra["feature_labels"] = labels
+        if panel_kind == "waterfall":
+            extra["limits"] = _waterfall_limits(attr, out, d, np.asarray(values, dtype=float))
+            extra["waterfall_base"], extra["waterfall_note"] = waterfall_base(attr, out, d)
     elif dim == 2:
         channels, features = names
         n_pos = len(features)
         background = x
         if aggr is None:  # one line per channel
-            kind = "signal_lines"
+            panel_kind = "signal_lines"
             frame = pd.DataFrame({
                 **common,
                 "feature": _categorical(np.tile(features, len(channels)), features),
@@ -442,15 +596,16 @@ def _local_panel(
                 "value": v.reshape(-1),
             })
         else:
-            kind = "signal_bars"
+            panel_kind = "signal_bars"
             frame = pd.DataFrame({
                 **common,
                 "feature": _categorical(features, features),
                 "position": np.arange(n_pos),
                 "value": _aggregate(v[None], aggr, aggr_name)[0],
             })
+        extra["channels"] = channels
     else:
-        kind = "heatmap"
+        panel_kind = "heatmap"
         _, features, features_2 = names
         img = v[0] if aggr is None else _aggregate(v[None], aggr, aggr_name)[0]
         frame = pd.DataFrame({
@@ -459,14 +614,32 @@ def _local_panel(
             "feature_2": _categorical(np.tile(features_2, len(features)), features_2),
             "value": img.reshape(-1),
         })
-        background = image_background(x) if show_input else None
-    if kind in ("bars", "signal_bars"):
+        background = image_display(x) if x is not None else None
+    if panel_kind in ("bars", "signal_bars", "waterfall"):
         frame["sign"] = _categorical(_signs(frame["value"].to_numpy()), SIGNS)
     return Panel(
-        kind=kind, frame=frame, row=None, col=None, title="", input_index=i,
+        kind=panel_kind, frame=frame, row=None, col=None, title="", input_index=i,
         input_dimension=dim, features=features, features_2=features_2, scale_group=i,
         background=background, extra=extra,
     )
+
+
+def waterfall_base(attr: Attribution, out: _Output, d: int) -> tuple[float, str]:
+    """Start of a waterfall: ``pred - goal`` (e.g. E[f(X_ref)]), else ``pred - sum``."""
+    pred = float(attr._predictions[out.pos][d, out.k])
+    if attr._goal is not None:
+        return pred - float(attr._goal[out.pos][d, out.k]), "base = pred - goal"
+    total = float(attr._layer_sum(attr.raw_values[out.pos])[d, out.k])
+    return pred - total, "base = pred - sum (no goal)"
+
+
+def _waterfall_limits(attr: Attribution, out: _Output, d: int, values: np.ndarray):
+    base, _ = waterfall_base(attr, out, d)
+    pred = float(attr._predictions[out.pos][d, out.k])
+    ends = base + np.concatenate([[0.0], np.cumsum(values[::-1])])
+    pts = np.concatenate([ends, [pred]])
+    pts = pts[np.isfinite(pts)]
+    return (float(pts.min()), float(pts.max())) if pts.size else (0.0, 0.0)
 
 
 SIGNS = ("positive", "negative", "zero")
@@ -488,10 +661,14 @@ def global_panels(
     aggr_channels: object = "sum",
     same_scale: bool = False,
     input_idx: object = None,
+    max_display: object = 20,
+    sort: bool = True,
+    robust: bool = True,
+    output_names: object = None,
 ) -> list[Panel]:
     """Panels of :func:`sknn_explain.plotting.plot_global` (one per output x input)."""
     attr = check_attribution(attr)
-    outs = select_outputs(attr, output_idx, output_label)
+    outs = select_outputs(attr, output_idx, output_label, output_names)
     rows = check_data_idx(data_idx, attr.n_samples, allow_all=True)
     if ref_data_idx is not None:
         if not _is_int(ref_data_idx):
@@ -499,10 +676,11 @@ def global_panels(
         check_data_idx(ref_data_idx, attr.n_samples, allow_all=False)
         ref_data_idx = int(ref_data_idx)
     inputs = check_input_idx(input_idx, attr.n_inputs)
-    if not isinstance(same_scale, (bool, np.bool_)):
-        raise TypeError(f"same_scale must be a bool, got {same_scale!r}")
+    for flag, val in (("same_scale", same_scale), ("sort", sort), ("robust", robust)):
+        _check_flag(flag, val)
     if kind is not None and not isinstance(kind, str):
         raise TypeError(f"kind must be a str or None, got {kind!r}")
+    max_display = check_max_display(max_display)
     dims = {i: _dimension(attr, i) for i in inputs}
     _validate_kind_for_inputs(kind, dims)
     pre = resolve_preprocess(preprocess, kind == "beeswarm")
@@ -518,10 +696,10 @@ def global_panels(
         for i in inputs:
             this_kind = kind if kind is not None else ("heatmap" if dims[i] == 3 else "box")
             panel = _global_panel(attr, out, i, rows, ref_data_idx, pre, this_kind, aggr,
-                                  aggr_channels)
-            panel.title = out.label + (f" · Input_{i + 1}" if multi_in else "")
+                                  aggr_channels, max_display, sort, robust)
+            panel.title = f"{attr.method} · {out.label}" + (f" · input {i}" if multi_in else "")
             panel.row = out.label if multi_in else None
-            panel.col = f"Input_{i + 1}" if multi_in else out.label
+            panel.col = f"input {i}" if multi_in else out.label
             panel.scale_group = 0 if same_scale else i
             panels.append(panel)
     return panels
@@ -536,9 +714,32 @@ def _value_label(pre: Callable | None) -> str:
     return f"{name}(attribution)" if name.isidentifier() else "preprocess(attribution)"
 
 
+def robust_limits(vals: np.ndarray, extra: np.ndarray | None = None) -> tuple[float, float]:
+    """Axis limits of ``(n, p)`` values that outliers do not squash.
+
+    Per column (feature / position), values beyond Tukey's far-out fences (quartiles -+ 3
+    IQR) are outliers; the limits span every column's non-outlying range (and ``extra``,
+    e.g. the highlighted sample, when it is within the fences too). Outliers are drawn
+    clipped at the limits and marked.
+    """
+    lo, hi = np.inf, -np.inf
+    for col in np.atleast_2d(vals).T:
+        col = col[np.isfinite(col)]
+        if col.size == 0:
+            continue
+        q1, q3 = np.percentile(col, [25, 75])
+        iqr = q3 - q1
+        inside = col[(col >= q1 - 3 * iqr) & (col <= q3 + 3 * iqr)]
+        lo, hi = min(lo, inside.min()), max(hi, inside.max())
+    if not np.isfinite(lo):
+        return 0.0, 0.0
+    return float(lo), float(hi)
+
+
 def _global_panel(
     attr: Attribution, out: _Output, i: int, rows: list[int], ref: int | None,
     pre: Callable | None, kind: str, aggr: Callable, aggr_name: object,
+    max_display: int | None, sort: bool, robust: bool,
 ) -> Panel:
     """The summary panel of output ``out`` and input ``i`` over samples ``rows``."""
     names = [[str(f) for f in axis] for axis in attr.input_names[i]]
@@ -565,7 +766,15 @@ def _global_panel(
         })
         extra["title_suffix"] = f"median over {len(rows)} sample(s)"
     else:
-        features = names[-1]
+        cols = np.arange(vals.shape[1])
+        if dim == 1 and sort:  # most important feature on top (shap's order)
+            cols = np.argsort(-np.nanmean(np.abs(vals), axis=0), kind="stable")
+        if dim == 1 and max_display is not None and len(cols) > max_display:
+            extra["title_suffix"] = (f"{len(rows)} sample(s), top {max_display} of "
+                                     f"{len(cols)} features")
+            cols = cols[:max_display]
+        features = [names[-1][j] for j in cols]
+        vals = vals[:, cols]
         data_names = [_data_name(r) for r in rows]
         n, p = vals.shape
         frame = pd.DataFrame({
@@ -573,22 +782,129 @@ def _global_panel(
             "feature": _categorical(np.tile(features, n), features),
             "value": vals.reshape(-1),
         })
-        if kind == "beeswarm":  # shap's order: most important feature on top
-            frame["feature_value"] = _inputs_cf(attr, i, rows).reshape(-1)
-            order = np.argsort(-np.nanmean(np.abs(vals), axis=0), kind="stable")
-            features = [features[j] for j in order]
+        if kind == "beeswarm":
+            frame["feature_value"] = _inputs_cf(attr, i, rows)[:, cols].reshape(-1)
+        ref_vals = None
         if ref is not None:
+            ref_vals = reduce([ref])[0][cols]
             highlight = pd.DataFrame({
                 "data": _data_name(ref),
-                "feature": _categorical(names[-1], names[-1]),
-                "value": reduce([ref])[0],
+                "feature": _categorical(features, features),
+                "value": ref_vals,
             })
+        if kind == "bar":  # limits fitted to the bars (mean +- standard error); ref clipped
+            mean = np.nanmean(vals, axis=0)
+            se = (np.nanstd(vals, axis=0, ddof=1) / np.sqrt(n)) if n > 1 else np.zeros(p)
+            ends = np.concatenate([mean - se, mean + se, [0.0]])
+            ends = ends[np.isfinite(ends)]
+            extra["bar_mean"], extra["bar_se"] = mean, np.nan_to_num(se)
+            extra["limits"] = (float(ends.min()), float(ends.max()))
+        elif robust:
+            lo, hi = robust_limits(vals)
+            if ref_vals is not None:
+                r = ref_vals[np.isfinite(ref_vals)]
+                inside = r[(r >= lo) & (r <= hi)] if r.size else r
+                lo, hi = min([lo, *inside]), max([hi, *inside])
+            extra["limits"] = (lo, hi)
     return Panel(
         kind=kind, frame=frame, row=None, col=None, title="", input_index=i,
         input_dimension=dim, features=features, features_2=features_2, scale_group=i,
         scope="global", value_label=_value_label(pre), highlight=highlight,
         highlight_label=None if highlight is None else _data_name(ref), extra=extra,
     )
+
+
+# ---------------------------------------------------------------------- dependence panels
+def dependence_panels(
+    attr: Attribution,
+    feature: object,
+    color_by: object = "auto",
+    output_idx: object = None,
+    output_label: object = None,
+    data_idx: object = "all",
+    input_idx: object = None,
+    output_names: object = None,
+) -> list[Panel]:
+    """Panels of :func:`sknn_explain.plotting.plot_dependence` (one per output)."""
+    attr = check_attribution(attr)
+    outs = select_outputs(attr, output_idx, output_label, output_names)
+    rows = check_data_idx(data_idx, attr.n_samples, allow_all=True)
+    tabular = [i for i in range(attr.n_inputs) if _dimension(attr, i) == 1]
+    if input_idx is None:
+        if not tabular:
+            raise ValueError("plot_dependence needs a tabular input; this result has none")
+        i = tabular[0]
+    else:
+        (i,) = check_input_idx(input_idx if _is_int(input_idx) else input_idx, attr.n_inputs)
+        if i not in tabular:
+            raise ValueError(f"plot_dependence needs a tabular input; input {i} is "
+                             f"{_DIM_NAMES[_dimension(attr, i)]}")
+    names = [str(f) for f in attr.input_names[i][0]]
+
+    def column(f: object, what: str) -> int:
+        if _is_int(f):
+            if not 0 <= int(f) < len(names):
+                raise ValueError(f"{what} {f} is out of range: input {i} has {len(names)} "
+                                 f"features (valid: 0..{len(names) - 1})")
+            return int(f)
+        if str(f) not in names:
+            raise ValueError(f"unknown {what} {f!r}; features: {names[:10]}"
+                             + (" ..." if len(names) > 10 else ""))
+        return names.index(str(f))
+
+    j = column(feature, "feature")
+    x = _inputs_cf(attr, i, rows)
+    panels = []
+    for out in outs:
+        v = _values_cf(attr, out, i, rows)
+        c = None
+        if isinstance(color_by, str) and color_by == "auto":
+            c = interaction_partner(x, v[:, j], j)
+        elif color_by is not None:
+            c = column(color_by, "color_by")
+        frame = pd.DataFrame({
+            "data": [_data_name(r) for r in rows], **_base_frame(out, i),
+            "feature": names[j], "feature_value": x[:, j], "value": v[:, j],
+        })
+        extra: dict = {"n_data": len(rows)}
+        if c is not None:
+            frame["color_value"] = x[:, c]
+            extra["color_name"] = names[c]
+        panels.append(Panel(
+            kind="dependence", frame=frame, row=None, col=out.label,
+            title=f"{attr.method} · {out.label}", input_index=i, input_dimension=1,
+            features=[names[j]], scale_group=0, scope="global",
+            value_label=f"attribution of {names[j]}", extra=extra,
+        ))
+    return panels
+
+
+def interaction_partner(x: np.ndarray, attr_j: np.ndarray, j: int) -> int | None:
+    """The feature that best explains what the value of feature ``j`` does not (shap-like).
+
+    The attribution of ``j`` is regressed on its own value; the other feature whose value
+    correlates most (in absolute value) with the residual colours the dependence plot.
+    """
+    xj = x[:, j]
+    ok = np.isfinite(xj) & np.isfinite(attr_j)
+    if ok.sum() < 3 or x.shape[1] < 2:
+        return None
+    design = np.column_stack([np.ones(ok.sum()), xj[ok]])
+    coef, *_ = np.linalg.lstsq(design, attr_j[ok], rcond=None)
+    resid = attr_j[ok] - design @ coef
+    best, best_r = None, -1.0
+    for k in range(x.shape[1]):
+        if k == j:
+            continue
+        xk = x[ok, k]
+        if np.nanstd(xk) == 0 or np.std(resid) == 0:
+            r = 0.0
+        else:
+            r = abs(float(np.corrcoef(xk, resid)[0, 1]))
+            r = 0.0 if not np.isfinite(r) else r
+        if r > best_r:
+            best, best_r = k, r
+    return best
 
 
 # ---------------------------------------------------------------------- shared helpers

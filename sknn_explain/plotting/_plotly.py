@@ -65,6 +65,32 @@ def _panel_traces(go, p: Panel, scale: tuple[float, float], show_scale: bool):
     xaxis: dict = {}
     yaxis: dict = {}
     traces = []
+    if p.kind == "image":
+        img = np.asarray(p.background)
+        rgb = img if img.ndim == 3 else np.repeat(img[..., None], 3, axis=-1)
+        traces.append(go.Image(z=(rgb * 255).astype(np.uint8), name=p.title))
+        return traces, dict(showticklabels=False), dict(showticklabels=False)
+    if p.kind == "waterfall":
+        labels = p.extra.get("feature_labels") or list(p.features)
+        base = p.extra["waterfall_base"]
+        traces.append(go.Waterfall(
+            orientation="h", y=["base", *labels[::-1]], x=[base, *vals[::-1]],
+            measure=["absolute", *["relative"] * len(vals)], name=p.title, showlegend=False,
+            increasing=dict(marker=dict(color=POSITIVE_COLOR)),
+            decreasing=dict(marker=dict(color=NEGATIVE_COLOR)),
+        ))
+        return traces, dict(title_text="output"), {}
+    if p.kind == "dependence":
+        colour = frame["color_value"].to_numpy(float) if "color_value" in frame else None
+        marker: dict = dict(size=6)
+        if colour is not None:
+            marker.update(color=np.nan_to_num(feature_colours(colour), nan=0.5),
+                          colorscale=BEESWARM_SCALE, cmin=0.0, cmax=1.0, showscale=show_scale,
+                          colorbar=dict(title=dict(text=p.extra["color_name"])))
+        traces.append(go.Scatter(x=frame["feature_value"].to_numpy(float), y=vals,
+                                 mode="markers", marker=marker, name=p.title,
+                                 showlegend=False))
+        return traces, dict(title_text=p.features[0]), dict(title_text=p.value_label)
     if p.kind in ("bars", "signal_bars"):
         colours = [SIGN_PALETTE[s] for s in frame["sign"].astype(str)]
         m = sym(*scale) * 1.08
@@ -74,7 +100,7 @@ def _panel_traces(go, p: Panel, scale: tuple[float, float], show_scale: bool):
                                  name=p.title, showlegend=False))
             xaxis = dict(range=[-m, m], zeroline=True, zerolinecolor="black",
                          title_text=p.value_label)
-            yaxis = dict(autorange="reversed")
+            yaxis = dict(autorange="reversed", categoryorder="array", categoryarray=labels)
         else:
             traces.append(go.Bar(x=list(p.features), y=vals, marker_color=colours,
                                  name=p.title, showlegend=False))
@@ -142,9 +168,7 @@ def _panel_traces(go, p: Panel, scale: tuple[float, float], show_scale: bool):
                                  line_color="rgba(0,0,0,0)",
                                  marker=dict(color=DISTRIBUTION_COLOR, size=4)))
         else:
-            stats = frame.groupby("feature", observed=True, sort=False)["value"].agg(
-                ["mean", "sem"]).reindex(p.features)
-            means, se = stats["mean"].to_numpy(float), np.nan_to_num(stats["sem"].to_numpy(float))
+            means, se = p.extra["bar_mean"], p.extra["bar_se"]
             if horizontal:
                 traces.append(go.Bar(x=means, y=list(p.features), orientation="h",
                                      error_x=dict(type="data", array=se),
@@ -159,7 +183,8 @@ def _panel_traces(go, p: Panel, scale: tuple[float, float], show_scale: bool):
             traces.append(_highlight(go, p, horizontal))
         value_axis = dict(range=list(padded(*scale)), title_text=p.value_label)
         if horizontal:
-            xaxis, yaxis = value_axis, dict(autorange="reversed")
+            xaxis, yaxis = value_axis, dict(autorange="reversed", categoryorder="array",
+                                            categoryarray=list(p.features))
         else:
             yaxis = value_axis
     return traces, xaxis, yaxis
