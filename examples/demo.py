@@ -74,11 +74,12 @@ def main(out_dir: str = "output/demo", n_rows: int | None = None, plots: bool = 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     data = load_breast_cancer(as_frame=True)
+    X = data.data.astype(np.float32)  # the skorch net computes in float32: so does its input
     X_train, X_test, y_train, y_test = train_test_split(
-        data.data, data.target, test_size=0.25, random_state=0, stratify=data.target
+        X, data.target, test_size=0.25, random_state=0, stratify=data.target
     )
     model = train_model(X_train, y_train)
-    acc = (model.predict(X_test.astype(np.float32)) == y_test.to_numpy()).mean()
+    acc = (model.predict(X_test) == y_test.to_numpy()).mean()
     print(f"Pipeline(StandardScaler, skorch MLP) on breast_cancer: test accuracy {acc:.3f}\n")
     print(skx.convert(model, input_shape=(X_train.shape[1],)), "\n")
     X_test = X_test if n_rows is None else X_test[:n_rows]

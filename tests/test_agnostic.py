@@ -645,3 +645,27 @@ def test_bad_models_and_data(tabular):
     labels = RandomForestClassifier(n_estimators=2, random_state=0).fit(B, list("xyxyxyx"))
     with pytest.raises(ValueError, match="class labels"):
         KernelSHAP(response_method="predict").fit(labels, B).explain(X)
+
+
+def test_float32_pipeline_ending_in_a_skorch_net_is_called_in_float32():
+    """A Pipeline(StandardScaler, skorch net) fitted on float32 only runs on float32 data."""
+    import pandas as pd
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from skorch import NeuralNetClassifier
+    from torch import nn
+
+    import sknn_explain as skx
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(60, 4)).astype(np.float32), columns=list("abcd"))
+    y = (X["a"] > 0).astype(np.int64).to_numpy()
+    torch.manual_seed(0)
+    net = NeuralNetClassifier(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)),
+                              max_epochs=2, train_split=None, verbose=0)
+    pipe = make_pipeline(StandardScaler(), net).fit(X, y)
+    for explainer in (skx.KernelSHAP(random_state=0), skx.LIME(n_samples=200, random_state=0)):
+        res = explainer.fit(pipe, X[:20]).explain(X[:3])
+        np.testing.assert_allclose(res.predictions, pipe.predict_proba(X[:3]), rtol=1e-6)
+    shap_res = skx.KernelSHAP(random_state=0).fit(pipe, X[:20]).explain(X[:3])
+    np.testing.assert_allclose(shap_res.decomp_sum, shap_res.decomp_goal, atol=1e-6)

@@ -95,6 +95,8 @@ class SklearnModel:
         x = xs[0]
         n = x.shape[0]
         arr = _to_user_layout(x, self.channels_first).reshape(n, -1)
+        if getattr(self, "input_dtype", None) is not None:  # the float type of the user's X_ref
+            arr = arr.astype(self.input_dtype, copy=False)
         if self.feature_names is not None and len(self.feature_names) == arr.shape[1]:
             arr = pd.DataFrame(arr, columns=self.feature_names)
         out = getattr(self.estimator, self.method)(arr)
@@ -148,6 +150,29 @@ class FunctionModel:
         if len(dims) == 1:
             return [[f"Y{j + 1}" for j in range(dims[0])]]
         return [[f"Y{layer + 1}_{j + 1}" for j in range(k)] for layer, k in enumerate(dims)]
+
+
+def user_float_dtype(X: object) -> np.dtype | None:
+    """``float32`` when the user's data are float32 throughout (array, tensor or DataFrame),
+    else None (float64 is used).
+
+    A scikit-learn Pipeline ending in a float32 torch net (a skorch net) only runs on the
+    float type it was fitted with; the model-agnostic methods call it with that type.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> user_float_dtype(np.zeros((2, 3), dtype=np.float32)), user_float_dtype(np.zeros(3))
+    (dtype('float32'), None)
+    """
+    if isinstance(X, torch.Tensor):
+        return np.dtype(np.float32) if X.dtype == torch.float32 else None
+    if isinstance(X, pd.DataFrame):
+        kinds = {np.dtype(d) if not isinstance(d, pd.api.extensions.ExtensionDtype) else None
+                 for d in X.dtypes}
+        return np.dtype(np.float32) if kinds == {np.dtype(np.float32)} else None
+    dtype = getattr(X, "dtype", None)
+    return np.dtype(np.float32) if dtype == np.float32 else None
 
 
 def native_dtypes(X: object) -> list[torch.dtype | None]:

@@ -70,6 +70,7 @@ from ._predict_fn import (
     as_predict_model,
     is_torch_like,
     native_dtypes,
+    user_float_dtype,
 )
 from .base import Explainer, random_streams
 
@@ -632,10 +633,13 @@ class _AgnosticExplainer(Explainer):
                 inner = _fallback_model(model, self.ignore_last_act, own, device, None)
                 return NativeInputs(inner, dtypes)
             return super()._prepare_model(model, dtype, device)
-        return as_predict_model(
+        adapter = as_predict_model(
             model, response_method=self.response_method, ignore_last_act=self.ignore_last_act,
             channels_first=self.channels_first, dtype=dtype, device=device,
         )
+        if isinstance(adapter, SklearnModel):
+            adapter.input_dtype = getattr(self, "_fit_float_dtype", None)
+        return adapter
 
     def fit(self, model: object, X_ref: object = None) -> _AgnosticExplainer:
         """Prepare the explainer for ``model`` with reference data ``X_ref``.
@@ -656,10 +660,12 @@ class _AgnosticExplainer(Explainer):
         self
         """
         self._fit_dtypes = native_dtypes(X_ref) if X_ref is not None else None
+        self._fit_float_dtype = user_float_dtype(X_ref)
         try:
             super().fit(model, X_ref)
         finally:
             self.__dict__.pop("_fit_dtypes", None)
+            self.__dict__.pop("_fit_float_dtype", None)
         return self
 
     def _native_dtypes(self) -> list[torch.dtype | None] | None:

@@ -1,0 +1,30 @@
+"""The README demo runs end to end (small: a few rows, no plots)."""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_explains_with_every_method_once(tmp_path, capsys):
+    demo = _load("demo")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        table = demo.main(str(tmp_path), n_rows=6, plots=False)
+    assert len(table) == len(set(table.index)) == 10  # every method once
+    assert (tmp_path / "attributions.csv").exists()
+    assert "KernelSHAP" in table.index and "LIME" in table.index
+    assert np.all(table["rows"] == 6)
+    assert "test accuracy" in capsys.readouterr().out
