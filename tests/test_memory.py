@@ -96,7 +96,7 @@ linux_only = pytest.mark.skipif(
 @pytest.mark.parametrize("method", ["ig", "gradient"])
 def test_explain_200k_rows_stays_within_the_documented_bound(method):
     rows, features, outputs = 200_000, 16, 4
-    r = measure(rows, features, outputs, method, n=20, batch_size=2048)
+    r = measure(rows, features, outputs, method, n=20, batch_size=8192)
     limit = bound(rows, features, outputs)
     assert r["result_bytes"] == 4 * rows * features * outputs
     assert r["extra"] <= limit, (

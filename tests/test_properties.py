@@ -28,6 +28,7 @@ from _torch_models import assert_unchanged, snapshot
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.nn import functional as F
 
 import sknn_explain as sx
 
@@ -40,6 +41,10 @@ HEAVY = settings(CI, max_examples=150)
 ACTS = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
     "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "silu": nn.SiLU, "gelu": nn.GELU,
+}
+FUNCTIONAL = {
+    "relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "softplus": F.softplus,
+    "elu": F.elu, "leaky_relu": F.leaky_relu, "silu": F.silu, "gelu": F.gelu,
 }
 #: double precision: relative tolerance of the exact identities
 TOL = 1e-8
@@ -72,6 +77,7 @@ class ResMLP(nn.Module):
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.ModuleList(blocks)
         self.act = act()
+        self.act_name, self.functional = spec["act"], spec["functional"]
         self.concat = spec["concat"]
         if self.concat:
             self.branch_a = nn.Linear(w, 3, bias=bias)
@@ -83,7 +89,10 @@ class ResMLP(nn.Module):
         h = self.stem(x)
         for block in self.blocks:
             h = h + block(h)
-        h = self.act(h)
+        if self.functional:  # torch functions and a constant factor instead of modules
+            h = 0.5 * FUNCTIONAL[self.act_name](h)
+        else:
+            h = self.act(h)
         if self.concat:
             h = torch.cat([self.branch_a(h), self.act(self.branch_b(h))], dim=1)
         return self.head(h)
@@ -191,6 +200,7 @@ def specs(draw, relu_bias_free: bool = False) -> dict:
         spec["n_in"] = draw(st.integers(1, 6))
         spec["width"] = draw(st.integers(2, 8))
         spec["depth"] = draw(st.integers(1, 2))
+        spec["functional"] = draw(st.booleans())
     elif kind == "cnn":
         spec["channels"] = draw(st.integers(1, 3))
         spec["size"] = draw(st.integers(3, 7))
