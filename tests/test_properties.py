@@ -12,8 +12,8 @@ with and without bias, BatchNorm in eval mode, average / max pooling) must satis
     .grad, hooks), also after a call that raises.
 
 Everything runs in double precision so the tolerances can be tight. The default profile is
-small enough for CI (about a minute on two cores); ``pytest -m heavy`` runs the same
-properties with many more examples.
+small enough for CI (50 examples per property, about 10-30 s on two cores); ``pytest -m
+heavy`` runs the same properties with 300 examples each.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from torch.nn import functional as F
 import sknn_explain as sx
 
 CI = settings(
-    max_examples=20, derandomize=True, deadline=None, database=None, print_blob=True,
+    max_examples=50, derandomize=True, deadline=None, database=None, print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-HEAVY = settings(CI, max_examples=150)
+HEAVY = settings(CI, max_examples=300)
 
 ACTS = {
     "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "softplus": nn.Softplus,
