@@ -23,7 +23,7 @@ import torch
 
 from .._data import InputBatch
 from .._engine import Forward, OutputSelection, accumulate_paths, auto_batch_size
-from .._model import call_forward, predict
+from .._model import predict
 from .base import Explainer, random_streams
 
 __all__ = [
@@ -72,14 +72,12 @@ def _predict_selected(
     tensor (no concatenation of every output of every chunk followed by a second copy)."""
     n = xs[0].shape[0]
     out = None
-    with torch.no_grad():
-        for start in range(0, n, batch_size):
-            picked = selection.pick(
-                call_forward(forward, [x[start : start + batch_size] for x in xs])
-            )
-            if out is None:
-                out = picked.new_empty((n, picked.shape[1]))
-            out[start : start + picked.shape[0]] = picked
+    for start in range(0, n, batch_size):  # one chunk per ``predict`` call
+        picked = selection.pick(predict(forward, [x[start : start + batch_size] for x in xs],
+                                        batch_size))
+        if out is None:
+            out = picked.new_empty((n, picked.shape[1]))
+        out[start : start + picked.shape[0]] = picked
     return out
 
 
