@@ -108,7 +108,12 @@ class InputBatch:
         """The arrays as tensors; raises ValueError when a value overflows ``dtype``."""
         tensors = [torch.tensor(a, dtype=dtype, device=device) for a in self.arrays]
         for i, t in enumerate(tensors):
-            if not bool(torch.isfinite(t).all()):
+            # the arrays are finite, so only a cast can overflow: min / max suffice (no
+            # full-size boolean temporary)
+            if t.numel() == 0:
+                continue
+            low, high = torch.aminmax(t)
+            if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
                 label = self.name if len(tensors) == 1 else f"{self.name}[{i}]"
                 limit = torch.finfo(dtype).max
                 raise ValueError(

@@ -60,6 +60,22 @@ def _rows(explainer: Explainer, xs: Sequence[torch.Tensor], selection: OutputSel
                                            device_type=xs[0].device.type))
 
 
+def _predict_selected(
+    forward: Forward, xs: Sequence[torch.Tensor], selection: OutputSelection, batch_size: int
+) -> torch.Tensor:
+    """The selected outputs at ``xs``, ``(n, K_total)``, written chunk by chunk into one
+    tensor (no concatenation of every output of every chunk followed by a second copy)."""
+    n = xs[0].shape[0]
+    out = None
+    for start in range(0, n, batch_size):  # one chunk per ``predict`` call
+        picked = selection.pick(predict(forward, [x[start : start + batch_size] for x in xs],
+                                        batch_size))
+        if out is None:
+            out = picked.new_empty((n, picked.shape[1]))
+        out[start : start + picked.shape[0]] = picked
+    return out
+
+
 def gradient_attribution(
     forward: Forward,
     xs: Sequence[torch.Tensor],
@@ -113,7 +129,7 @@ def smoothgrad_attribution(
         forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n,
         **_path_kwargs(xs, batch_size, verbose, "SmoothGrad"),
     )
-    return values, selection.pick(predict(forward, xs, batch_size)), None
+    return values, _predict_selected(forward, xs, selection, batch_size), None
 
 
 def intgrad_attribution(
@@ -129,22 +145,23 @@ def intgrad_attribution(
 ) -> Result:
     """Integrated gradients, right Riemann sum with ``n`` steps from ``x_ref`` (default 0)."""
     refs = [torch.zeros_like(x[:1]) for x in xs] if x_ref is None else list(x_ref)
-    diffs = [x - r for x, r in zip(xs, refs)]
     alphas = torch.arange(1, n + 1, dtype=xs[0].dtype, device=xs[0].device) / n
 
     def rows(si, st):
+        # x - x_ref per chunk: no second (n, *shape) copy of the data
         pts, mults = [], []
-        for r, d in zip(refs, diffs):
+        for x, r in zip(xs, refs):
+            d = x[si] - r
             a = alphas[st].reshape(-1, *([1] * (d.ndim - 1)))
-            pts.append(r + a * d[si])
-            mults.append(d[si] if times_input else None)
+            pts.append(r + a * d)
+            mults.append(d if times_input else None)
         return pts, mults
 
     values, _ = accumulate_paths(
         forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n,
         **_path_kwargs(xs, batch_size, verbose, "IntegratedGradients"),
     )
-    preds = selection.pick(predict(forward, xs, batch_size))
+    preds = _predict_selected(forward, xs, selection, batch_size)
     goal = preds - selection.pick(predict(forward, refs, 1)) if times_input else None
     return values, preds, goal
 
@@ -187,7 +204,7 @@ def expgrad_attribution(
     )
     if ref_output_mean is None:
         ref_output_mean = [o.mean(0) for o in predict(forward, data_ref, batch_size)]
-    preds = selection.pick(predict(forward, xs, batch_size))
+    preds = _predict_selected(forward, xs, selection, batch_size)
     goal = preds - selection.pick([m.reshape(1, -1) for m in ref_output_mean])
     return values, preds, goal
 

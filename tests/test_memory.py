@@ -1,0 +1,154 @@
+"""Memory stays bounded: a large explain with ``batch_size`` set costs the result plus a constant.
+
+Torch allocates outside Python's allocator (tracemalloc does not see it), so the peak resident
+set size (``ru_maxrss``) of a fresh subprocess is measured before and after ``explain``.
+
+The bound, for ``n`` rows of ``p`` features and ``k`` selected outputs, ``dtype="float"``
+(4-byte values) and the data given as a float64 array, is::
+
+    extra peak <= 2 * (4 n p k       # the attributions (the result)
+                       + 4 n p       # the float32 copy of X the model runs on
+                       + 8 n k)      # predictions and decomposition goal (float32, kept)
+                  + 150 MB           # chunk working set, allocator slack, torch scratch
+
+(the float64 X is the caller's array; :class:`~sknn_explain.Attribution` keeps a reference to
+it, not a copy). Run this file as a script to measure one configuration::
+
+    python tests/test_memory.py --rows 1000000 --features 50 --outputs 10 --method ig
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import sknn_explain as sx
+
+MB = 2**20
+
+_SCRIPT = r"""
+import json, resource, sys, time
+import numpy as np
+import torch
+torch.set_num_threads(1)
+import sknn_explain as sx
+
+rows, feats, outs, method, n, batch_size = sys.argv[1:7]
+rows, feats, outs, n = int(rows), int(feats), int(outs), int(n)
+batch_size = None if batch_size == "none" else int(batch_size)
+torch.manual_seed(0)
+net = torch.nn.Sequential(torch.nn.Linear(feats, 16), torch.nn.Tanh(), torch.nn.Linear(16, outs))
+X = np.random.default_rng(0).standard_normal((rows, feats))
+if method == "ig":
+    ex = sx.IntegratedGradients(n=n, batch_size=batch_size).fit(net)
+else:
+    ex = sx.Gradient(batch_size=batch_size).fit(net)
+ex.explain(X[:4])  # warm up: imports, lazy conversion, allocator pools
+def resident():  # now, bytes
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize()
+before = resident()
+t0 = time.perf_counter()
+res = ex.explain(X)
+seconds = time.perf_counter() - t0
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # peak; KiB on Linux
+assert res.values.shape == (rows, feats, outs)
+print(json.dumps({"before": before, "after": after, "extra": after - before,
+                  "result_bytes": res.values.nbytes, "seconds": seconds}))
+"""
+
+
+def measure(rows: int, features: int, outputs: int, method: str = "ig", n: int = 20,
+            batch_size: int | None = None) -> dict:
+    """Run one explain in a fresh interpreter and return its peak-RSS figures (bytes)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    args = [str(rows), str(features), str(outputs), method, str(n),
+            "none" if batch_size is None else str(batch_size)]
+    proc = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, *args], capture_output=True, text=True, env=env,
+        cwd=root, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bound(rows: int, features: int, outputs: int) -> int:
+    """The documented bound on the extra peak memory of ``explain`` (float32), bytes."""
+    need = 4 * rows * features * outputs + 4 * rows * features + 8 * rows * outputs
+    return 2 * need + 150 * MB
+
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="reads /proc/self/statm and ru_maxrss in KiB"
+)
+
+
+@linux_only
+@pytest.mark.parametrize("method", ["ig", "gradient"])
+def test_explain_200k_rows_stays_within_the_documented_bound(method):
+    rows, features, outputs = 200_000, 16, 4
+    r = measure(rows, features, outputs, method, n=20, batch_size=8192)
+    limit = bound(rows, features, outputs)
+    assert r["result_bytes"] == 4 * rows * features * outputs
+    assert r["extra"] <= limit, (
+        f"{method}: explain took {r['extra'] / MB:.0f} MB over the baseline, bound "
+        f"{limit / MB:.0f} MB (result {r['result_bytes'] / MB:.0f} MB)"
+    )
+
+
+@linux_only
+def test_intgrad_makes_no_full_size_copy_besides_the_float32_data():
+    """IG used to hold ``X - x_ref`` for all rows next to the float32 copy of X and the
+    result: with 250 features and one output that copy is as large as the result."""
+    rows, features = 200_000, 250
+    r = measure(rows, features, 1, "ig", n=2, batch_size=4096)
+    values = 4 * rows * features  # the result, and likewise the float32 copy of X
+    assert r["result_bytes"] == values
+    tight = 2 * values + 120 * MB  # result + float32 X + chunks, not a third copy
+    assert r["extra"] <= tight, (
+        f"explain took {r['extra'] / MB:.0f} MB over the baseline; result + float32 copy of "
+        f"X = {2 * values / MB:.0f} MB"
+    )
+
+
+class _Sum(torch.nn.Module):
+    def forward(self, x):
+        return x.sum(1, keepdim=True)
+
+
+@pytest.mark.parametrize("method", ["ig", "gradient"])
+def test_chunked_accumulation_handles_broadcast_gradients(method):
+    """autograd returns the gradient of a sum as an expanded (stride-0) tensor; saving memory
+    by multiplying gradients in place must not write into it."""
+    X = np.arange(12.0).reshape(4, 3)
+    if method == "ig":
+        ex = sx.IntegratedGradients(n=4, batch_size=3, dtype="double")
+    else:
+        ex = sx.Gradient(times_input=True, batch_size=3, dtype="double")
+    res = ex.fit(_Sum()).explain(X)
+    np.testing.assert_allclose(res.values[..., 0], X, rtol=1e-12)
+    np.testing.assert_allclose(res.decomp_sum, res.decomp_goal, rtol=1e-12)
+
+
+if __name__ == "__main__":  # pragma: no cover - manual measurement
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=50)
+    parser.add_argument("--outputs", type=int, default=10)
+    parser.add_argument("--method", choices=["ig", "gradient"], default="ig")
+    parser.add_argument("--n", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=None)
+    a = parser.parse_args()
+    r = measure(a.rows, a.features, a.outputs, a.method, a.n, a.batch_size)
+    r["bound"] = bound(a.rows, a.features, a.outputs)
+    print(json.dumps({k: (round(v / MB, 1) if k != "seconds" else round(v, 1))
+                      for k, v in r.items()}))
