@@ -22,6 +22,13 @@ def _squeeze(nested: list[list]):
     return inner[0] if len(inner) == 1 else inner
 
 
+
+def _read_only(x: object) -> np.ndarray:
+    """A non-writable view of ``x`` (no copy): results never write into the user's data."""
+    view = np.asarray(x).view()
+    view.flags.writeable = False
+    return view
+
 class Attribution:
     """Feature attributions for a batch of samples and a selection of output nodes.
 
@@ -37,9 +44,10 @@ class Attribution:
     values : list of list of ndarray
         ``values[l][i]`` for selected output layer ``l`` and model input ``i``.
     inputs : list of ndarray
-        The explained data, user layout, ``(n_samples, *input_shape)`` per input. Copied:
-        the result never shares memory with the user's data (writing ``result.inputs``
-        leaves ``X`` alone, and changing ``X`` later leaves the result alone).
+        The explained data, user layout, ``(n_samples, *input_shape)`` per input: a
+        read-only array that may be a view of the user's ``X`` (no copy of a large input is
+        made), so writing ``result.inputs`` raises instead of changing ``X``. Copy it
+        (``result.inputs[0].copy()``) before changing ``X`` in place if you need both.
     input_names : list of list of list of str
         Per input, per axis (model layout, channels first) names.
     output_names : list of list
@@ -86,7 +94,7 @@ class Attribution:
     ) -> None:
         self.method = method
         self._values = values
-        self._inputs = [np.array(x, copy=True) for x in inputs]  # never a view of user data
+        self._inputs = [_read_only(x) for x in inputs]  # may view the user's X: never writable
         self.input_names = input_names
         self.output_names = output_names
         self.output_layers = output_layers
