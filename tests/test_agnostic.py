@@ -669,3 +669,26 @@ def test_float32_pipeline_ending_in_a_skorch_net_is_called_in_float32():
         np.testing.assert_allclose(res.predictions, pipe.predict_proba(X[:3]), rtol=1e-6)
     shap_res = skx.KernelSHAP(random_state=0).fit(pipe, X[:20]).explain(X[:3])
     np.testing.assert_allclose(shap_res.decomp_sum, shap_res.decomp_goal, atol=1e-6)
+
+
+def test_long_runs_warn_with_their_cost_unless_verbose(monkeypatch):
+    import warnings
+
+    import sknn_explain as skx
+    from sknn_explain.explainers import agnostic
+
+    monkeypatch.setattr(agnostic, "LONG_RUN_ROWS", 100)
+    X = np.random.default_rng(0).normal(size=(30, 4))
+    w = np.arange(1.0, 5.0)
+
+    def f(Z):
+        return Z @ w
+
+    explainer = skx.KernelSHAP(random_state=0).fit(f, X[:10])
+    with pytest.warns(UserWarning, match=r"about 420 rows \(3 rows x 14 coalitions x 10 "):
+        explainer.explain(X[:3])
+    with pytest.warns(UserWarning, match=r"LIME will evaluate the model on about 600 rows"):
+        skx.LIME(n_samples=200, random_state=0).fit(f, X).explain(X[:3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explainer.set_params(verbose=True).explain(X[:3])  # a progress bar instead

@@ -374,3 +374,23 @@ def test_skorch_net_in_pipeline_keeps_class_names_and_feature_space(skorch_net):
     inner = Gradient(dtype="double").fit(net.module_).explain(
         scaler.transform(df.iloc[:3]), output_idx=[2])
     assert np.allclose(res.values, inner.values / scaler.scale_[None, :, None], atol=1e-6)
+
+
+def test_pipeline_and_gridsearch_misuse_point_to_attribution_transformer():
+    """make_pipeline(scaler, explainer) and GridSearchCV(explainer) say what to use instead."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sknn_explain import IntegratedGradients
+
+    X, y = np.random.default_rng(0).normal(size=(20, 3)), np.arange(20) % 2
+    with pytest.raises(TypeError, match="AttributionTransformer"):
+        make_pipeline(StandardScaler(), IntegratedGradients()).fit(X, y)
+    with pytest.raises(TypeError, match="takes the model to explain first"):
+        IntegratedGradients().fit(torch.zeros(3, 3))
+    with pytest.raises(TypeError, match="AttributionTransformer"):
+        IntegratedGradients().score(X)
+    search = GridSearchCV(IntegratedGradients(), {"n": [5, 10]}, cv=2, error_score="raise")
+    with pytest.raises(TypeError, match="AttributionTransformer"):
+        search.fit(X, y)

@@ -151,6 +151,29 @@ def unfitted_on_error(fit: Callable) -> Callable:
     return wrapper
 
 
+_USE_TRANSFORMER = (
+    "To use an explainer inside a scikit-learn Pipeline, GridSearchCV or cross_validate, wrap "
+    "it with its model: sknn_explain.AttributionTransformer(model, explainer) is a transformer "
+    "(attributions as features, feature_importances_, an explanation-quality score)"
+)
+
+
+def _reject_data_as_model(model: object) -> None:
+    """``fit(X)`` (as a Pipeline / GridSearchCV calls it) gets data where the model belongs."""
+    import pandas as pd
+
+    def is_data(obj: object) -> bool:
+        return (isinstance(obj, (np.ndarray, pd.DataFrame, pd.Series))
+                or (isinstance(obj, torch.Tensor)) or hasattr(obj, "tocsr"))
+
+    parts = model if isinstance(model, (list, tuple)) and model else [model]
+    if all(is_data(p) for p in parts):
+        raise TypeError(
+            f"Explainer.fit(model, X_ref) takes the model to explain first, but got data "
+            f"({type(model).__name__}). {_USE_TRANSFORMER}."
+        )
+
+
 class Explainer(BaseEstimator):
     """Base class: sklearn-style estimator that explains a fitted model.
 
@@ -236,8 +259,19 @@ class Explainer(BaseEstimator):
 
         Parameters
         ----------
-        model : torch.nn.Module or fitted skorch NeuralNet
-            The model to explain. It is copied; the original is never modified.
+        model : nn.Module, skorch net, scikit-learn MLP or Pipeline, dict or Graph
+            The model to explain; it is copied (converted), the original is never modified:
+
+            * a torch ``nn.Module`` of any architecture (converted to a layer graph with
+              ``torch.fx``; the gradient family also runs modules that do not convert);
+            * a fitted skorch ``NeuralNet`` (output names from ``classes_``);
+            * a fitted scikit-learn ``MLPClassifier`` / ``MLPRegressor``, or a ``Pipeline`` of
+              scalers (``StandardScaler``, ``MinMaxScaler``, ``MaxAbsScaler``,
+              ``RobustScaler``, ``'passthrough'``) ending in one or in a skorch net;
+            * an innsight-style model dict or a :class:`~sknn_explain.convert.Graph`.
+
+            KernelSHAP and LIME also take any fitted scikit-learn estimator or a prediction
+            function.
         X_ref : array-like, DataFrame, Tensor or list of those, optional
             Reference data (baseline for IntegratedGradients, reference distribution for
             ExpectedGradients). Its shape fixes the expected input shape, and DataFrame
@@ -247,10 +281,17 @@ class Explainer(BaseEstimator):
         -------
         self
 
+        Raises
+        ------
+        TypeError
+            ``model`` is data (as when a Pipeline calls ``fit(X)``): use
+            :class:`~sknn_explain.AttributionTransformer` there.
+
         Notes
         -----
         A ``fit`` that raises leaves the explainer unfitted (the previous fit is removed).
         """
+        _reject_data_as_model(model)
         dtype, device = self._check_common_params()
         model_ = self._prepare_model(model, dtype, device)
         ref = None
@@ -381,6 +422,15 @@ class Explainer(BaseEstimator):
         self, xs: Sequence[torch.Tensor], selection: OutputSelection, batch_size: int
     ) -> torch.Tensor:
         return selection.pick(predict(self.model_, xs, batch_size))
+
+    def score(self, X: object = None, y: object = None) -> float:
+        """Explainers are not scored directly: this raises a ``TypeError`` pointing to
+        :class:`~sknn_explain.AttributionTransformer`, whose ``score`` rates explanations.
+        """
+        raise TypeError(
+            f"{type(self).__name__} explains a model and has no score of its own. "
+            f"{_USE_TRANSFORMER}; score it with sknn_explain.metrics.get_explanation_scorer."
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
