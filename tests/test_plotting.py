@@ -843,3 +843,45 @@ def test_output_names_follow_integer_class_labels():
     res = Gradient().fit(clf).explain(X[:2])  # binary: one output, the logit of class 1
     ax = plot_local(res, output_names=["malignant", "benign"], ax=plt.figure().gca())
     assert ax.get_title().startswith("Gradient · sample 0 · benign (output 0, logit)")
+
+
+def _categorical_attribution(n: int = 30, numeric: bool = True):
+    from sknn_explain.attribution import Attribution
+
+    rng = np.random.default_rng(0)
+    inputs = np.empty((n, 3 if numeric else 2), dtype=object)
+    inputs[:, 0] = rng.choice(["Biscoe", "Dream", "Torgersen"], n)
+    inputs[:, 1] = rng.choice(["male", "female", None], n)
+    names = ["island", "sex"]
+    if numeric:
+        inputs[:, 2] = rng.normal(size=n)
+        names.append("bill")
+    vals = rng.normal(size=(n, len(names), 1))
+    return Attribution(
+        method="KernelSHAP", values=[[vals]], inputs=[inputs], input_names=[[names]],
+        output_names=[["Adelie"]], output_layers=[0], output_idx=[np.array([0])],
+        predictions=[rng.normal(size=(n, 1))], decomp_goal=[vals.sum(1)])
+
+
+def test_categorical_features_are_labelled_and_coloured_by_category():
+    attr = _categorical_attribution()
+    local = attr.plot(data_idx=0)
+    labels = [t.get_text() for t in local.axes.flat[0].get_yticklabels()]
+    assert any(lab.startswith("island = ") and lab.split(" = ")[1] in
+               ("Biscoe", "Dream", "Torgersen") for lab in labels)
+    assert any(lab.startswith("bill = ") for lab in labels)
+    bee = attr.plot_global(kind="beeswarm")
+    legend = [t.get_text() for t in bee.axes.flat[0].get_legend().get_texts()]
+    assert {"island = Biscoe", "island = Dream", "island = Torgersen", "sex missing"} <= set(
+        legend)
+    assert len(bee.figure.axes) == 2  # one colour bar, for the numeric feature only
+    only_cat = _categorical_attribution(numeric=False).plot_global(kind="beeswarm")
+    assert len(only_cat.figure.axes) == 1  # no numeric colour bar at all
+    dep = attr.plot_dependence("island", color_by="sex")
+    ax = dep.axes.flat[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Biscoe", "Dream", "Torgersen"]
+    assert "sex = male" in [t.get_text() for t in ax.get_legend().get_texts()]
+    for fig in (attr.plot_global(kind="beeswarm", as_plotly=True),
+                attr.plot_dependence("island", as_plotly=True)):
+        fig.to_json()
+    plt.close("all")

@@ -15,6 +15,8 @@ from ._panels import (
     SIGNS,
     Panel,
     beeswarm_offsets,
+    categories_of,
+    category_codes,
     feature_colours,
     order_of,
     padded,
@@ -24,6 +26,7 @@ from ._panels import (
 )
 from ._style import (
     BEESWARM_CMAP,
+    CATEGORY_COLORS,
     DISTRIBUTION_COLOR,
     DIVERGING_CMAP,
     HIGHLIGHT_COLOR,
@@ -260,19 +263,28 @@ def _draw_beeswarm(ax: Axes, p: Panel, scale: tuple[float, float]) -> ColourBar:
     xs, ys, cs = [], [], []
     frame = p.frame
     lims = padded(*scale)
+    any_numeric = False
     for j, feat in enumerate(p.features):
         sub = frame[frame["feature"] == feat]
         v = sub["value"].to_numpy(dtype=float)
+        offsets = j + beeswarm_offsets(np.clip(v, *lims))
+        raw = sub["feature_value"].to_numpy()
+        categories = categories_of(raw)
+        if categories is not None:  # categorical: one qualitative colour per category
+            _draw_categories(ax, v, offsets, raw, categories, feat)
+            continue
+        any_numeric = True
         xs.append(v)
-        ys.append(j + beeswarm_offsets(np.clip(v, *lims)))
-        cs.append(feature_colours(sub["feature_value"].to_numpy(dtype=float)))
-    x, y, c = np.concatenate(xs), np.concatenate(ys), np.concatenate(cs)
-    ok = np.isfinite(c)
+        ys.append(offsets)
+        cs.append(feature_colours(raw.astype(float)))
     norm = Normalize(0.0, 1.0)
-    ax.scatter(x[ok], y[ok], c=c[ok], cmap=BEESWARM_CMAP, norm=norm, s=14, linewidths=0,
-               alpha=0.9, zorder=3)
-    if (~ok).any():
-        ax.scatter(x[~ok], y[~ok], color=ZERO_COLOR, s=14, linewidths=0, zorder=3)
+    if xs:
+        x, y, c = np.concatenate(xs), np.concatenate(ys), np.concatenate(cs)
+        ok = np.isfinite(c)
+        ax.scatter(x[ok], y[ok], c=c[ok], cmap=BEESWARM_CMAP, norm=norm, s=14, linewidths=0,
+                   alpha=0.9, zorder=3)
+        if (~ok).any():
+            ax.scatter(x[~ok], y[~ok], color=ZERO_COLOR, s=14, linewidths=0, zorder=3)
     ax.set_yticks(np.arange(len(p.features)), p.features)
     ax.set_ylim(len(p.features) - 0.5, -0.5)
     ax.set_xlim(*lims)
@@ -283,18 +295,52 @@ def _draw_beeswarm(ax: Axes, p: Panel, scale: tuple[float, float]) -> ColourBar:
         ref = p.highlight.set_index("feature")["value"].reindex(p.features).to_numpy(float)
         ax.scatter(np.clip(ref, *lims), np.arange(len(p.features)), facecolors="none",
                    edgecolors="black", s=60, linewidths=1.2, zorder=10, label=p.highlight_label)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:  # below the axes: the swarm stays readable
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, fontsize="small",
+                  frameon=False)
+    if not any_numeric:  # only categorical features: their legend, no numeric colour bar
+        return None
     mappable = ScalarMappable(norm=norm, cmap=BEESWARM_CMAP)
     return (("feature value",), mappable, "feature value", [0, 1], ["Low", "High"])
 
 
+def _draw_categories(ax: Axes, x: np.ndarray, y: np.ndarray, raw: np.ndarray,
+                     categories: list, feature: str) -> None:
+    """Points of a categorical feature, one qualitative colour (and legend entry) per category;
+    more than ten categories share one neutral colour."""
+    codes = category_codes(raw, categories)
+    if len(categories) > len(CATEGORY_COLORS):
+        ax.scatter(x, y, color=ZERO_COLOR, s=14, linewidths=0, zorder=3,
+                   label=f"{feature}: {len(categories)} categories")
+        return
+    for k, cat in enumerate(categories):
+        sel = codes == k
+        ax.scatter(x[sel], y[sel], color=CATEGORY_COLORS[k], s=14, linewidths=0, alpha=0.9,
+                   zorder=3, label=f"{feature} = {cat}")
+    missing = np.isnan(codes)
+    if missing.any():
+        ax.scatter(x[missing], y[missing], color=ZERO_COLOR, s=14, linewidths=0, zorder=3,
+                   label=f"{feature} missing")
+
+
 def _draw_dependence(ax: Axes, p: Panel, scale: tuple[float, float]) -> ColourBar | None:
     f = p.frame
-    x, v = f["feature_value"].to_numpy(float), f["value"].to_numpy(float)
+    raw, v = f["feature_value"].to_numpy(), f["value"].to_numpy(float)
+    x_categories = categories_of(raw)
+    if x_categories is None:
+        x = raw.astype(float)
+    else:  # categories on the x axis, jittered within their slot
+        x = category_codes(raw, x_categories)
+        x = x + (np.random.default_rng(0).random(len(x)) - 0.5) * 0.4
+        ax.set_xticks(np.arange(len(x_categories)), [str(c) for c in x_categories])
     cbar = None
-    if "color_value" in f:
-        c = feature_colours(f["color_value"].to_numpy(float))
+    colour_raw = f["color_value"].to_numpy() if "color_value" in f else None
+    colour_categories = None if colour_raw is None else categories_of(colour_raw)
+    if colour_categories is not None:
+        _draw_categories(ax, x, v, colour_raw, colour_categories, p.extra["color_name"])
+        ax.legend(loc="best", fontsize="small")
+    elif colour_raw is not None:
+        c = feature_colours(colour_raw.astype(float))
         ok = np.isfinite(c)
         norm = Normalize(0.0, 1.0)
         ax.scatter(x[ok], v[ok], c=c[ok], cmap=BEESWARM_CMAP, norm=norm, s=14, linewidths=0,

@@ -352,7 +352,12 @@ def _values_cf(attr: Attribution, out: _Output, input_i: int, rows: list[int]) -
 
 
 def _inputs_cf(attr: Attribution, input_i: int, rows: list[int]) -> np.ndarray:
-    x = np.asarray(attr._inputs[input_i][rows], dtype=float)
+    """The inputs of ``rows`` channels-first; float, or object for raw categorical columns."""
+    x = np.asarray(attr._inputs[input_i][rows])
+    if x.dtype.kind in "biuf":
+        x = x.astype(float)
+    elif x.ndim != 2:
+        x = x.astype(float)
     if not attr.channels_first and x.ndim >= 3:
         x = np.moveaxis(x, -1, 1)
     return x
@@ -386,6 +391,37 @@ def _data_name(i: int) -> str:
 
 def _fmt(v: float) -> str:
     return "nan" if not np.isfinite(v) else f"{v:.3g}"
+
+
+def fmt_value(v: object) -> str:
+    """A feature value for a label: numbers as ``3.1``, categories as they are (``Biscoe``)."""
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA or v is pd.NaT:
+        return "nan"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return _fmt(float(v))
+    return str(v)
+
+
+def categories_of(values: Sequence) -> list | None:
+    """The categories of a non-numeric feature (sorted), or None when it is numeric."""
+    series = pd.Series(np.asarray(values, dtype=object))
+    present = series[series.notna()]
+    if present.empty:
+        return None
+    numeric = pd.to_numeric(present, errors="coerce")
+    is_bool = present.map(lambda v: isinstance(v, (bool, np.bool_))).all()
+    if numeric.notna().all() and not is_bool:
+        return None
+    return sorted(present.unique().tolist(), key=str)
+
+
+def category_codes(values: Sequence, categories: Sequence) -> np.ndarray:
+    """Index of each value in ``categories`` (float; NaN for missing values)."""
+    lookup = {c: k for k, c in enumerate(categories)}
+    return np.array([lookup.get(v, np.nan) if v is not None and v == v else np.nan
+                     for v in np.asarray(values, dtype=object)], dtype=float)
 
 
 def _categorical(values: Sequence, order: Sequence) -> pd.Categorical:
@@ -569,7 +605,7 @@ def _local_panel(
         keep, rest = _top_features(v, names[0], max_display, sort)
         features = [names[0][j] for j in keep]
         values = list(v[keep])
-        labels = ([f"{names[0][j]} = {_fmt(x[j])}" for j in keep] if x is not None
+        labels = ([f"{names[0][j]} = {fmt_value(x[j])}" for j in keep] if x is not None
                   else list(features))
         if rest.size:
             other = f"{rest.size} other features"
@@ -879,12 +915,25 @@ def dependence_panels(
     return panels
 
 
+def numeric_view(x: np.ndarray) -> np.ndarray:
+    """``(n, p)`` feature values as floats; categorical columns as their category codes."""
+    if x.dtype.kind in "biuf":
+        return x.astype(float)
+    cols = []
+    for k in range(x.shape[1]):
+        categories = categories_of(x[:, k])
+        cols.append(x[:, k].astype(float) if categories is None
+                    else category_codes(x[:, k], categories))
+    return np.column_stack(cols) if cols else np.zeros(x.shape, dtype=float)
+
+
 def interaction_partner(x: np.ndarray, attr_j: np.ndarray, j: int) -> int | None:
     """The feature that best explains what the value of feature ``j`` does not (shap-like).
 
     The attribution of ``j`` is regressed on its own value; the other feature whose value
     correlates most (in absolute value) with the residual colours the dependence plot.
     """
+    x = numeric_view(x)
     xj = x[:, j]
     ok = np.isfinite(xj) & np.isfinite(attr_j)
     if ok.sum() < 3 or x.shape[1] < 2:

@@ -14,13 +14,17 @@ import numpy as np
 from ._panels import (
     Panel,
     beeswarm_offsets,
+    categories_of,
+    category_codes,
     feature_colours,
+    fmt_value,
     order_of,
     padded,
     scales,
     sym,
 )
 from ._style import (
+    CATEGORY_COLORS,
     DISTRIBUTION_COLOR,
     HIGHLIGHT_COLOR,
     NEGATIVE_COLOR,
@@ -34,6 +38,15 @@ DIVERGING_SCALE = [[0.0, NEGATIVE_COLOR], [0.5, "#f7f7f7"], [1.0, POSITIVE_COLOR
 SEQUENTIAL_SCALE = [[0.0, "#fff5f0"], [1.0, "#67000d"]]
 BEESWARM_SCALE = [[0.0, "#3b4cc0"], [0.5, "#dddddd"], [1.0, "#b40426"]]
 _PX_PER_INCH = 80
+
+
+def _category_colours(raw: np.ndarray) -> list[str]:
+    """One qualitative colour per category (grey for missing or beyond ten categories)."""
+    categories = categories_of(raw) or []
+    codes = category_codes(raw, categories)
+    many = len(categories) > len(CATEGORY_COLORS)
+    return [SIGN_PALETTE["zero"] if many or np.isnan(k) else CATEGORY_COLORS[int(k)]
+            for k in codes]
 
 
 def _title(p: Panel) -> str:
@@ -81,14 +94,17 @@ def _panel_traces(go, p: Panel, scale: tuple[float, float], show_scale: bool):
         ))
         return traces, dict(title_text="output"), {}
     if p.kind == "dependence":
-        colour = frame["color_value"].to_numpy(float) if "color_value" in frame else None
+        colour = frame["color_value"].to_numpy() if "color_value" in frame else None
         marker: dict = dict(size=6)
-        if colour is not None:
-            marker.update(color=np.nan_to_num(feature_colours(colour), nan=0.5),
+        if colour is not None and categories_of(colour) is not None:
+            marker.update(color=_category_colours(colour))
+        elif colour is not None:
+            marker.update(color=np.nan_to_num(feature_colours(colour.astype(float)), nan=0.5),
                           colorscale=BEESWARM_SCALE, cmin=0.0, cmax=1.0, showscale=show_scale,
                           colorbar=dict(title=dict(text=p.extra["color_name"])))
-        traces.append(go.Scatter(x=frame["feature_value"].to_numpy(float), y=vals,
-                                 mode="markers", marker=marker, name=p.title,
+        raw = frame["feature_value"].to_numpy()
+        x = raw if categories_of(raw) is not None else raw.astype(float)  # categorical axis
+        traces.append(go.Scatter(x=x, y=vals, mode="markers", marker=marker, name=p.title,
                                  showlegend=False))
         return traces, dict(title_text=p.features[0]), dict(title_text=p.value_label)
     if p.kind in ("bars", "signal_bars"):
@@ -131,11 +147,18 @@ def _panel_traces(go, p: Panel, scale: tuple[float, float], show_scale: bool):
         for j, feat in enumerate(p.features):
             sub = frame[frame["feature"] == feat]
             v = sub["value"].to_numpy(dtype=float)
+            raw = sub["feature_value"].to_numpy()
+            if categories_of(raw) is not None:  # categorical: qualitative colours, own trace
+                traces.append(go.Scatter(
+                    x=v, y=j + beeswarm_offsets(v), mode="markers", showlegend=False,
+                    text=[f"{feat} = {fmt_value(r)}" for r in raw],
+                    marker=dict(color=_category_colours(raw), size=5)))
+                continue
             xs.append(v)
             ys.append(j + beeswarm_offsets(v))
-            cs.append(feature_colours(sub["feature_value"].to_numpy(dtype=float)))
+            cs.append(feature_colours(raw.astype(float)))
             names += [feat] * len(v)
-        c = np.nan_to_num(np.concatenate(cs), nan=0.5)
+        c = np.nan_to_num(np.concatenate(cs), nan=0.5) if cs else np.zeros(0)
         traces.append(go.Scatter(
             x=np.concatenate(xs), y=np.concatenate(ys), mode="markers", text=names,
             name=p.title, showlegend=False,

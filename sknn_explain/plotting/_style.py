@@ -17,3 +17,6 @@ SEQUENTIAL_CMAP = "Reds"
 DISTRIBUTION_COLOR = "#9ecae1"
 #: beeswarm points: low feature value blue, high red (as shap)
 BEESWARM_CMAP = "coolwarm"
+#: categories of non-numeric (categorical) features in beeswarm / dependence plots (tab10)
+CATEGORY_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
+                   "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
