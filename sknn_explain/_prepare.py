@@ -126,9 +126,9 @@ def prepare_model(model: object) -> Prepared:
     ------
     ValueError
         An unfitted preprocessing step (naming it); a Pipeline without steps.
-    UnsupportedLayerError
+    ValueError
         The last step of a Pipeline is not a network (naming it), or preprocessing whose
-        outputs cannot be mapped to the original columns.
+        outputs cannot be mapped to the original columns (naming the step).
     """
     from .convert.from_sklearn import is_sklearn_mlp, is_sklearn_pipeline
     from .convert.from_skorch import is_skorch_net
@@ -170,14 +170,13 @@ def _split_pipeline(pipe: object) -> Prepared:
     from sklearn.pipeline import Pipeline
     from sklearn.utils.validation import check_is_fitted
 
-    from .convert.errors import UnsupportedLayerError
-
     steps = list(pipe.steps)
     final_name, final = steps[-1]
     if not _is_network(final):
-        raise UnsupportedLayerError(
-            type(final).__name__, f"pipeline step {final_name!r}",
-            "the last step must be an MLPClassifier / MLPRegressor or a fitted skorch net",
+        raise ValueError(
+            f"cannot explain {type(final).__name__} (pipeline step {final_name!r}) with a "
+            "network method: the last step must be an MLPClassifier / MLPRegressor or a "
+            "fitted skorch net; KernelSHAP and LIME explain any fitted pipeline"
         )
     for name, step in steps[:-1]:
         if step is None or isinstance(step, str):
@@ -220,12 +219,12 @@ def _n_out(step: object, name: str) -> int:
     try:
         return len(step.get_feature_names_out())
     except Exception as err:  # noqa: BLE001 - any failure: we cannot tell the width
-        from .convert.errors import UnsupportedLayerError
-
-        raise UnsupportedLayerError(
-            type(step).__name__, f"preprocessing step {name!r}",
-            "its output columns cannot be mapped to the input columns (no "
-            "get_feature_names_out); put it inside a ColumnTransformer or drop it",
+        raise ValueError(
+            f"cannot explain the pipeline per column: preprocessing step {name!r} "
+            f"({type(step).__name__}) does not say which input columns its outputs come from "
+            "(no get_feature_names_out); use a transformer with get_feature_names_out (e.g. "
+            "FunctionTransformer(feature_names_out='one-to-one')) or put it inside a "
+            "ColumnTransformer"
         ) from err
 
 
@@ -268,8 +267,10 @@ def _step_map(step: object, n_in: int, name: str, width: int | None = None) -> _
     if isinstance(step, one_to_one):
         return _identity_map(n_in)
     if isinstance(step, FunctionTransformer) and (
-            step.func is None or isinstance(step.func, np.ufunc)):
-        return _identity_map(n_in)
+            step.func is None or isinstance(step.func, np.ufunc)
+            or (isinstance(step.func, type) and issubclass(step.func, np.generic))
+            or step.feature_names_out == "one-to-one"):
+        return _identity_map(n_in)  # elementwise (a ufunc, a cast) or declared one-to-one
     if isinstance(step, SimpleImputer):
         stats = getattr(step, "statistics_", None)
         kept = list(range(n_in))
@@ -360,11 +361,9 @@ def column_groups(preprocess: object, raw_names: list[str]) -> ColumnGroups:
 
     Raises
     ------
-    UnsupportedLayerError
+    ValueError
         A many-to-many transformer shares input columns with other transformers.
     """
-    from .convert.errors import UnsupportedLayerError
-
     n_in = len(raw_names)
     mapping = _step_map(preprocess, n_in, "")
     try:
@@ -372,10 +371,9 @@ def column_groups(preprocess: object, raw_names: list[str]) -> ColumnGroups:
     except Exception:  # noqa: BLE001 - names are cosmetic
         encoded_names = [f"E{i + 1}" for i in range(len(mapping))]
     if len(encoded_names) != len(mapping) or any(m is None for m in mapping):
-        raise UnsupportedLayerError(
-            "the preprocessing", "before the network",
-            f"its {len(encoded_names)} output columns could not be mapped to the "
-            f"{n_in} input columns",
+        raise ValueError(
+            f"cannot explain the pipeline per column: the {len(encoded_names)} output "
+            f"columns of its preprocessing could not be mapped to its {n_in} input columns"
         )
     # union-find over the original columns joined by block features
     parent = list(range(n_in))
@@ -397,11 +395,12 @@ def column_groups(preprocess: object, raw_names: list[str]) -> ColumnGroups:
             members = [j for j in range(n_in) if find(j) == root]
             if len(members) > 1:
                 block = next((lb for cs, lb in mapping if len(cs) > 1 and c in cs), "block")
-                raise UnsupportedLayerError(
-                    f"preprocessing step {block!r}", "before the network",
-                    f"it mixes the columns {[raw_names[j] for j in members]}, and column "
-                    f"{raw_names[c]!r} is also used by another transformer, so its "
-                    "attribution cannot be split per column",
+                raise ValueError(
+                    f"cannot explain the pipeline per column: preprocessing step {block!r} "
+                    f"mixes the columns {[raw_names[j] for j in members]}, and column "
+                    f"{raw_names[c]!r} is also used by another transformer, so the "
+                    "attributions cannot be split per column; give the mixing transformer "
+                    "columns of its own"
                 )
     names: list[str] = []
     groups: list[list[int]] = []
