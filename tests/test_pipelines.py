@@ -320,3 +320,18 @@ def test_binary_skorch_net_same_outputs_through_graph_and_fallback():
     out = adapt(net, ignore_last_act=False, dtype=torch.float64,
                 device=torch.device("cpu"))(xs)[0]
     np.testing.assert_allclose(out.numpy()[:, 0], proba, atol=1e-6)
+
+
+def test_other_gradient_methods_and_global_connection_weights(pipe, data):
+    for ex in (skx.SmoothGrad(n=5, random_state=0, dtype="double"),
+               skx.ExpectedGradients(n=10, random_state=0, dtype="double")):
+        res = ex.fit(pipe, data[:20]).explain(data[:3])
+        assert res.values.shape == (3, len(COLUMNS), 3)
+    cw = skx.ConnectionWeights(dtype="double").fit(pipe, data[:5])
+    glob = cw.explain()
+    groups = prepare_model(pipe).column_groups
+    assert glob.input_names == [[COLUMNS]]
+    np.testing.assert_allclose(
+        glob.values, sum_groups(glob.to_numpy(level="encoded"), groups.groups, axis=1))
+    assert cw.n_features_in_ == len(COLUMNS)
+    assert list(cw.feature_names_in_) == COLUMNS
