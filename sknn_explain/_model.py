@@ -13,6 +13,7 @@ module to eval and back (not thread-safe).
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -89,16 +90,6 @@ def strip_last_activation(module: nn.Module) -> tuple[nn.Module, str | None]:
     return module, None
 
 
-def _softmax(x: torch.Tensor) -> torch.Tensor:
-    return torch.softmax(x, dim=-1)
-
-
-def _sigmoid_2d(x: torch.Tensor) -> torch.Tensor:
-    x = x.reshape(1, -1) if x.ndim == 0 else x  # a squeezed one-row output
-    p = torch.sigmoid(x.reshape(x.shape[0], -1)[:, :1])
-    return torch.cat([1 - p, p], dim=1)
-
-
 class TorchModel:
     """Picklable wrapper around a private module copy.
 
@@ -139,8 +130,13 @@ class TorchModel:
         """Names of every output node, per output layer (``Y1..`` unless classes match)."""
         names = []
         for layer, k in enumerate(dims):
-            if layer == 0 and self.class_names is not None and len(self.class_names) == k:
-                names.append(list(self.class_names))
+            given = None
+            if layer == 0 and self.class_names is not None:
+                from .convert.from_torch import class_names_for
+
+                given = class_names_for(self.class_names, k)  # one unit: classes_[1]
+            if given is not None:
+                names.append(list(given))
             elif len(dims) == 1:
                 names.append([f"Y{j + 1}" for j in range(k)])
             else:
@@ -162,14 +158,15 @@ def _skorch_parts(net: object, ignore_last_act: bool):
         )
     nonlinearity = None
     if not ignore_last_act:
-        fn = net._get_predict_nonlinearity()
-        name = getattr(getattr(fn, "func", fn), "__name__", "")
-        if name == "softmax":
-            nonlinearity = _softmax
-        elif name == "_sigmoid_then_2d":
-            nonlinearity = _sigmoid_2d
-        elif name != "_identity":
-            nonlinearity = fn
+        from ._prepare import skorch_activation
+
+        kind, detail = skorch_activation(net)  # the one mapping (binary: one unit)
+        if kind == "softmax":
+            nonlinearity = functools.partial(torch.softmax, dim=detail)
+        elif kind == "sigmoid":
+            nonlinearity = torch.sigmoid
+        elif kind == "other":
+            nonlinearity = detail
     try:
         classes = net.classes_
     except AttributeError:

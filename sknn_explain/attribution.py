@@ -103,6 +103,60 @@ class Attribution:
         self._goal = decomp_goal
         self.goal_description = goal_description
         self.channels_first = channels_first
+        #: the encoded-space result behind per-column values (pipelines), else None
+        self._encoded: Attribution | None = None
+
+    # ------------------------------------------------------------------ column groups
+    def group_columns(self, groups: object, raw_inputs: np.ndarray) -> Attribution:
+        """A new Attribution with the encoded features summed per original column.
+
+        Parameters
+        ----------
+        groups : ColumnGroups
+            Encoded feature indices per original column (see ``sknn_explain._groups``).
+        raw_inputs : ndarray of object, ``(n, n_columns)``
+            The user's raw values, one column per group.
+
+        Returns
+        -------
+        Attribution
+            ``values`` / ``to_numpy()`` / ``to_frame()`` per original column; the encoded
+            view stays available with ``level="encoded"`` and :attr:`encoded`.
+        """
+        from ._groups import sum_groups
+
+        if len(self._inputs) != 1 or self._inputs[0].ndim != 2:
+            raise ValueError("column groups apply to a single tabular input")
+        values = [[sum_groups(layer[0], groups.groups, axis=1)] for layer in self._values]
+        out = Attribution(
+            self.method, values, [raw_inputs], [[list(groups.names)]], self.output_names,
+            self.output_layers, self.output_idx, self._predictions, self._goal,
+            self.goal_description, self.channels_first,
+        )
+        out._encoded = self
+        return out
+
+    @property
+    def encoded(self) -> Attribution:
+        """The attributions per encoded feature (what the network receives).
+
+        For a pipeline with preprocessing (``ColumnTransformer``, ``OneHotEncoder``, ...)
+        this is one value per encoded column (e.g. one per one-hot column), with the encoded
+        data as ``inputs``; otherwise the result itself.
+        """
+        return self if self._encoded is None else self._encoded
+
+    @property
+    def encoded_names(self) -> list[str]:
+        """Names of the encoded features (``get_feature_names_out`` of the preprocessing)."""
+        return [str(n) for n in self.encoded.input_names[0][-1]]
+
+    def _level(self, level: str) -> Attribution:
+        if level == "original":
+            return self
+        if level == "encoded":
+            return self.encoded
+        raise ValueError(f"level must be 'original' or 'encoded', got {level!r}")
 
     # ------------------------------------------------------------------ accessors
     @property
@@ -110,9 +164,17 @@ class Attribution:
         """The attributions (same as :meth:`to_numpy`)."""
         return self.to_numpy()
 
-    def to_numpy(self):
-        """Attributions as numpy: an array, or innsight-style lists for several inputs/outputs."""
-        return _squeeze(self._values)
+    def to_numpy(self, level: str = "original"):
+        """Attributions as numpy: an array, or innsight-style lists for several inputs/outputs.
+
+        Parameters
+        ----------
+        level : {"original", "encoded"}
+            Per original column (default) or per encoded feature (a pipeline's
+            preprocessing output, e.g. one value per one-hot column). Without
+            preprocessing both are the same.
+        """
+        return _squeeze(self._level(level)._values)
 
     def to_tensor(self):
         """Attributions as torch tensors, nested like :meth:`to_numpy`."""
@@ -170,8 +232,11 @@ class Attribution:
             return v
         return np.moveaxis(v, -2, 1)
 
-    def to_frame(self) -> pd.DataFrame:
+    def to_frame(self, level: str = "original") -> pd.DataFrame:
         """Long-form DataFrame with innsight's columns.
+
+        ``level="encoded"`` gives one row per encoded feature (a pipeline's preprocessing
+        output) instead of one per original column.
 
         One row per sample x input position x output node: ``data`` ("data_1", ...),
         ``model_input`` ("Input_1", ...), ``model_output`` ("Output_1", ...), ``feature``
@@ -181,6 +246,8 @@ class Attribution:
         2 signal, 3 image). Name columns are ordered categoricals (data order), which is
         exactly what seaborn wants.
         """
+        if self._level(level) is not self:
+            return self._encoded.to_frame()
         frames = []
         n = self.n_samples
         data_names = np.array([f"data_{i + 1}" for i in range(n)], dtype=object)

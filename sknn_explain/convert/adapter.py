@@ -314,9 +314,20 @@ def prepare_model(
     """
     from torch import nn
 
+    from .._prepare import prepare_model as take_apart
     from .api import make_source
     from .from_skorch import is_skorch_net
 
+    prepared = take_apart(model)  # the one front door: preprocessing / network / names
+    if prepared.preprocess is not None:
+        # the network is converted (or copied) alone and explained on the encoded data
+        model_ = prepare_model(prepared.net, ignore_last_act=ignore_last_act, dtype=dtype,
+                               device=device, require_graph=require_graph)
+        model_.preprocess = prepared.preprocess
+        model_.column_groups = prepared.column_groups
+        model_.raw_names = prepared.raw_names
+        return model_
+    model = prepared.net
     can_fall_back = not require_graph and (isinstance(model, nn.Module) or is_skorch_net(model))
     if can_fall_back:
         _check_per_sample(model)  # no method explains a batch-dependent model per sample

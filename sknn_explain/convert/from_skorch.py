@@ -10,8 +10,6 @@ the logits and ``ignore_last_act=False`` explains ``predict_proba``. Output name
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
 from ..layers import Activation
@@ -30,19 +28,18 @@ def is_skorch_net(obj: object) -> bool:
 
 
 def _post_activation(net: object) -> Activation | None:
-    from skorch import utils
+    from .._prepare import skorch_activation
 
-    fn = net._get_predict_nonlinearity()
-    if fn is utils._identity or fn is utils._make_2d_probs:
+    kind, detail = skorch_activation(net)  # the one mapping, shared with the fallback
+    if kind == "identity":
         return None
-    if fn is utils._sigmoid_then_2d:
+    if kind == "sigmoid":
         return Activation("sigmoid")
-    softmaxes = (torch.softmax, torch.nn.functional.softmax)
-    if isinstance(fn, functools.partial) and fn.func in softmaxes:
-        return Activation("softmax", dim=int(fn.keywords.get("dim", -1)))
+    if kind == "softmax":
+        return Activation("softmax", dim=detail)
     raise ConversionError(
-        f"the skorch net's predict_nonlinearity {getattr(fn, '__name__', fn)!r} cannot be "
-        "expressed as a graph layer (supported: 'auto', None)"
+        f"the skorch net's predict_nonlinearity {getattr(detail, '__name__', detail)!r} cannot "
+        "be expressed as a graph layer (supported: 'auto', None)"
     )
 
 

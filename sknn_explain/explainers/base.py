@@ -22,11 +22,12 @@ from .._data import (
 )
 from .._engine import OutputSelection, auto_batch_size, resolve_outputs
 from .._model import as_numpy, call_forward, flag_nonfinite_outputs, predict
+from .._prepare import encode
 from .._validation import COMMON_PARAMETER_CONSTRAINTS
 from ..attribution import Attribution
 from ..convert.adapter import prepare_model
 
-__all__ = ["Explainer", "make_attribution", "random_streams"]
+__all__ = ["Explainer", "group_result", "make_attribution", "random_streams"]
 
 
 def random_streams(random_state: object, k: int) -> list[np.random.Generator]:
@@ -95,6 +96,25 @@ def make_attribution(
         goal_description=goal_description,
         channels_first=channels_first,
     )
+
+
+def group_result(model_: object, result: Attribution, raw: np.ndarray) -> Attribution:
+    """The encoded-space ``result`` summed per original column (``level="encoded"`` keeps
+    the encoded view); ``raw`` are the user's raw values, ``(n, p_raw)`` objects."""
+    from .._prepare import block_members
+
+    groups = model_.column_groups
+    members = block_members(groups, list(model_.raw_names))
+    per_group = np.empty((raw.shape[0], len(members)), dtype=object)
+    for j, cols in enumerate(members):
+        if len(cols) == 1:
+            per_group[:, j] = raw[:, cols[0]]
+        else:  # a many-to-many block: the tuple of its columns' values
+            for r in range(raw.shape[0]):
+                per_group[r, j] = tuple(raw[r, cols])
+    grouped = result.group_columns(groups, per_group)
+    grouped.output_space = getattr(result, "output_space", None)
+    return grouped
 
 
 def _output_space(model: object) -> str | None:
@@ -294,6 +314,10 @@ class Explainer(BaseEstimator):
         _reject_data_as_model(model)
         dtype, device = self._check_common_params()
         model_ = self._prepare_model(model, dtype, device)
+        preprocess = getattr(model_, "preprocess", None)
+        if preprocess is not None and X_ref is not None:
+            # a pipeline's preprocessing runs on the raw X_ref; the network sees its output
+            X_ref, _ = encode(preprocess, X_ref, model_.raw_names, "X_ref")
         ref = None
         if X_ref is not None:
             ref = coerce_inputs(
@@ -327,6 +351,11 @@ class Explainer(BaseEstimator):
             self.n_features_in_ = self.input_shapes_[0][0]
             if self.input_names_ is not None:
                 self.feature_names_in_ = np.asarray(self.input_names_[0][0], dtype=object)
+        if preprocess is not None:  # the user's columns, not the encoded features
+            groups = model_.column_groups
+            self.input_names_ = [[list(groups.encoded_names)]]
+            self.n_features_in_ = len(model_.raw_names)
+            self.feature_names_in_ = np.asarray(model_.raw_names, dtype=object)
         self._fit_reference(ref)
         return self
 
@@ -383,6 +412,10 @@ class Explainer(BaseEstimator):
         Attribution
         """
         self._check_fitted()
+        raw = None
+        preprocess = getattr(self.model_, "preprocess", None)
+        if preprocess is not None:  # raw DataFrame -> the pipeline's encoded features
+            X, raw = encode(preprocess, X, self.model_.raw_names, "X")
         try:
             batch, names = self._coerce(X)
         except ValueError as err:
@@ -410,6 +443,8 @@ class Explainer(BaseEstimator):
             goal_description=self._goal_description if goal is not None else None,
         )
         result.output_space = _output_space(self.model_)  # "logit" / "probability", for plots
+        if raw is not None:
+            result = group_result(self.model_, result, raw)
         return result
 
     def _attribute(

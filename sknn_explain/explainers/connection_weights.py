@@ -13,7 +13,7 @@ from ..attribution import Attribution
 from ..convert.graph import input_name
 from ..propagation import connection_weights_backward, predictions, start_states
 from ..propagation.explainer import GraphExplainer
-from .base import make_attribution
+from .base import group_result, make_attribution
 from .gradient import _COMMON_DOC
 
 __all__ = ["ConnectionWeights"]
@@ -115,10 +115,14 @@ class ConnectionWeights(GraphExplainer):
         preds = torch.full((1, k), float("nan"), dtype=self.dtype_)
         names = self.input_names_ or [default_axis_names(s) for s in shapes]
         inputs = [np.full((1, *s), np.nan) for s in shapes]
-        return make_attribution(
+        result = make_attribution(
             self.method_name, weights, preds, None, selection, inputs, names,
             channels_first=self.channels_first,
         )
+        if getattr(self.model_, "preprocess", None) is not None:  # summed per original column
+            result = group_result(self.model_, result, np.full(
+                (1, len(self.model_.raw_names)), np.nan, dtype=object))
+        return result
 
     def _attribute(self, xs, selection, batch_size):
         weights = self._global_weights([x[:1] for x in xs], selection)
