@@ -462,3 +462,10 @@ def coerce_inputs(
             f"all inputs of {name} must have the same number of samples, got {sorted(n)}"
         )
     return InputBatch(arrays, names, name, user_shapes)
+
+
+def row_index_of(X: object) -> pd.Index | None:
+    """The row labels of ``X`` when it is a DataFrame (first input of a list), else None."""
+    first = X[0] if isinstance(X, (list, tuple)) and X else X
+    index = getattr(first, "index", None)
+    return index.copy() if isinstance(index, pd.Index) else None

@@ -12,7 +12,7 @@ __all__ = ["Attribution"]
 
 FRAME_COLUMNS = [
     "data", "model_input", "model_output", "feature", "feature_2", "channel", "output_node",
-    "value", "pred", "decomp_sum", "decomp_goal", "input_dimension",
+    "value", "pred", "decomp_sum", "decomp_goal", "input_dimension", "index",
 ]
 
 
@@ -105,6 +105,8 @@ class Attribution:
         self.channels_first = channels_first
         #: the encoded-space result behind per-column values (pipelines), else None
         self._encoded: Attribution | None = None
+        #: the user's row labels (a DataFrame's index), else None (0-based positions)
+        self.row_index: pd.Index | None = None
 
     # ------------------------------------------------------------------ column groups
     def group_columns(self, groups: object, raw_inputs: np.ndarray) -> Attribution:
@@ -134,6 +136,7 @@ class Attribution:
             self.goal_description, self.channels_first,
         )
         out._encoded = self
+        out.row_index = self.row_index
         return out
 
     @property
@@ -243,14 +246,17 @@ class Attribution:
         (tabular feature / signal position / image row), ``feature_2`` (image column),
         ``channel``, ``output_node`` (output name), ``value``, ``pred``, ``decomp_sum``,
         ``decomp_goal`` (NaN when the method has none) and ``input_dimension`` (1 tabular,
-        2 signal, 3 image). Name columns are ordered categoricals (data order), which is
-        exactly what seaborn wants.
+        2 signal, 3 image), plus ``index``: the row's label in the explained DataFrame
+        (its index), or its 0-based position for arrays and tensors, so results join back
+        onto the data (``frame.merge(X, left_on="index", right_index=True)``). Name columns
+        are ordered categoricals (data order), which is exactly what seaborn wants.
         """
         if self._level(level) is not self:
             return self._encoded.to_frame()
         frames = []
         n = self.n_samples
         data_names = np.array([f"data_{i + 1}" for i in range(n)], dtype=object)
+        labels = np.arange(n) if self.row_index is None else np.asarray(self.row_index)
         for li, layer in enumerate(self._values):
             out_layer = self.output_layers[li]
             dsum = self._layer_sum(layer)
@@ -290,6 +296,7 @@ class Attribution:
                     "decomp_sum": dsum[i_n, i_k],
                     "decomp_goal": goal[i_n, i_k] if goal is not None else np.nan,
                     "input_dimension": rank,
+                    "index": labels[i_n],
                 }))
         df = pd.concat(frames, ignore_index=True)
         for col in ["data", "model_input", "model_output", "feature", "feature_2", "channel",

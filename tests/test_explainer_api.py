@@ -315,6 +315,7 @@ def test_attribution_frame_and_repr(tabular):
     assert list(frame.columns) == [
         "data", "model_input", "model_output", "feature", "feature_2", "channel",
         "output_node", "value", "pred", "decomp_sum", "decomp_goal", "input_dimension",
+        "index",
     ]
     assert len(frame) == 3 * 5 * 2
     row = frame[(frame["data"] == "data_2") & (frame["feature"] == "X3")
@@ -394,3 +395,18 @@ def test_pipeline_and_gridsearch_misuse_point_to_attribution_transformer():
     search = GridSearchCV(IntegratedGradients(), {"n": [5, 10]}, cv=2, error_score="raise")
     with pytest.raises(TypeError, match="AttributionTransformer"):
         search.fit(X, y)
+
+
+
+def test_to_frame_keeps_the_dataframe_index_for_joins(tabular):
+    model, X = tabular
+    df = pd.DataFrame(np.asarray(X[:4]), index=["a", "b", "c", "d"],
+                      columns=[f"c{j}" for j in range(np.asarray(X).shape[1])])
+    res = IntegratedGradients(n=5).fit(model, df).explain(df.iloc[1:3], output_idx=[0])
+    frame = res.to_frame()
+    assert set(frame["index"]) == {"b", "c"}
+    joined = frame.merge(df, left_on="index", right_index=True)
+    row = joined[(joined["index"] == "c") & (joined["feature"] == "c0")]
+    assert row["c0"].item() == df.loc["c", "c0"]
+    plain = IntegratedGradients(n=5).fit(model, X).explain(X[:3], output_idx=[0]).to_frame()
+    assert sorted(set(plain["index"])) == [0, 1, 2]

@@ -18,6 +18,7 @@ from .._data import (
     layout_hint,
     resolve_device,
     resolve_dtype,
+    row_index_of,
     sequence_warning,
 )
 from .._engine import OutputSelection, auto_batch_size, resolve_outputs
@@ -443,6 +444,7 @@ class Explainer(BaseEstimator):
             goal_description=self._goal_description if goal is not None else None,
         )
         result.output_space = _output_space(self.model_)  # "logit" / "probability", for plots
+        result.row_index = row_index_of(X)
         if raw is not None:
             result = group_result(self.model_, result, raw)
         return result
