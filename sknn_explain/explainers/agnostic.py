@@ -31,6 +31,20 @@ LIME (Ribeiro et al., 2016)
     ``sklearn.linear_model.Ridge(alpha).fit(z, f, sample_weight=pi)``, computed in closed
     form for all samples and outputs at once.
 
+Mixed-type DataFrames
+    Fitted on a scikit-learn estimator / Pipeline (or a prediction function) with a pandas
+    DataFrame ``X_ref`` holding text, ``category``, datetime or missing values (anything a
+    float array cannot hold exactly), both explainers work on the raw columns: each column
+    is coded by its distinct values over ``X_ref`` and ``X`` (a missing value is a value of
+    its own), coalitions swap codes, and every model call gets a DataFrame with the user's
+    columns, column order and dtypes (same categories, bools stay bool, NaN stays NaN), so
+    the pipeline does its own encoding and imputation. One attribution per original column.
+    ``X`` must then be a DataFrame with the same columns in the same order; values unseen in
+    ``X_ref`` are allowed as far as the pipeline accepts them (a pipeline that refuses an
+    unknown category raises a ValueError naming the column and value).
+    ``Attribution.inputs`` holds the raw values (an object array). LIME needs
+    ``baseline="sample"`` there (a mean of text has no meaning).
+
 Both explainers draw one set of coalitions / perturbations per ``explain`` call and use it
 for every sample, so one weighted least-squares solve serves all samples and outputs, and a
 sample's attributions do not depend on which other samples are explained with it (for an
@@ -686,6 +700,9 @@ class _AgnosticExplainer(Explainer):
             Required: background data (Kernel SHAP) / baseline distribution (LIME). Its
             shape fixes the input shape; DataFrame columns (or the estimator's
             ``feature_names_in_``) become feature names.
+            A DataFrame with text / category columns or missing values is explained on its
+            raw columns when ``model`` is a scikit-learn estimator or a function (see
+            "Mixed-type DataFrames" in :mod:`sknn_explain.explainers.agnostic`).
 
         Returns
         -------
@@ -745,7 +762,8 @@ class _AgnosticExplainer(Explainer):
                            codec: RawColumns, X: object) -> None:
         """Run the model on ``X`` itself; a failure names the columns with values new to it."""
         try:
-            model([torch.as_tensor(codes)])
+            for start in range(0, len(codes), CPU_MAX_ROWS):
+                model([torch.as_tensor(codes[start:start + CPU_MAX_ROWS])])
         except Exception as err:  # noqa: BLE001 - whatever the user's pipeline raises
             new = call_codec.new_values(X, codec)
             shown = "; ".join(
@@ -845,6 +863,8 @@ class KernelSHAP(_AgnosticExplainer):
         Global feature (segment) index of every input element.
     n_segments_ : int
         Number of features ``M``.
+    raw_columns_ : RawColumns or None
+        Code books of the raw DataFrame columns (mixed-type ``X_ref``), else None.
 
     Examples
     --------
@@ -997,7 +1017,8 @@ class LIME(_AgnosticExplainer):
         Ridge penalty of the surrogate, as ``sklearn.linear_model.Ridge(alpha)`` with the
         kernel values as sample weights (lime uses 1.0, which visibly shrinks coefficients).
     baseline : {{"mean", "sample"}}, default="mean"
-        Value of switched-off features (see above).
+        Value of switched-off features (see above). A DataFrame with text / category
+        columns or missing values in front of a Pipeline needs "sample" ("mean" raises).
     {_AGNOSTIC_DOC}
     Attributes
     ----------
@@ -1009,6 +1030,8 @@ class LIME(_AgnosticExplainer):
         Global feature (segment) index of every input element.
     n_segments_ : int
         Number of features ``M``.
+    raw_columns_ : RawColumns or None
+        Code books of the raw DataFrame columns (mixed-type ``X_ref``), else None.
 
     Examples
     --------
