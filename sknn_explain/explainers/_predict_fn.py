@@ -25,8 +25,8 @@ from torch import nn
 from .._model import as_model, copy_model
 
 __all__ = [
-    "RESPONSE_METHODS", "FunctionModel", "NativeInputs", "SklearnModel", "as_predict_model",
-    "is_torch_like", "native_dtypes",
+    "RESPONSE_METHODS", "FunctionModel", "NativeInputs", "RawColumns", "SklearnModel",
+    "as_predict_model", "is_torch_like", "native_dtypes", "needs_raw_columns",
 ]
 
 RESPONSE_METHODS = ("auto", "predict_proba", "decision_function", "predict")
@@ -95,6 +95,10 @@ class SklearnModel:
         x = xs[0]
         n = x.shape[0]
         arr = _to_user_layout(x, self.channels_first).reshape(n, -1)
+        codec = getattr(self, "codec", None)
+        if codec is not None:  # raw DataFrame columns: codes -> the user's values and dtypes
+            out = getattr(self.estimator, self.method)(codec.decode(arr))
+            return _as_2d_tensors(out, n, x, f"{type(self.estimator).__name__}.{self.method}")
         if getattr(self, "input_dtype", None) is not None:  # the float type of the user's X_ref
             arr = arr.astype(self.input_dtype, copy=False)
         if self.feature_names is not None and len(self.feature_names) == arr.shape[1]:
@@ -142,7 +146,11 @@ class FunctionModel:
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         arrays = [_to_user_layout(x, self.channels_first) for x in xs]
-        out = self.fn(arrays[0] if len(arrays) == 1 else arrays)
+        codec = getattr(self, "codec", None)
+        if codec is not None:  # raw DataFrame columns: the function gets a DataFrame
+            out = self.fn(codec.decode(arrays[0].reshape(arrays[0].shape[0], -1)))
+        else:
+            out = self.fn(arrays[0] if len(arrays) == 1 else arrays)
         name = getattr(self.fn, "__name__", type(self.fn).__name__)
         return _as_2d_tensors(out, xs[0].shape[0], xs[0], f"the prediction function {name}")
 
@@ -150,6 +158,195 @@ class FunctionModel:
         if len(dims) == 1:
             return [[f"Y{j + 1}" for j in range(dims[0])]]
         return [[f"Y{layer + 1}_{j + 1}" for j in range(k)] for layer, k in enumerate(dims)]
+
+
+def _plain_numeric(dtype: object) -> bool:
+    """Numbers (or bool) that a float64 array holds exactly, not categories or text."""
+    return (
+        not isinstance(dtype, pd.CategoricalDtype)
+        and (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+        and not pd.api.types.is_complex_dtype(dtype)
+    )
+
+
+def needs_raw_columns(X: object) -> bool:
+    """Whether model-agnostic explainers must swap ``X``'s raw values instead of numbers.
+
+    True for a DataFrame with a column that is not plain numeric / bool (strings, object,
+    pandas category, datetimes, ...) or with a missing value (NaN, None, ``pd.NA``): such
+    frames go to a scikit-learn Pipeline that encodes / imputes them itself.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> needs_raw_columns(pd.DataFrame({"a": [1.0, 2.0]})), needs_raw_columns(np.zeros((2, 2)))
+    (False, False)
+    >>> needs_raw_columns(pd.DataFrame({"a": [1.0, np.nan]}))
+    True
+    >>> needs_raw_columns(pd.DataFrame({"a": [1.0, 2.0], "city": ["Oslo", "Rome"]}))
+    True
+    """
+    if not isinstance(X, pd.DataFrame) or X.shape[1] == 0:
+        return False
+    if not all(_plain_numeric(d) for d in X.dtypes):
+        return True
+    return bool(X.isna().to_numpy().any())
+
+
+def _union_categories(ref: pd.Series, new: pd.Series) -> pd.CategoricalDtype:
+    """X_ref's categories followed by the values of ``new`` that are not among them."""
+    dtype = ref.dtype
+    cats = list(dtype.categories)
+    seen = set(cats)
+    values = new.cat.categories if isinstance(new.dtype, pd.CategoricalDtype) else new.dropna()
+    for v in pd.unique(np.asarray(values, dtype=object)):
+        if v not in seen:
+            cats.append(v)
+            seen.add(v)
+    return pd.CategoricalDtype(cats, ordered=dtype.ordered)
+
+
+class RawColumns:
+    """Integer codes for the raw columns of a DataFrame (any dtype, missing values kept).
+
+    Model-agnostic explainers only move values between rows, never compute with them. So a
+    mixed-type DataFrame is explained on float codes (per column, the index of the value in
+    that column's distinct values, a missing value being one value of its own), and the
+    codes are decoded into a DataFrame with the user's columns, dtypes and column order
+    before every model call.
+
+    Parameters
+    ----------
+    X_ref : DataFrame
+        The reference data; fixes the columns, their order and their dtypes.
+
+    Attributes
+    ----------
+    columns : list
+        Column labels as in the user's DataFrame.
+    uniques : list of pandas Index
+        Per column, the distinct values (dtype preserved); the code of a value is its
+        position here.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> ref = pd.DataFrame({"city": ["Oslo", "Rome", "Oslo"], "age": [30.0, np.nan, 41.0]})
+    >>> codec = RawColumns(ref)
+    >>> codec.encode(ref)
+    array([[0., 0.],
+           [1., 1.],
+           [0., 2.]])
+    >>> X = pd.DataFrame({"city": ["Paris"], "age": [30.0]})
+    >>> call = codec.extend(X)
+    >>> call.encode(X)
+    array([[2., 0.]])
+    >>> row = call.decode(np.array([[2.0, 1.0]]))
+    >>> row["city"].tolist(), bool(row["age"].isna().all())
+    (['Paris'], True)
+    """
+
+    def __init__(self, X_ref: pd.DataFrame | None = None) -> None:
+        self.columns: list = []
+        self.uniques: list[pd.Index] = []
+        self._dtypes: list = []
+        self._index = pd.Index([])
+        if X_ref is not None:
+            self.columns = list(X_ref.columns)
+            self._index = X_ref.columns.copy()
+            for col in self.columns:
+                _, uniq = pd.factorize(X_ref[col], use_na_sentinel=False)
+                self.uniques.append(uniq)
+                self._dtypes.append(X_ref[col].dtype)
+
+    @property
+    def n_codes(self) -> int:
+        """Largest number of distinct values of a column."""
+        return max((len(u) for u in self.uniques), default=0)
+
+    def check_columns(self, X: object, name: str = "X") -> None:
+        """Raise a ValueError unless ``X`` is a DataFrame with exactly the fitted columns."""
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(
+                f"the explainer was fitted on a DataFrame with columns {self.columns[:8]}"
+                f"{'...' if len(self.columns) > 8 else ''} (raw, mixed-type values); {name} "
+                f"must be a DataFrame with the same columns, got {type(X).__name__}"
+            )
+        got = list(X.columns)
+        if got == self.columns:
+            return
+        dup = list(dict.fromkeys(X.columns[X.columns.duplicated()].tolist()))
+        missing = [c for c in self.columns if c not in got]
+        extra = [c for c in got if c not in self.columns]
+        if dup:
+            problem = f"duplicate column(s) {dup}"
+        elif missing and extra:
+            problem = f"no column(s) {missing} and unexpected column(s) {extra}"
+        elif missing:
+            problem = f"no column(s) {missing}"
+        elif extra:
+            problem = f"unexpected column(s) {extra}"
+        else:
+            moved = [c for c, e in zip(got, self.columns) if c != e]
+            problem = f"the columns in another order (first misplaced: {moved[0]!r})"
+        raise ValueError(
+            f"{name} has {problem}, but the explainer was fitted on X_ref with columns "
+            f"{self.columns}; pass {name}[{self.columns!r}]"
+        )
+
+    def _combined(self, j: int, col: pd.Series) -> pd.Series:
+        ref = pd.Series(self.uniques[j])
+        if isinstance(ref.dtype, pd.CategoricalDtype) and col.dtype != ref.dtype:
+            union = _union_categories(ref, col)
+            ref, col = ref.astype(union), col.astype(union)
+        return pd.concat([ref, col.reset_index(drop=True)], ignore_index=True)
+
+    def extend(self, X: pd.DataFrame) -> RawColumns:
+        """A copy whose code books also hold ``X``'s values (X_ref's codes unchanged)."""
+        out = RawColumns()
+        out.columns = list(self.columns)
+        out._dtypes = list(self._dtypes)
+        out._index = self._index
+        for j, col in enumerate(self.columns):
+            _, uniq = pd.factorize(self._combined(j, X[col]), use_na_sentinel=False)
+            out.uniques.append(uniq)
+        return out
+
+    def new_values(self, X: pd.DataFrame, base: RawColumns) -> dict:
+        """Per column, the values of ``X`` that ``base`` (X_ref) does not hold."""
+        codes = self.encode(X)
+        found = {}
+        for j, col in enumerate(self.columns):
+            fresh = np.unique(codes[:, j][codes[:, j] >= len(base.uniques[j])]).astype(int)
+            if fresh.size:
+                found[col] = self.uniques[j].take(fresh).tolist()
+        return found
+
+    def encode(self, X: pd.DataFrame) -> np.ndarray:
+        """``(n, M)`` float64 codes of ``X``; every value must be in the code books."""
+        out = np.empty(X.shape, dtype=np.float64)
+        for j, col in enumerate(self.columns):
+            combined = self._combined(j, X[col])
+            codes, uniq = pd.factorize(combined, use_na_sentinel=False)
+            if len(uniq) != len(self.uniques[j]):
+                raise ValueError(
+                    f"column {col!r} has values outside the code book; extend() it first"
+                )
+            out[:, j] = codes[len(self.uniques[j]):]
+        return out
+
+    def decode(self, codes: np.ndarray) -> pd.DataFrame:
+        """A DataFrame with the user's columns (order, labels, dtypes) for ``(n, M)`` codes."""
+        idx = np.asarray(codes).astype(np.int64)
+        return pd.DataFrame(
+            {j: pd.Series(u.take(idx[:, j])) for j, u in enumerate(self.uniques)}
+        ).set_axis(self._index, axis=1)
+
+    def raw_values(self, X: pd.DataFrame) -> np.ndarray:
+        """``X`` for the Attribution: float64 when every column is numeric, else objects."""
+        if all(_plain_numeric(d) for d in X.dtypes):
+            return X.to_numpy(dtype=np.float64, na_value=np.nan)
+        return X.to_numpy(dtype=object)
 
 
 def user_float_dtype(X: object) -> np.dtype | None:

@@ -31,6 +31,20 @@ LIME (Ribeiro et al., 2016)
     ``sklearn.linear_model.Ridge(alpha).fit(z, f, sample_weight=pi)``, computed in closed
     form for all samples and outputs at once.
 
+Mixed-type DataFrames
+    Fitted on a scikit-learn estimator / Pipeline (or a prediction function) with a pandas
+    DataFrame ``X_ref`` holding text, ``category``, datetime or missing values (anything a
+    float array cannot hold exactly), both explainers work on the raw columns: each column
+    is coded by its distinct values over ``X_ref`` and ``X`` (a missing value is a value of
+    its own), coalitions swap codes, and every model call gets a DataFrame with the user's
+    columns, column order and dtypes (same categories, bools stay bool, NaN stays NaN), so
+    the pipeline does its own encoding and imputation. One attribution per original column.
+    ``X`` must then be a DataFrame with the same columns in the same order; values unseen in
+    ``X_ref`` are allowed as far as the pipeline accepts them (a pipeline that refuses an
+    unknown category raises a ValueError naming the column and value).
+    ``Attribution.inputs`` holds the raw values (an object array). LIME needs
+    ``baseline="sample"`` there (a mean of text has no meaning).
+
 Both explainers draw one set of coalitions / perturbations per ``explain`` call and use it
 for every sample, so one weighted least-squares solve serves all samples and outputs, and a
 sample's attributions do not depend on which other samples are explained with it (for an
@@ -39,6 +53,7 @@ int ``random_state``).
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import math
@@ -47,6 +62,7 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import torch
 from scipy.special import comb
 
@@ -65,11 +81,14 @@ from .._validation import (
 from ..convert.graph import Graph
 from ._predict_fn import (
     RESPONSE_METHODS,
+    FunctionModel,
     NativeInputs,
+    RawColumns,
     SklearnModel,
     as_predict_model,
     is_torch_like,
     native_dtypes,
+    needs_raw_columns,
     user_float_dtype,
 )
 from .base import Explainer, random_streams
@@ -661,6 +680,11 @@ class _AgnosticExplainer(Explainer):
         )
         if isinstance(adapter, SklearnModel):
             adapter.input_dtype = getattr(self, "_fit_float_dtype", None)
+        codec = getattr(self, "_fit_codec", None)
+        if codec is not None:
+            if not isinstance(adapter, (SklearnModel, FunctionModel)):  # pragma: no cover
+                raise TypeError("raw DataFrame columns need a scikit-learn estimator or function")
+            adapter.codec = codec
         return adapter
 
     def fit(self, model: object, X_ref: object = None) -> _AgnosticExplainer:
@@ -676,19 +700,82 @@ class _AgnosticExplainer(Explainer):
             Required: background data (Kernel SHAP) / baseline distribution (LIME). Its
             shape fixes the input shape; DataFrame columns (or the estimator's
             ``feature_names_in_``) become feature names.
+            A DataFrame with text / category columns or missing values is explained on its
+            raw columns when ``model`` is a scikit-learn estimator or a function (see
+            "Mixed-type DataFrames" in :mod:`sknn_explain.explainers.agnostic`).
 
         Returns
         -------
         self
         """
+        codec = None
+        if needs_raw_columns(X_ref) and not is_torch_like(model):
+            # mixed-type / incomplete DataFrame for a Pipeline: explained on integer codes
+            # of its raw values, decoded into the user's DataFrame before each model call
+            codec = RawColumns(X_ref)
+            X_ref = pd.DataFrame(codec.encode(X_ref), columns=[str(c) for c in codec.columns])
         self._fit_dtypes = native_dtypes(X_ref) if X_ref is not None else None
         self._fit_float_dtype = user_float_dtype(X_ref)
+        self._fit_codec = codec
         try:
             super().fit(model, X_ref)
+            self.raw_columns_ = codec
         finally:
             self.__dict__.pop("_fit_dtypes", None)
             self.__dict__.pop("_fit_float_dtype", None)
+            self.__dict__.pop("_fit_codec", None)
         return self
+
+    def explain(self, X: object, output_idx: object = None, output_label: object = None):
+        """Attribute the selected outputs of the model to the input features of ``X``.
+
+        See :meth:`Explainer.explain`. After a fit on a mixed-type DataFrame (see the class
+        notes), ``X`` must be a DataFrame with the same columns in the same order; its
+        values may include categories / strings / missing values that ``X_ref`` lacks, as
+        far as the model accepts them.
+        """
+        codec = getattr(self, "raw_columns_", None)
+        if codec is None:
+            return super().explain(X, output_idx=output_idx, output_label=output_label)
+        self._check_fitted()
+        codec.check_columns(X)
+        call_codec = codec.extend(X)
+        if self.dtype_ == torch.float32 and call_codec.n_codes >= 2**24:
+            raise ValueError(
+                f"a column of X / X_ref has {call_codec.n_codes} distinct values, more than "
+                "dtype='float' codes exactly; use dtype='double'"
+            )
+        codes = call_codec.encode(X)
+        local = copy.copy(self)  # this call's code books; the fitted explainer is unchanged
+        local.model_ = copy.copy(self.model_)
+        local.model_.codec = call_codec
+        self._check_model_takes(local.model_, codes, call_codec, codec, X)
+        frame = pd.DataFrame(codes, columns=[str(c) for c in codec.columns])
+        result = Explainer.explain(local, frame, output_idx=output_idx, output_label=output_label)
+        raw = codec.raw_values(X)
+        raw.flags.writeable = False
+        result._inputs = [raw]  # the user's values (e.g. "Biscoe"), not their codes
+        return result
+
+    @staticmethod
+    def _check_model_takes(model, codes: np.ndarray, call_codec: RawColumns,
+                           codec: RawColumns, X: object) -> None:
+        """Run the model on ``X`` itself; a failure names the columns with values new to it."""
+        try:
+            for start in range(0, len(codes), CPU_MAX_ROWS):
+                model([torch.as_tensor(codes[start:start + CPU_MAX_ROWS])])
+        except Exception as err:  # noqa: BLE001 - whatever the user's pipeline raises
+            new = call_codec.new_values(X, codec)
+            shown = "; ".join(
+                f"column {col!r}: {vals[:5]}{'...' if len(vals) > 5 else ''}"
+                for col, vals in new.items()
+            )
+            where = (
+                f". X has values that X_ref lacks (unknown categories?): {shown}" if new else ""
+            )
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ValueError(f"the model failed on X ({type(err).__name__}: {first}){where}"
+                             ) from err
 
     def _native_dtypes(self) -> list[torch.dtype | None] | None:
         return getattr(self.model_, "input_dtypes", None)
@@ -776,6 +863,8 @@ class KernelSHAP(_AgnosticExplainer):
         Global feature (segment) index of every input element.
     n_segments_ : int
         Number of features ``M``.
+    raw_columns_ : RawColumns or None
+        Code books of the raw DataFrame columns (mixed-type ``X_ref``), else None.
 
     Examples
     --------
@@ -928,7 +1017,8 @@ class LIME(_AgnosticExplainer):
         Ridge penalty of the surrogate, as ``sklearn.linear_model.Ridge(alpha)`` with the
         kernel values as sample weights (lime uses 1.0, which visibly shrinks coefficients).
     baseline : {{"mean", "sample"}}, default="mean"
-        Value of switched-off features (see above).
+        Value of switched-off features (see above). A DataFrame with text / category
+        columns or missing values in front of a Pipeline needs "sample" ("mean" raises).
     {_AGNOSTIC_DOC}
     Attributes
     ----------
@@ -940,6 +1030,8 @@ class LIME(_AgnosticExplainer):
         Global feature (segment) index of every input element.
     n_segments_ : int
         Number of features ``M``.
+    raw_columns_ : RawColumns or None
+        Code books of the raw DataFrame columns (mixed-type ``X_ref``), else None.
 
     Examples
     --------
@@ -992,6 +1084,12 @@ class LIME(_AgnosticExplainer):
     def _fit_reference(self, ref: InputBatch) -> None:
         self._fit_features(ref)
         data = ref.to_tensors(self.dtype_, self.device_)
+        if self.baseline == "mean" and getattr(self.model_, "codec", None) is not None:
+            raise ValueError(
+                "LIME(baseline='mean') replaces switched-off features by the mean of X_ref, "
+                "which does not exist for the text / category columns or missing values of "
+                "this DataFrame; use baseline='sample' (values of random X_ref rows)"
+            )
         if self.baseline == "mean" and any(d is not None for d in self._native_dtypes() or []):
             raise ValueError(
                 "LIME(baseline='mean') replaces switched-off features by the mean of X_ref, "
