@@ -28,3 +28,14 @@ def test_demo_explains_with_every_method_once(tmp_path, capsys):
     assert "KernelSHAP" in table.index and "LIME" in table.index
     assert np.all(table["rows"] == 6)
     assert "test accuracy" in capsys.readouterr().out
+
+
+def test_penguins_pipeline_example_explains_per_original_column(tmp_path):
+    penguins = _load("penguins")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        summary = penguins.main(str(tmp_path))
+    assert list(summary.index) == ["island", *penguins.NUMERIC, "sex"]
+    assert list(summary.columns) == ["IntegratedGradients", "DeepSHAP", "KernelSHAP"]
+    assert np.isfinite(summary.to_numpy()).all() and (summary.to_numpy() > 0).all()
+    assert (tmp_path / "kernelshap_beeswarm.png").exists()
