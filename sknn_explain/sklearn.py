@@ -48,6 +48,7 @@ from ._engine import auto_batch_size
 from ._model import call_forward, predict
 from ._validation import BOOLEAN, POSITIVE_INT
 from .explainers import Explainer, IntegratedGradients
+from .explainers._predict_fn import needs_raw_columns
 from .explainers.base import unfitted_on_error
 from .metrics import ExplainedRows, get_explanation_scorer
 
@@ -339,8 +340,44 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
 
     def _model_input(self, X: np.ndarray) -> object:
         """What the explainer sees: a DataFrame when the fit data had column names."""
+        if isinstance(X, pd.DataFrame):
+            return X
         names = getattr(self, "feature_names_in_", None)
         return X if names is None else pd.DataFrame(X, columns=list(names))
+
+    def _validated(self, X, reset: bool):
+        """Numeric data as a float64 array; raw mixed-type DataFrames (strings, categories,
+        NaN that a Pipeline encodes / imputes) stay DataFrames, with sklearn's column checks."""
+        if not getattr(self, "_raw_input", False):
+            return validate_data(self, X, reset=reset, dtype=np.float64)
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(
+                f"{type(self).__name__} was fitted on a DataFrame with non-numeric columns or "
+                f"missing values; transform a DataFrame with the same columns, got "
+                f"{type(X).__name__}"
+            )
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        return X
+
+    def _network_rows(self, X) -> list[torch.Tensor]:
+        """``X`` as the network's input tensor (through a pipeline's preprocessing)."""
+        explainer = self.explainer_
+        preprocess = getattr(explainer.model_, "preprocess", None)
+        if preprocess is not None:
+            from ._prepare import encode
+
+            X, _ = encode(preprocess, X, explainer.model_.raw_names, "X")
+        X = np.asarray(X, dtype=np.float64)
+        return [torch.tensor(X, dtype=explainer.dtype_, device=explainer.device_)]
+
+    def _numeric_only(self, what: str) -> None:
+        if getattr(self, "_raw_input", False):
+            raise ValueError(
+                f"{what} perturbs features numerically (towards their mean), which has no "
+                f"meaning for the raw non-numeric / missing-value columns this "
+                f"{type(self).__name__} was fitted on; score it on numeric data, or judge the "
+                "explanations with KernelSHAP-style metrics on the encoded features"
+            )
 
     # ------------------------------------------------------------------ fitting
     def _fit_estimator(self, X: np.ndarray, y, seed: int | None, fit_params: dict):
@@ -415,7 +452,8 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         self
         """
         self._check_params()
-        X = validate_data(self, X, dtype=np.float64)
+        self._raw_input = needs_raw_columns(X)
+        X = self._validated(X, reset=True)
         if y is None and not self._uses_fitted_estimator():
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None "
@@ -440,14 +478,15 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         X_ref = X
         if self.max_reference is not None and X.shape[0] > self.max_reference:
             rows = np.sort(rng.choice(X.shape[0], self.max_reference, replace=False))
-            X_ref = X[rows]
+            X_ref = X.iloc[rows] if self._raw_input else X[rows]
         explainer = IntegratedGradients() if self.explainer is None else clone(self.explainer)
         explainer.fit(est, self._model_input(X_ref))
         self.estimator_ = est
         self.explainer_ = explainer
         self._set_outputs(classes, X)
-        self.reference_ = X.mean(axis=0)
-        self.scale_ = X.std(axis=0)
+        # the metrics perturb numeric features towards the mean: none for raw mixed columns
+        self.reference_ = None if self._raw_input else X.mean(axis=0)
+        self.scale_ = None if self._raw_input else X.std(axis=0)
         self._fit_X = X
         self._importances = None
         return self
@@ -455,9 +494,8 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
     def _set_outputs(self, classes: np.ndarray | None, X: np.ndarray) -> None:
         """Map explained columns (classes / outputs) to model output nodes and signs."""
         model = self.explainer_.model_
-        x0 = torch.tensor(X[:1], dtype=self.explainer_.dtype_, device=self.explainer_.device_)
         with torch.no_grad():
-            outs = call_forward(model, [x0])
+            outs = call_forward(model, self._network_rows(X[:1]))
         if len(outs) != 1:
             raise ValueError(
                 f"{type(self).__name__} explains models with one output layer; this model has "
@@ -563,10 +601,9 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         ndarray of shape (n_samples, len(output_names_))
         """
         check_is_fitted(self)
-        X = np.asarray(X, dtype=np.float64)
         explainer = self.explainer_
-        xs = [torch.tensor(X, dtype=explainer.dtype_, device=explainer.device_)]
-        batch = explainer.batch_size or auto_batch_size([X.shape[1:]])
+        xs = self._network_rows(X)
+        batch = explainer.batch_size or auto_batch_size([tuple(xs[0].shape[1:])])
         out = predict(explainer.model_, xs, int(batch))[0].detach().to("cpu", torch.float64)
         return out.numpy()[:, self._output_idx] * self._output_sign
 
@@ -612,7 +649,7 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
             One row per sample (``n_classes`` per sample for ``target="all"``).
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = self._validated(X, reset=False)
         return self._rows(X)
 
     def _layout(self, rows: ExplainedRows, n: int) -> np.ndarray:
@@ -708,6 +745,7 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         float
         """
         check_is_fitted(self)
+        self._numeric_only("score")
         scorer = self.scoring
         if isinstance(scorer, str):
             scorer = get_explanation_scorer(scorer)

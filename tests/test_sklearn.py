@@ -346,3 +346,51 @@ def test_clone_shares_a_prefit_or_frozen_estimator(wine, fitted_net):
     np.testing.assert_array_equal(
         frozen.transform(X), tr.set_params(prefit=True).fit(X).transform(X)
     )
+
+
+def test_attribution_transformer_on_a_raw_mixed_dataframe_pipeline():
+    """fit/transform take the raw DataFrame; names and importances are per original column."""
+    import pandas as pd
+    from palmerpenguins import load_penguins
+    from sklearn.compose import ColumnTransformer
+    from sklearn.feature_selection import SelectFromModel
+    from sklearn.impute import SimpleImputer
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from sklearn.preprocessing import StandardScaler as Scaler
+
+    df = load_penguins().dropna(subset=["sex"]).reset_index(drop=True).iloc[::3]
+    cols = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
+            "sex"]
+    X, y = df[cols], df["species"].to_numpy()
+    pre = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(), Scaler()), cols[1:5]),
+        ("cat", OneHotEncoder(handle_unknown="ignore"), ["island", "sex"]),
+    ])
+    pipe = make_pipeline(pre, MLPClassifier((8,), max_iter=300, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tr = AttributionTransformer(pipe, IntegratedGradients(n=8, dtype="double"),
+                                    random_state=0).set_output(transform="pandas")
+        out = tr.fit_transform(X, y)
+    assert isinstance(out, pd.DataFrame) and out.columns.tolist() == cols
+    assert out.index.equals(X.index)
+    assert tr.get_feature_names_out().tolist() == cols
+    np.testing.assert_allclose(tr.feature_importances_, np.abs(out.to_numpy()).mean(0))
+    # the same numbers as the explainer on the fitted pipeline, predicted class per row
+    direct = IntegratedGradients(n=8, dtype="double").fit(tr.estimator_, X).explain(X)
+    pred = np.searchsorted(tr.classes_, tr.estimator_.predict(X))
+    np.testing.assert_allclose(out.to_numpy(), direct.values[np.arange(len(X)), :, pred],
+                               atol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        selector = SelectFromModel(
+            AttributionTransformer(pipe, IntegratedGradients(n=8), random_state=0),
+            max_features=2, threshold=-np.inf).fit(X, y)
+    assert set(selector.get_feature_names_out()) <= set(cols)
+    assert len(selector.get_feature_names_out()) == 2
+    with pytest.raises(ValueError, match="non-numeric"):
+        tr.score(X)
+    with pytest.raises(TypeError, match="same columns"):
+        tr.transform(X.to_numpy())
