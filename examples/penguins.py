@@ -65,8 +65,8 @@ def make_model(species: list[str]) -> Pipeline:
         criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=0.05, max_epochs=60,
         train_split=None, verbose=0, classes=species,
     )
-    return make_pipeline(preprocess, FunctionTransformer(np.float32, feature_names_out="one-to-one"),
-                         net)
+    to_float32 = FunctionTransformer(np.float32, feature_names_out="one-to-one")
+    return make_pipeline(preprocess, to_float32, net)
 
 
 def main(out_dir: str = "output/penguins") -> pd.DataFrame:
