@@ -310,12 +310,7 @@ class EmbeddingModel:
         for key, idx in state["seen"].items():
             j = key[0]
             if idx.ndim == 0 or idx.shape[0] != r * (len(cols) + 1):
-                raise ValueError(
-                    f"{self._layer(j)} is called on indices of shape {tuple(idx.shape)} "
-                    "without one row per sample first, so its output cannot be attributed "
-                    "per input column; pass embeddings=None, or the paths of the embeddings to "
-                    "attribute"
-                )
+                continue  # no sample axis (positional indices): part of the network
             flat = idx.reshape(len(cols) + 1, r, -1)
             changed = (flat[1:] != flat[:1]).any(1)  # (columns, positions)
             deps = changed.sum(0)
