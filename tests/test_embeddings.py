@@ -290,6 +290,8 @@ def test_float_codes_are_refused():
         ig.explain([x_num, x_cat.double()])
     with pytest.raises(TypeError, match="nn.Embedding 'emb_a' received floating point"):
         skx.IntegratedGradients(n=3).fit(net, [x_num, x_cat.double() + 0.5])
+    with pytest.raises(TypeError, match="nn.Embedding 'emb_a' received floating point .*int64"):
+        skx.Gradient().fit(net).explain([x_num, x_cat.double()])
 
 
 def test_embeddings_parameter():
@@ -339,3 +341,18 @@ def test_fitted_explainer_pickles_and_explains_the_same():
     again = pickle.loads(pickle.dumps(ig)).explain([x_num, x_cat]).values
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
+
+
+def test_column_groups_describe_the_encoded_space():
+    net = _mixed()
+    x_num, x_cat = _data()
+    ig = skx.IntegratedGradients(n=4, dtype="double").fit(net, [x_num, x_cat])
+    model = ig.model_
+    groups = model.column_groups([(2,), (2,)], [3, 2], names=["u", "v", "a", "b"])
+    assert groups.names == ["u", "v", "a", "b"]
+    # the code column 'a' groups its own (zero-gradient) feature and emb_a's 3 dimensions
+    assert groups.groups == [[0], [1], [2, 4, 5, 6], [3, 7, 8]]
+    assert groups.encoded_names[4:7] == ["a:emb_a[0]", "a:emb_a[1]", "a:emb_a[2]"]
+    encoded = np.random.default_rng(0).normal(size=(3, 9, 2))
+    summed = groups.sum(encoded, axis=1)
+    np.testing.assert_allclose(summed[:, 2], encoded[:, [2, 4, 5, 6]].sum(1))

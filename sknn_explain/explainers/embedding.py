@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._groups import ColumnGroups, sum_groups
 from .._model import TorchModel
 from .._validation import SequenceOf, StrOptions
 
@@ -160,7 +161,7 @@ class EmbeddingModel:
         if torch.is_floating_point(idx):
             raise TypeError(
                 f"{self._layer(j)} received floating point category codes: pass the columns "
-                "it embeds as integers (an int64 array / tensor, or integer DataFrame columns)"
+                "it embeds as int64 (an int array / tensor, or int DataFrame columns)"
             )
         st = self._state()
         key = (j, st["count"].get(j, 0)) if st is not None else None
@@ -353,20 +354,45 @@ class EmbeddingModel:
         """``xs`` followed by the embedding outputs at ``xs``."""
         return [*xs, *self.embed(xs, batch_size)]
 
+    def column_groups(self, input_shapes: Sequence[tuple[int, ...]], embedding_dims:
+                      Sequence[int], names: Sequence[str] | None = None) -> ColumnGroups:
+        """The encoded space of ``g`` as :class:`~sknn_explain._groups.ColumnGroups`.
+
+        Encoded features: every model input flattened (inputs in order), then every mapped
+        embedding call flattened as ``(index position, embedding dimension)``. Original
+        columns: the model inputs' flat columns; each groups its own encoded feature and the
+        embedding dimensions of the positions it feeds (one-hot blocks group the same way).
+        """
+        widths = [int(np.prod(s, dtype=np.int64)) for s in input_shapes]
+        starts = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+        n_orig = int(starts[-1])
+        names = list(names) if names is not None else [
+            f"x{i}_{c}" if len(widths) > 1 else f"x{c}"
+            for i, w in enumerate(widths) for c in range(w)]
+        groups = [[j] for j in range(n_orig)]
+        encoded = list(names)
+        offset = n_orig
+        for call, d in zip(self.calls, embedding_dims):
+            for q, (i, c) in enumerate(zip(call.inputs, call.columns)):
+                col = int(starts[i] + c)
+                groups[col].extend(range(offset + q * d, offset + (q + 1) * d))
+                encoded.extend(f"{names[col]}:{self.paths[call.key[0]]}[{k}]" for k in range(d))
+            offset += len(call.inputs) * d
+        return ColumnGroups(names=names, groups=groups, encoded_names=encoded)
+
     def fold(self, values: Sequence[torch.Tensor], n_inputs: int) -> list[torch.Tensor]:
         """Attributions of ``g``'s inputs -> per model input: every embedding output, summed
-        over the embedding dimension, is added to the input column that produced it."""
-        out = [v.clone() for v in values[:n_inputs]]
-        for call, v in zip(self.calls, values[n_inputs:]):
-            n, k = v.shape[0], v.shape[-1]
-            per_pos = v.sum(-2).reshape(n, -1, k)  # sum over the embedding dimension
-            for i in np.unique(call.inputs):
-                pick = np.flatnonzero(call.inputs == i)
-                flat = out[i].reshape(n, -1, k)
-                flat.index_add_(1, torch.as_tensor(call.columns[pick], device=v.device),
-                                per_pos[:, torch.as_tensor(pick, device=v.device)].to(flat.dtype))
-                out[i] = flat.reshape(out[i].shape)
-        return out
+        over the embedding dimension, is added to the input column that produced it (the
+        encoded features summed per :meth:`column_groups`)."""
+        n, k = values[0].shape[0], values[0].shape[-1]
+        shapes = [tuple(v.shape[1:-1]) for v in values[:n_inputs]]
+        groups = self.column_groups(shapes, [int(v.shape[-2]) for v in values[n_inputs:]])
+        encoded = torch.cat([v.reshape(n, -1, k) for v in values], 1)
+        summed = torch.as_tensor(sum_groups(encoded.detach().cpu().numpy(), groups.groups,
+                                            axis=1), device=values[0].device)
+        widths = [int(np.prod(s, dtype=np.int64)) for s in shapes]
+        return [part.reshape(n, *s, k) for part, s in
+                zip(torch.split(summed, widths, dim=1), shapes)]
 
 
 #: accepted values of the ``embeddings`` hyperparameter
