@@ -25,6 +25,7 @@ from .._engine import Forward, OutputSelection, accumulate_paths, auto_batch_siz
 from .._model import predict
 from .._validation import BOOLEAN, NON_NEGATIVE_REAL, POSITIVE_INT, RANDOM_STATE
 from .base import Explainer, random_streams
+from .embedding import EMBEDDINGS, EmbeddingSupport
 
 __all__ = [
     "ExpectedGradients",
@@ -113,9 +114,15 @@ def smoothgrad_attribution(
     random_state: object = None,
     batch_size: int = 1024,
     verbose: bool = False,
+    noisy: Sequence[bool] | None = None,
 ) -> Result:
-    """SmoothGrad: mean gradient over ``n`` Gaussian-perturbed copies of each sample."""
-    sds = [float(noise_level) * float(x.max() - x.min()) for x in xs]
+    """SmoothGrad: mean gradient over ``n`` Gaussian-perturbed copies of each sample.
+
+    ``noisy`` (per input) leaves the inputs flagged False without noise (embedding outputs).
+    """
+    noisy = [True] * len(xs) if noisy is None else list(noisy)
+    sds = [float(noise_level) * float(x.max() - x.min()) if flag else 0.0
+           for x, flag in zip(xs, noisy)]
     gens = random_streams(random_state, len(xs))
 
     def rows(si, _):
@@ -222,10 +229,16 @@ _COMMON_DOC = """
         Model rows per pass (samples x steps); None picks one from the input width.
     verbose : bool, default=False
         Show a progress bar over chunks.
+    embeddings : "auto", list of str or None, default="auto"
+        Categorical embeddings of torch / skorch models: with "auto", every ``nn.Embedding``
+        fed by integer category codes of the input is explained through its output, and its
+        attribution, summed over the embedding dimension, is reported for the column of
+        codes that feeds it (see :mod:`sknn_explain.explainers.embedding`). A list names the
+        embedding modules (paths as in ``named_modules``); None explains the model as is.
 """
 
 
-class Gradient(Explainer):
+class Gradient(EmbeddingSupport, Explainer):
     __doc__ = f"""Vanilla gradient (saliency) and Gradient x Input.
 
     Parameters
@@ -246,11 +259,13 @@ class Gradient(Explainer):
 
     method_name = "Gradient"
     _goal_description = "f(x) - f(0)"
-    _parameter_constraints = {**Explainer._parameter_constraints, "times_input": BOOLEAN}
+    _parameter_constraints = {
+        **Explainer._parameter_constraints, "times_input": BOOLEAN, "embeddings": EMBEDDINGS,
+    }
 
     def __init__(
         self, times_input=False, *, ignore_last_act=True, channels_first=True, dtype="float",
-        device="cpu", batch_size=None, verbose=False,
+        device="cpu", batch_size=None, verbose=False, embeddings="auto",
     ):
         self.times_input = times_input
         self.ignore_last_act = ignore_last_act
@@ -259,15 +274,16 @@ class Gradient(Explainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
+        self.embeddings = embeddings
 
     def _attribute(self, xs, selection, batch_size):
-        return gradient_attribution(
+        return self._attribute_with_embeddings(xs, lambda xs: gradient_attribution(
             self.model_, xs, selection, times_input=bool(self.times_input),
             batch_size=_rows(self, xs, selection, batch_size), verbose=self.verbose,
-        )
+        ))
 
 
-class SmoothGrad(Explainer):
+class SmoothGrad(EmbeddingSupport, Explainer):
     __doc__ = f"""SmoothGrad (Smilkov et al., 2017): gradients averaged over noisy copies.
 
     Parameters
@@ -299,12 +315,13 @@ class SmoothGrad(Explainer):
         "noise_level": NON_NEGATIVE_REAL,
         "times_input": BOOLEAN,
         "random_state": RANDOM_STATE,
+        "embeddings": EMBEDDINGS,
     }
 
     def __init__(
         self, n=50, noise_level=0.1, times_input=False, random_state=None, *,
         ignore_last_act=True, channels_first=True, dtype="float", device="cpu",
-        batch_size=None, verbose=False,
+        batch_size=None, verbose=False, embeddings="auto",
     ):
         self.n = n
         self.noise_level = noise_level
@@ -316,16 +333,18 @@ class SmoothGrad(Explainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
+        self.embeddings = embeddings
 
     def _attribute(self, xs, selection, batch_size):
-        return smoothgrad_attribution(
-            self.model_, xs, selection, n=int(self.n), noise_level=float(self.noise_level),
+        return self._attribute_with_embeddings(xs, lambda ext: smoothgrad_attribution(
+            self.model_, ext, selection, n=int(self.n), noise_level=float(self.noise_level),
             times_input=bool(self.times_input), random_state=self.random_state,
-            batch_size=_rows(self, xs, selection, batch_size), verbose=self.verbose,
-        )
+            batch_size=_rows(self, ext, selection, batch_size), verbose=self.verbose,
+            noisy=self._noisy_inputs(xs),
+        ))
 
 
-class IntegratedGradients(Explainer):
+class IntegratedGradients(EmbeddingSupport, Explainer):
     __doc__ = f"""Integrated Gradients (Sundararajan et al., 2017), right Riemann sum.
 
     The baseline comes from ``fit(model, X_ref)``: no ``X_ref`` -> zeros, one row -> that
@@ -354,11 +373,12 @@ class IntegratedGradients(Explainer):
     _goal_description = "f(x) - f(x_ref)"
     _parameter_constraints = {
         **Explainer._parameter_constraints, "n": POSITIVE_INT, "times_input": BOOLEAN,
+        "embeddings": EMBEDDINGS,
     }
 
     def __init__(
         self, n=50, times_input=True, *, ignore_last_act=True, channels_first=True,
-        dtype="float", device="cpu", batch_size=None, verbose=False,
+        dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
     ):
         self.n = n
         self.times_input = times_input
@@ -368,24 +388,26 @@ class IntegratedGradients(Explainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
+        self.embeddings = embeddings
 
     def _fit_reference(self, ref: InputBatch | None) -> None:
         if ref is None:
             self.x_ref_ = None
         else:
-            self.x_ref_ = [
-                t.mean(0, keepdim=True) for t in ref.to_tensors(self.dtype_, self.device_)
+            self.x_ref_ = [  # embedding outputs: their mean over X_ref
+                t.mean(0, keepdim=True)
+                for t in self._with_embeddings(ref.to_tensors(self.dtype_, self.device_))
             ]
 
     def _attribute(self, xs, selection, batch_size):
-        return intgrad_attribution(
+        return self._attribute_with_embeddings(xs, lambda xs: intgrad_attribution(
             self.model_, xs, selection, x_ref=self.x_ref_, n=int(self.n),
             times_input=bool(self.times_input), verbose=self.verbose,
             batch_size=_rows(self, xs, selection, batch_size),
-        )
+        ))
 
 
-class ExpectedGradients(Explainer):
+class ExpectedGradients(EmbeddingSupport, Explainer):
     __doc__ = f"""Expected Gradients (Erion et al., 2021) against a reference distribution.
 
     ``fit(model, X_ref)`` requires ``X_ref``: for every sample, ``n`` references are drawn
@@ -414,11 +436,12 @@ class ExpectedGradients(Explainer):
     _goal_description = "f(x) - mean f(X_ref)"
     _parameter_constraints = {
         **Explainer._parameter_constraints, "n": POSITIVE_INT, "random_state": RANDOM_STATE,
+        "embeddings": EMBEDDINGS,
     }
 
     def __init__(
         self, n=50, random_state=None, *, ignore_last_act=True, channels_first=True,
-        dtype="float", device="cpu", batch_size=None, verbose=False,
+        dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
     ):
         self.n = n
         self.random_state = random_state
@@ -428,18 +451,19 @@ class ExpectedGradients(Explainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
+        self.embeddings = embeddings
 
     def _fit_reference(self, ref: InputBatch) -> None:
-        self.data_ref_ = ref.to_tensors(self.dtype_, self.device_)
+        self.data_ref_ = self._with_embeddings(ref.to_tensors(self.dtype_, self.device_))
         outs = predict(self.model_, self.data_ref_, self._batch_size(ref.shapes))
         self.ref_output_mean_ = [o.mean(0) for o in outs]
 
     def _attribute(self, xs, selection, batch_size):
-        return expgrad_attribution(
+        return self._attribute_with_embeddings(xs, lambda xs: expgrad_attribution(
             self.model_, xs, selection, data_ref=self.data_ref_, n=int(self.n),
             random_state=self.random_state, ref_output_mean=self.ref_output_mean_,
             batch_size=_rows(self, xs, selection, batch_size), verbose=self.verbose,
-        )
+        ))
 
 
 # innsight's names
