@@ -44,7 +44,7 @@ def seed_entropy(random_state: object) -> int | None:
     elif isinstance(random_state, np.random.RandomState):
         entropy = int(random_state.randint(0, 2**31 - 1))
     elif isinstance(random_state, np.random.Generator):
-        entropy = int(random_state.integers(0, 2**63 - 1))
+        entropy = int(random_state.integers(0, 2**32 - 1, endpoint=True))
     else:
         raise TypeError(
             f"random_state must be None, an int, a RandomState or a Generator, got "
