@@ -10,9 +10,9 @@ partition lengths of a dask DataFrame are counted first (one light pass over the
 so SmoothGrad / ExpectedGradients / KernelSHAP / LIME give the same numbers as in one
 process for the same integer ``random_state``.
 
-The fitted explainer is serialized once with its tensors on the CPU and shipped to the
-workers once (``client.scatter(..., broadcast=True)`` when a ``distributed`` client is
-active, else one shared task); a worker moves it to its own device on first use, so
+The fitted explainer is serialized once with its tensors on the CPU and shipped as one
+task that every block depends on (each worker receives it once, not per block); a worker
+moves it to its own device on first use, so
 ``device="auto"`` uses each worker's GPU on a ``dask-cuda`` cluster.
 
 Requires ``pip install sknn-explain[dask]`` (``dask[array,dataframe]``, ``distributed``);
@@ -26,6 +26,7 @@ import copy
 import io
 import pickle
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -157,17 +158,15 @@ def _frozen_seed(est: object) -> object:
 
 
 def _ship(est: object):
-    """The shipped estimator as a graph dependency: scattered (broadcast) or one task."""
-    dask = _dask()
-    shipped = ShippedEstimator(_frozen_seed(est))
-    try:
-        from distributed import default_client
+    """The shipped estimator as one graph task that every block depends on.
 
-        client = default_client()
-    except (ImportError, ValueError):
-        client = None
-    if client is not None:
-        return client.scatter(shipped, broadcast=True, hash=False)
+    Its bytes travel to the scheduler once with the graph; the worker that runs the task
+    holds the result and the others fetch it once (``distributed`` moves a dependency to a
+    worker once, not per block). Unlike ``client.scatter`` data, a task can be recomputed,
+    so losing every worker that held it is survivable.
+    """
+    dask = _dask()
+    shipped = ShippedEstimator(est)
     return dask.delayed(shipped, pure=True, name=f"sknn-explainer-{id(shipped):x}")
 
 
@@ -176,27 +175,35 @@ def _resolve(shipped: object) -> object:
 
 
 # ---------------------------------------------------------------------- input handling
-def _as_array(X: object, name: str = "X"):
-    """``(dask array with known row chunks, columns or None)``; clear errors, no tasks."""
-    dask = _dask()
+def _as_array(X: object, check: Callable | None = None, name: str = "X"):
+    """``(dask array with known row chunks, columns or None, check(probe))``.
+
+    ``check`` gets a one-row in-memory stand-in of ``X`` (zeros, same shape / columns)
+    before anything is computed: bad input raises before any task runs. Only then are the
+    partition lengths of a dask DataFrame counted.
+    """
+    _dask()
     import dask.array as da
 
     if isinstance(X, da.Array):
         if X.ndim < 2:
             raise ValueError(f"{name} must be (n_samples, *input_shape), got a {X.ndim}-d "
                              "dask array")
-        if any(np.isnan(c) for c in X.chunks[0]) or any(
-                np.isnan(s) for s in X.shape[1:]):
+        if any(np.isnan(c) for c in X.chunks[0]) or any(np.isnan(s) for s in X.shape[1:]):
             raise ValueError(
                 f"{name} is a dask array with unknown chunk sizes (nan, e.g. after boolean "
                 f"indexing): call {name}.compute_chunk_sizes() first; the row of every "
                 "sample must be known to key its random draws and to store the result")
+        dtype = X.dtype if np.issubdtype(X.dtype, np.number) else np.float64
+        checked = check(np.zeros((1, *X.shape[1:]), dtype=dtype)) if check else None
         arr, columns = X, None
     elif hasattr(X, "to_dask_array") and hasattr(X, "columns"):
         columns = list(X.columns)
         bad = [c for c, t in X.dtypes.items() if not pd.api.types.is_numeric_dtype(t)]
         if bad:
             raise ValueError(f"{name} has non-numeric columns {bad[:5]}; encode them first")
+        probe = pd.DataFrame({c: np.zeros(1, dtype=t) for c, t in X.dtypes.items()})
+        checked = check(probe) if check else None
         lengths = tuple(int(v) for v in X.map_partitions(len).compute())
         arr = X.to_dask_array(lengths=lengths)
     else:
@@ -204,15 +211,7 @@ def _as_array(X: object, name: str = "X"):
                         f"{type(X).__name__}")
     if any(len(c) > 1 for c in arr.chunks[1:]):  # a block holds whole samples
         arr = arr.rechunk({i: -1 for i in range(1, arr.ndim)})
-    del dask
-    return arr, columns
-
-
-def _probe(arr, columns: list | None) -> object:
-    """A one-row in-memory stand-in of ``X`` (zeros, same columns / dtype)."""
-    dtype = arr.dtype if np.issubdtype(arr.dtype, np.number) else np.float64
-    zeros = np.zeros((1, *arr.shape[1:]), dtype=dtype)
-    return pd.DataFrame(zeros, columns=columns) if columns is not None else zeros
+    return arr, columns, checked
 
 
 def _offsets(arr) -> np.ndarray:
@@ -281,11 +280,11 @@ def explain(explainer: object, X: object, output_idx: object = None,
     if explainer.n_inputs_ not in (None, 1):
         raise ValueError("Dask inputs are supported for models with one input; the model "
                          f"has {explainer.n_inputs_}")
-    arr, columns = _as_array(X)
+    explainer = _frozen_seed(explainer)  # one seed for every block (None / RandomState)
     # one row of zeros explained here: every shape / column / output check of the
     # in-memory path runs before any task, and it tells the layout of the result
-    probe = explainer.explain(_probe(arr, columns), output_idx=output_idx,
-                              output_label=output_label)
+    arr, _, probe = _as_array(X, lambda x: explainer.explain(
+        x, output_idx=output_idx, output_label=output_label))
     has_goal = probe._goal is not None
     sizes = [len(names) for names in probe.output_names]
     dtype = _np_dtype(explainer)
@@ -563,10 +562,9 @@ def _transform_array(transformer: object, X: object):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(transformer)
-    arr, columns = _as_array(X)
-    if arr.ndim != 2:
-        raise ValueError(f"X must be 2-d (n_samples, n_features), got shape {arr.shape}")
-    transformer.transform(_probe(arr, columns))  # the in-memory checks, on one row
+    transformer = _frozen_seed(transformer)
+    # the in-memory checks (width, columns), on one row of zeros, before any task runs
+    arr, columns, _ = _as_array(X, transformer.transform)
     names = transformer.get_feature_names_out()
     hi, lo = _data_range(transformer, arr)
     out = arr.map_blocks(
