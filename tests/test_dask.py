@@ -237,6 +237,17 @@ def test_transformer_on_dask(client):
         tr.transform(da.zeros((10, P + 2), chunks=5))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_transformer_random_explainer_matches_in_process(client):
+    """SmoothGrad inside the transformer: row-keyed noise and the whole-data noise scale."""
+    X = _data(9, n=30)
+    y = X[:, 0] - X[:, 2]
+    tr = AttributionTransformer(explainer=SmoothGrad(n=5, random_state=1, dtype="double"),
+                                random_state=0).fit(X, y)
+    got = tr.transform(da.from_array(X, chunks=((4, 20, 6), P))).compute()
+    np.testing.assert_allclose(got, tr.transform(X), rtol=1e-12, atol=1e-14)
+
+
 def test_parallel_post_fit(client):
     wrappers = pytest.importorskip("dask_ml.wrappers")
     X = _data(6, n=40)
