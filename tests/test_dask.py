@@ -136,8 +136,10 @@ def test_random_state_instance_and_none(client):
     X = _data(2)
     ref = SmoothGrad(n=5, random_state=np.random.RandomState(7), dtype="double").fit(
         _net()).explain(X).values
-    sg = SmoothGrad(n=5, random_state=np.random.RandomState(7), dtype="double").fit(_net())
+    rs = np.random.RandomState(7)
+    sg = SmoothGrad(n=5, random_state=rs, dtype="double").fit(_net())
     lazy = sg.explain(da.from_array(X, chunks=CHUNKS))
+    assert sg.random_state is rs  # the user's explainer is not changed (a copy is shipped)
     np.testing.assert_array_equal(lazy.values.compute(), ref)
     # None: one seed is drawn for the whole collection, so values are self-consistent
     lazy = SmoothGrad(n=5, dtype="double").fit(_net()).explain(da.from_array(X, chunks=10))
@@ -296,6 +298,15 @@ def test_worker_killed_mid_computation(client, tmp_path):
     assert os.path.exists(marker)  # a worker was killed, the scheduler re-ran its tasks
     group = zarr.open_group(str(tmp_path / "k.zarr"), mode="r")
     np.testing.assert_array_equal(group["values"][:], sg.explain(X).values)
+
+
+def test_explainer_is_one_task_shared_by_all_chunks():
+    X = da.from_array(_data(), chunks=CHUNKS)
+    lazy = IntegratedGradients(n=4).fit(_net(), _data()[:5]).explain(X)
+    graph = dict(lazy.values.__dask_graph__())
+    shipped = [k for k in graph if "sknn-explainer" in str(k)]
+    assert len(shipped) == 1  # shipped once, not per chunk
+    assert sum("sknn-integratedgradients" in str(k) for k in graph) >= len(CHUNKS[0])
 
 
 def test_shipped_estimator_loads_once_on_cpu():
