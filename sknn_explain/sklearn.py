@@ -49,7 +49,7 @@ from ._model import call_forward, predict
 from ._validation import BOOLEAN, POSITIVE_INT
 from .explainers import Explainer, IntegratedGradients
 from .explainers._predict_fn import needs_raw_columns
-from .explainers.base import unfitted_on_error
+from .explainers.base import is_dask_collection, unfitted_on_error
 from .metrics import ExplainedRows, get_explanation_scorer
 
 __all__ = ["AttributionTransformer", "TabularMLP", "default_estimator"]
@@ -673,8 +673,13 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         -------
         ndarray of shape (n_samples, n_features) or (n_samples, n_features * n_classes)
             For ``target="all"`` the columns run feature-major: all classes of feature 0,
-            then of feature 1, ... (see :meth:`get_feature_names_out`).
+            then of feature 1, ... (see :meth:`get_feature_names_out`). A dask array /
+            DataFrame gives a lazy dask array / DataFrame (see :mod:`sknn_explain.dask`).
         """
+        if is_dask_collection(X):
+            from .dask import transform as dask_transform
+
+            return dask_transform(self, X)
         rows = self.explained_rows(X)
         return self._layout(rows, rows.values.shape[0] // self._rows_per_sample())
 

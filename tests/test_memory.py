@@ -58,7 +58,9 @@ before = resident()
 t0 = time.perf_counter()
 res = ex.explain(X)
 seconds = time.perf_counter() - t0
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # peak; KiB on Linux
+with open("/proc/self/status") as fh:  # peak RSS of this process: VmHWM, not ru_maxrss,
+    # which also counts the parent's RSS at fork (a big pytest process inflated "extra")
+    after = 1024 * int(next(l for l in fh if l.startswith("VmHWM")).split()[1])
 assert res.values.shape == (rows, feats, outs)
 print(json.dumps({"before": before, "after": after, "extra": after - before,
                   "result_bytes": res.values.nbytes, "seconds": seconds}))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,14 +30,14 @@ from .._validation import COMMON_PARAMETER_CONSTRAINTS
 from ..attribution import Attribution
 from ..convert.adapter import prepare_model
 
-__all__ = ["Explainer", "group_result", "make_attribution", "random_streams"]
+__all__ = ["Explainer", "group_result", "make_attribution", "random_streams", "row_context",
+           "row_keys", "row_generator"]
 
 
-def random_streams(random_state: object, k: int) -> list[np.random.Generator]:
-    """``k`` independent numpy generators derived from an sklearn-style ``random_state``.
+def seed_entropy(random_state: object) -> int | None:
+    """The integer entropy behind an sklearn-style ``random_state`` (None: fresh entropy).
 
-    An int gives the same streams on every call (same seed, same attributions); None gives
-    fresh entropy; a ``RandomState`` / ``Generator`` instance is consumed once for a seed.
+    An int is used as is; a ``RandomState`` / ``Generator`` instance is consumed once.
     """
     if random_state is None:
         entropy = None
@@ -44,13 +46,66 @@ def random_streams(random_state: object, k: int) -> list[np.random.Generator]:
     elif isinstance(random_state, np.random.RandomState):
         entropy = int(random_state.randint(0, 2**31 - 1))
     elif isinstance(random_state, np.random.Generator):
-        entropy = int(random_state.integers(0, 2**63 - 1))
+        entropy = int(random_state.integers(0, 2**32 - 1, endpoint=True))
     else:
         raise TypeError(
             f"random_state must be None, an int, a RandomState or a Generator, got "
             f"{type(random_state).__name__}"
         )
+    return entropy
+
+
+def random_streams(random_state: object, k: int) -> list[np.random.Generator]:
+    """``k`` independent numpy generators derived from an sklearn-style ``random_state``.
+
+    An int gives the same streams on every call (same seed, same attributions); None gives
+    fresh entropy; a ``RandomState`` / ``Generator`` instance is consumed once for a seed.
+    """
+    entropy = seed_entropy(random_state)
     return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(k)]
+
+
+def row_keys(random_state: object, k: int) -> list[np.ndarray]:
+    """``k`` independent 128-bit Philox keys derived from ``random_state``.
+
+    With :func:`row_generator` they give one random stream per *global* row index, so the
+    draws of a sample do not depend on how the data are chunked (in-process batches or
+    Dask blocks): the same ``random_state`` gives the same numbers either way.
+    """
+    entropy = seed_entropy(random_state)
+    return [s.generate_state(2, np.uint64) for s in np.random.SeedSequence(entropy).spawn(k)]
+
+
+def row_generator(key: np.ndarray, row: int) -> np.random.Generator:
+    """The random stream of global row ``row`` under ``key`` (counter-based, no state)."""
+    return np.random.Generator(np.random.Philox(key=key, counter=[0, 0, int(row), 0]))
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """Where a block of rows sits in the whole data set (set by the Dask integration).
+
+    Attributes
+    ----------
+    offset : int
+        Global index of the block's first row (keys the per-row random draws).
+    data_range : list of (float, float) or None
+        Per input, ``(max, min)`` over the whole data set (SmoothGrad's noise scale), or
+        None to use the block itself (in-process: the block is the whole data set).
+    """
+
+    offset: int = 0
+    data_range: tuple | None = None
+
+
+#: the current block's context (a ContextVar: safe with threaded Dask workers)
+ROW_CONTEXT: ContextVar[RowContext | None] = ContextVar("sknn_explain_row_context",
+                                                         default=None)
+
+
+def row_context() -> RowContext:
+    """The current :class:`RowContext` (offset 0, no data range outside Dask blocks)."""
+    return ROW_CONTEXT.get() or RowContext()
 
 
 def make_attribution(
@@ -116,6 +171,12 @@ def group_result(model_: object, result: Attribution, raw: np.ndarray) -> Attrib
     grouped = result.group_columns(groups, per_group)
     grouped.output_space = getattr(result, "output_space", None)
     return grouped
+
+
+def is_dask_collection(X: object) -> bool:
+    """Whether ``X`` is a dask collection (checked without importing dask)."""
+    return (type(X).__module__.split(".")[0] in ("dask", "dask_expr")
+            and hasattr(X, "__dask_graph__"))
 
 
 def _output_space(model: object) -> str | None:
@@ -410,8 +471,14 @@ class Explainer(BaseEstimator):
 
         Returns
         -------
-        Attribution
+        Attribution or sknn_explain.dask.LazyAttribution
+            A lazy result (dask arrays / DataFrame) when ``X`` is a dask array or dask
+            DataFrame; see :func:`sknn_explain.dask.explain`.
         """
+        if is_dask_collection(X):
+            from ..dask import explain as dask_explain
+
+            return dask_explain(self, X, output_idx=output_idx, output_label=output_label)
         self._check_fitted()
         raw = None
         preprocess = getattr(self.model_, "preprocess", None)

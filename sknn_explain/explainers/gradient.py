@@ -18,13 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from .._data import InputBatch
 from .._engine import Forward, OutputSelection, accumulate_paths, auto_batch_size
 from .._model import predict
 from .._validation import BOOLEAN, NON_NEGATIVE_REAL, POSITIVE_INT, RANDOM_STATE
-from .base import Explainer, random_streams
+from .base import Explainer, row_context, row_generator, row_keys
 from .embedding import EMBEDDINGS, EmbeddingSupport
 
 __all__ = [
@@ -119,16 +120,32 @@ def smoothgrad_attribution(
     """SmoothGrad: mean gradient over ``n`` Gaussian-perturbed copies of each sample.
 
     ``noisy`` (per input) leaves the inputs flagged False without noise (embedding outputs).
+
+    The noise of sample ``i`` comes from its own random stream keyed by ``random_state``
+    and its global row index (see :func:`~sknn_explain.explainers.base.row_generator`), so
+    it does not depend on ``batch_size`` or on how a Dask collection is chunked.
     """
     noisy = [True] * len(xs) if noisy is None else list(noisy)
-    sds = [float(noise_level) * float(x.max() - x.min()) if flag else 0.0
-           for x, flag in zip(xs, noisy)]
-    gens = random_streams(random_state, len(xs))
+    ctx = row_context()
+    if ctx.data_range is not None:  # a Dask block: the noise scale of the whole data set
+        sds = [float(noise_level) * float(torch.tensor(hi, dtype=x.dtype)
+                                          - torch.tensor(lo, dtype=x.dtype)) if flag else 0.0
+               for x, (hi, lo), flag in zip(xs, ctx.data_range, noisy)]
+    else:
+        sds = [float(noise_level) * float(x.max() - x.min()) if flag else 0.0
+               for x, flag in zip(xs, noisy)]
+    keys = row_keys(random_state, len(xs))
 
-    def rows(si, _):
+    def rows(si, st):
+        si_np, st_np = si.cpu().numpy(), st.cpu().numpy()
         pts = []
-        for x, sd, gen in zip(xs, sds, gens):
-            noise = gen.standard_normal((len(si), *x.shape[1:]))
+        for x, sd, key in zip(xs, sds, keys):
+            noise = np.empty((len(si_np), *x.shape[1:]))
+            for s in np.unique(si_np):
+                here = si_np == s
+                draws = row_generator(key, ctx.offset + int(s)).standard_normal(
+                    (n, *x.shape[1:]))
+                noise[here] = draws[st_np[here]]
             pts.append(x[si] + sd * torch.as_tensor(noise, dtype=x.dtype, device=x.device))
         return pts, (pts if times_input else [None] * len(pts))
 
@@ -191,12 +208,21 @@ def expgrad_attribution(
     precomputed; otherwise it is computed here.
     """
     n_ref = data_ref[0].shape[0]
-    idx_gen, alpha_gen = random_streams(random_state, 2)
+    (key,) = row_keys(random_state, 1)
+    offset = row_context().offset  # global index of xs[0] (Dask blocks)
     device, dtype = xs[0].device, xs[0].dtype
 
-    def rows(si, _):
-        j = torch.as_tensor(idx_gen.integers(0, n_ref, size=len(si)), device=device)
-        a = torch.as_tensor(alpha_gen.random(len(si)), dtype=dtype, device=device)
+    def rows(si, st):
+        # per sample, its own stream keyed by the global row: chunking-independent draws
+        si_np, st_np = si.cpu().numpy(), st.cpu().numpy()
+        j_np, a_np = np.empty(len(si_np), np.int64), np.empty(len(si_np))
+        for s in np.unique(si_np):
+            here = si_np == s
+            gen = row_generator(key, offset + int(s))
+            j_np[here] = gen.integers(0, n_ref, size=n)[st_np[here]]
+            a_np[here] = gen.random(n)[st_np[here]]
+        j = torch.as_tensor(j_np, device=device)
+        a = torch.as_tensor(a_np, dtype=dtype, device=device)
         pts, mults = [], []
         for x, d in zip(xs, data_ref):
             ref = d[j]
