@@ -119,8 +119,13 @@ def _is_network(step: object) -> bool:
     return is_sklearn_mlp(step) or is_skorch_net(step) or isinstance(step, nn.Module)
 
 
-def prepare_model(model: object) -> Prepared:
+def prepare_model(model: object, space: str = "network") -> Prepared:
     """Take a user model apart into preprocessing, network, output names and activation.
+
+    ``space`` says where a Pipeline of scalers is explained: ``"network"`` runs the scalers
+    as preprocessing and explains the network on its own inputs (one value per original
+    column); ``"raw"`` folds them into the graph and explains the raw feature space. Other
+    preprocessing (encoders, ColumnTransformer) always runs first (network space).
 
     Raises
     ------
@@ -137,9 +142,20 @@ def prepare_model(model: object) -> Prepared:
         steps = list(model.steps)
         if not steps:
             raise ValueError("the Pipeline has no steps")
-        if all(is_foldable_step(s) for _, s in steps[:-1]):
+        foldable = all(is_foldable_step(s) for _, s in steps[:-1])
+        if foldable and (space == "raw" or len(steps) == 1 or all(
+                s is None or isinstance(s, str) for _, s in steps[:-1])):
             final = steps[-1][1]
             return Prepared(None, model, *_net_info(final))
+        if space == "raw":
+            step = next(name for name, s in steps[:-1] if not is_foldable_step(s))
+            raise ValueError(
+                f"space='raw' folds scalers (StandardScaler, MinMaxScaler, MaxAbsScaler, "
+                f"RobustScaler) into the network; pipeline step {step!r} "
+                f"({type(dict(steps)[step]).__name__}) is not an elementwise affine map, so "
+                "it runs as preprocessing and the network is explained on its output: use "
+                "space='network'"
+            )
         return _split_pipeline(model)
     if is_skorch_net(model) or is_sklearn_mlp(model):
         return Prepared(None, model, *_net_info(model))

@@ -37,6 +37,7 @@ __all__ = [
     "BATCH_SIZE",
     "BOOLEAN",
     "COMMON_PARAMETER_CONSTRAINTS",
+    "SPACE",
     "DeviceOptions",
     "Interval",
     "InvalidParameterError",
@@ -155,6 +156,9 @@ RANDOM_STATE = [
 BATCH_SIZE = [Interval(Integral, 1, None, closed="left"), None]
 
 #: parameters every :class:`~sknn_explain.Explainer` has
+#: where a pipeline's scalers are explained: on the network's inputs or on the raw columns
+SPACE: list = [StrOptions({"network", "raw"})]
+
 COMMON_PARAMETER_CONSTRAINTS: dict[str, list] = {
     "ignore_last_act": BOOLEAN,
     "channels_first": BOOLEAN,

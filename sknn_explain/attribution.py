@@ -107,6 +107,10 @@ class Attribution:
         self._encoded: Attribution | None = None
         #: the user's row labels (a DataFrame's index), else None (0-based positions)
         self.row_index: pd.Index | None = None
+        #: for pipelines: "network" (attributions on the network's inputs, i.e. after the
+        #: preprocessing, one value per original column) or "raw" (scalers folded into the
+        #: network: attributions in raw units); None for plain networks
+        self.input_space: str | None = None
 
     # ------------------------------------------------------------------ column groups
     def group_columns(self, groups: object, raw_inputs: np.ndarray) -> Attribution:
@@ -137,6 +141,7 @@ class Attribution:
         )
         out._encoded = self
         out.row_index = self.row_index
+        out.input_space = self.input_space
         return out
 
     @property

@@ -222,13 +222,13 @@ def _data_range(est: object, arr) -> tuple:
     """``(max, min)`` of the whole data as 0-d dask arrays when the method needs it."""
     from .explainers.gradient import SmoothGrad
 
-    if isinstance(_explainer_of(est), SmoothGrad):
-        return arr.max(), arr.min()
+    if isinstance(_explainer_of(est), SmoothGrad):  # per feature: both noise scales need it
+        return arr.max(axis=0), arr.min(axis=0)
     return None, None
 
 
 def _context(offset: int, hi, lo) -> RowContext:
-    rng = None if hi is None else ((float(hi), float(lo)),)
+    rng = None if hi is None else ((np.asarray(hi), np.asarray(lo)),)
     return RowContext(offset=int(offset), data_range=rng)
 
 

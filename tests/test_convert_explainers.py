@@ -86,7 +86,7 @@ def test_gradient_of_fitted_mlp_equals_finite_differences(data):
 
 def test_pipeline_attributions_in_original_feature_space(pipe, data):
     df, _ = data
-    explainer = Gradient(dtype="double", ignore_last_act=False).fit(pipe, df)
+    explainer = Gradient(dtype="double", ignore_last_act=False, space="raw").fit(pipe, df)
     assert isinstance(explainer.model_, GraphModel)
     assert explainer.model_.input_names == [[["age", "income", "debt", "rate"]]]
     res = explainer.explain(df.iloc[:4], output_label="b")

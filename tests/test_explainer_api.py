@@ -368,7 +368,8 @@ def test_skorch_net_in_pipeline_keeps_class_names_and_feature_space(skorch_net):
     pipe = make_pipeline(scaler, net)  # net was trained on raw X; only the maths matter here
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "X does not have valid feature names" noise
-        res = Gradient(dtype="double").fit(pipe, df).explain(df.iloc[:3], output_label=[2])
+        res = Gradient(dtype="double", space="raw").fit(pipe, df).explain(
+            df.iloc[:3], output_label=[2])
     assert res.output_names == [[2]]
     assert res.input_names == [[["a", "b", "c", "d"]]]
     # chain rule through the folded scaler: d/dx f((x - m) / s) = f'((x - m) / s) / s

@@ -126,6 +126,7 @@ def test_smoothgrad_converges_to_captum_noise_tunnel(times_input):
     x = torch.randn(3, 5, dtype=torch.float64)
     noise_level, n = 0.2, 4000
     ours = SmoothGrad(n=n, noise_level=noise_level, times_input=times_input, random_state=0,
+                      noise_scale="batch",
                       dtype="double").fit(model).explain(x).values
     sd = noise_level * float(x.max() - x.min())
     base = InputXGradient(model) if times_input else Saliency(model)
@@ -188,7 +189,8 @@ def test_functional_api_matches_explainers():
         (torch_grad(model, x, times_input=True),
          Gradient(times_input=True, dtype="double").fit(model).explain(x)),
         (torch_smoothgrad(model, x, n=5, random_state=1),
-         SmoothGrad(n=5, random_state=1, dtype="double").fit(model).explain(x)),
+         SmoothGrad(n=5, random_state=1, dtype="double", noise_scale="batch").fit(
+             model).explain(x)),
         (torch_intgrad(model, x, x_ref=ref[:1], n=8),
          IntegratedGradients(n=8, dtype="double").fit(model, ref[:1]).explain(x)),
         (torch_expgrad(model, x, ref, n=8, random_state=2),

@@ -256,9 +256,12 @@ def test_scaler_only_pipelines_keep_the_folded_raw_space(data):
     X = data[NUM].to_numpy()
     net = MLPRegressor(hidden_layer_sizes=(4,), max_iter=50, random_state=0)
     pipe = _fit_quiet(make_pipeline(StandardScaler(), net), X, X[:, 0])
-    prepared = prepare_model(pipe)
+    prepared = prepare_model(pipe, "raw")
     assert prepared.preprocess is None and prepared.net is pipe
-    res = skx.Gradient().fit(pipe, X[:5]).explain(X[:2])
+    network = prepare_model(pipe)  # the default: the scaler runs first, one group per column
+    assert network.preprocess is not None and network.net is pipe[-1]
+    assert [list(g) for g in network.column_groups.groups] == [[j] for j in range(X.shape[1])]
+    res = skx.Gradient(space="raw").fit(pipe, X[:5]).explain(X[:2])
     assert res.to_numpy(level="encoded") is not None
     np.testing.assert_array_equal(res.to_numpy(level="encoded"), res.values)
 

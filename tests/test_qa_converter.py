@@ -284,7 +284,7 @@ def test_scaler_flags_are_folded_exactly(tab, scalers):
     X, y = tab
     pipe = _quiet_fit(make_pipeline(*scalers(), MLPClassifier(
         (5,), activation="logistic", max_iter=100, random_state=0)), X, y)
-    res = Gradient(dtype="double", ignore_last_act=False).fit(pipe).explain(X[:4])
+    res = Gradient(dtype="double", ignore_last_act=False, space="raw").fit(pipe).explain(X[:4])
     ref = _fd(pipe.predict_proba, X[:4])
     assert np.abs(res.values - ref).max() < 1e-6 * np.abs(ref).max()
 
@@ -395,10 +395,12 @@ def test_x_ref_columns_must_match_the_models_feature_names(tab):
         (4,), max_iter=50, random_state=0)), df, y)
     shuffled = df[["c", "b", "a"]]
     with pytest.raises(ValueError, match=r"X_ref has feature names \['c', 'b', 'a'\]"):
-        IntegratedGradients().fit(pipe, shuffled)
+        IntegratedGradients(space="raw").fit(pipe, shuffled)
+    with pytest.raises(ValueError, match=r"X_ref has the pipeline's columns in another order"):
+        IntegratedGradients().fit(pipe, shuffled)  # network space: the scaler runs first
     with pytest.raises(ValueError, match=r"X_ref has feature names \['c', 'b', 'a'\]"):
         convert(pipe, X_ref=shuffled)
-    ig = IntegratedGradients(dtype="double").fit(pipe, df[:5])
+    ig = IntegratedGradients(dtype="double", space="raw").fit(pipe, df[:5])
     np.testing.assert_allclose(ig.x_ref_[0].numpy(), X[:5].mean(0, keepdims=True))
     assert list(ig.feature_names_in_) == ["a", "b", "c"]
     assert convert(pipe, X_ref=df).input_names == [[["a", "b", "c"]]]

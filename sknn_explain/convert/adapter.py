@@ -297,8 +297,12 @@ def prepare_model(
     dtype: torch.dtype,
     device: torch.device,
     require_graph: bool = False,
+    space: str = "network",
 ) -> GraphModel | TorchModel:
     """Convert ``model`` for an explainer (see the module docstring).
+
+    ``space`` (``"network"`` / ``"raw"``) says whether a Pipeline's scalers run as
+    preprocessing or are folded into the graph (:func:`sknn_explain._prepare.prepare_model`).
 
     Returns a :class:`GraphModel`, or (torch / skorch models, when conversion fails and
     ``require_graph`` is False) the plain :class:`~sknn_explain._model.TorchModel` copy, whose
@@ -318,7 +322,7 @@ def prepare_model(
     from .api import make_source
     from .from_skorch import is_skorch_net
 
-    prepared = take_apart(model)  # the one front door: preprocessing / network / names
+    prepared = take_apart(model, space)  # the one front door: preprocessing / network / names
     if prepared.preprocess is not None:
         # the network is converted (or copied) alone and explained on the encoded data
         model_ = prepare_model(prepared.net, ignore_last_act=ignore_last_act, dtype=dtype,

@@ -240,6 +240,19 @@ _USE_TRANSFORMER = (
 )
 
 
+def _input_space(model: object, model_: object) -> str | None:
+    """"network" when a pipeline's preprocessing runs before the explained network, "raw"
+    when its scalers are folded into it, None for anything that is not a pipeline."""
+    from sklearn.pipeline import Pipeline
+
+    if getattr(model_, "preprocess", None) is not None:
+        return "network"
+    if isinstance(model, Pipeline) and any(
+            s is not None and not isinstance(s, str) for _, s in model.steps[:-1]):
+        return "raw"
+    return None
+
+
 def _reject_data_as_model(model: object) -> None:
     """``fit(X)`` (as a Pipeline / GridSearchCV calls it) gets data where the model belongs."""
     import pandas as pd
@@ -333,6 +346,7 @@ class Explainer(BaseEstimator):
         return prepare_model(
             model, ignore_last_act=self.ignore_last_act, dtype=dtype, device=device,
             require_graph=bool(getattr(self, "_requires_graph", False)),
+            space=getattr(self, "space", "network"),
         )
 
     @unfitted_on_error
@@ -398,6 +412,7 @@ class Explainer(BaseEstimator):
         self.model_ = model_
         self.dtype_, self.device_ = dtype, device
         self.recurrent_layer_ = find_batch_first_rnn(model)
+        self.input_space_ = _input_space(model, model_)
         shapes = ref.shapes if ref is not None else getattr(model_, "input_shapes", None)
         self.input_shapes_ = None if shapes is None else [tuple(s) for s in shapes]
         self.n_inputs_ = None if self.input_shapes_ is None else len(self.input_shapes_)
@@ -512,6 +527,9 @@ class Explainer(BaseEstimator):
         )
         result.output_space = _output_space(self.model_)  # "logit" / "probability", for plots
         result.row_index = row_index_of(X)
+        result.input_space = getattr(self, "input_space_", None)
+        if result.input_space is not None and result.goal_description is not None:
+            result.goal_description += f" (on the {result.input_space} inputs)"
         if raw is not None:
             result = group_result(self.model_, result, raw)
         return result

@@ -53,7 +53,7 @@ class ConnectionWeights(GraphExplainer):
 
     def __init__(
         self, times_input=False, *, ignore_last_act=True, channels_first=True, dtype="float",
-        device="cpu", batch_size=None, verbose=False,
+        device="cpu", batch_size=None, verbose=False, space="network",
     ):
         self.times_input = times_input
         self.ignore_last_act = ignore_last_act
@@ -62,6 +62,7 @@ class ConnectionWeights(GraphExplainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
+        self.space = space
 
     def _global_weights(self, probe, selection):
         """Per input ``(1, *shape, K)`` path-weight sums (``probe``: one row per input)."""
@@ -122,6 +123,7 @@ class ConnectionWeights(GraphExplainer):
         if getattr(self.model_, "preprocess", None) is not None:  # summed per original column
             result = group_result(self.model_, result, np.full(
                 (1, len(self.model_.raw_names)), np.nan, dtype=object))
+        result.input_space = getattr(self, "input_space_", None)
         return result
 
     def _attribute(self, xs, selection, batch_size):

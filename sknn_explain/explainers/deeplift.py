@@ -80,6 +80,7 @@ class DeepLift(_DeepLiftBase):
     def __init__(
         self, rule_name="rescale", winner_takes_all=True, *, ignore_last_act=True,
         channels_first=True, dtype="float", device="cpu", batch_size=None, verbose=False,
+        space="network",
     ):
         self.rule_name = rule_name
         self.winner_takes_all = winner_takes_all
@@ -89,6 +90,7 @@ class DeepLift(_DeepLiftBase):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
+        self.space = space
 
     def _fit_reference(self, ref: InputBatch | None) -> None:
         if ref is None:
@@ -163,7 +165,7 @@ class DeepSHAP(_DeepLiftBase):
     def __init__(
         self, limit_ref=100, rule_name="rescale", winner_takes_all=True, random_state=None, *,
         ignore_last_act=True, channels_first=True, dtype="float", device="cpu",
-        batch_size=None, verbose=False,
+        batch_size=None, verbose=False, space="network",
     ):
         self.limit_ref = limit_ref
         self.rule_name = rule_name
@@ -175,6 +177,7 @@ class DeepSHAP(_DeepLiftBase):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
+        self.space = space
 
     def _fit_reference(self, ref: InputBatch) -> None:
         data = ref.to_tensors(self.dtype_, self.device_)

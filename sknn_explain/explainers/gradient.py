@@ -24,7 +24,14 @@ import torch
 from .._data import InputBatch
 from .._engine import Forward, OutputSelection, accumulate_paths, auto_batch_size
 from .._model import predict
-from .._validation import BOOLEAN, NON_NEGATIVE_REAL, POSITIVE_INT, RANDOM_STATE
+from .._validation import (
+    BOOLEAN,
+    NON_NEGATIVE_REAL,
+    POSITIVE_INT,
+    RANDOM_STATE,
+    SPACE,
+    StrOptions,
+)
 from .base import Explainer, row_context, row_generator, row_keys
 from .embedding import EMBEDDINGS, EmbeddingSupport
 
@@ -116,8 +123,15 @@ def smoothgrad_attribution(
     batch_size: int = 1024,
     verbose: bool = False,
     noisy: Sequence[bool] | None = None,
+    noise_scale: str = "batch",
+    feature_range: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Result:
     """SmoothGrad: mean gradient over ``n`` Gaussian-perturbed copies of each sample.
+
+    ``noise_scale="batch"`` (innsight): ``sd = noise_level * (max - min)`` over the whole
+    input; ``"feature"``: one ``sd`` per feature, ``noise_level`` times that feature's range
+    over ``feature_range`` (per input ``(max, min)``, e.g. of the reference data) or, when
+    None, over the explained data.
 
     ``noisy`` (per input) leaves the inputs flagged False without noise (embedding outputs).
 
@@ -127,13 +141,23 @@ def smoothgrad_attribution(
     """
     noisy = [True] * len(xs) if noisy is None else list(noisy)
     ctx = row_context()
-    if ctx.data_range is not None:  # a Dask block: the noise scale of the whole data set
-        sds = [float(noise_level) * float(torch.tensor(hi, dtype=x.dtype)
-                                          - torch.tensor(lo, dtype=x.dtype)) if flag else 0.0
-               for x, (hi, lo), flag in zip(xs, ctx.data_range, noisy)]
-    else:
-        sds = [float(noise_level) * float(x.max() - x.min()) if flag else 0.0
-               for x, flag in zip(xs, noisy)]
+    sds = []
+    for i, (x, flag) in enumerate(zip(xs, noisy)):
+        if not flag:
+            sds.append(0.0)
+            continue
+        if noise_scale == "feature" and feature_range is not None and i < len(feature_range):
+            hi, lo = feature_range[i]  # the reference data's range: batch-independent
+        elif ctx.data_range is not None and i < len(ctx.data_range):
+            hi, lo = ctx.data_range[i]  # a Dask block: per-feature range of the whole data
+        else:
+            hi, lo = x.amax(dim=0), x.amin(dim=0)
+        hi = torch.as_tensor(np.asarray(hi), dtype=x.dtype, device=x.device)
+        lo = torch.as_tensor(np.asarray(lo), dtype=x.dtype, device=x.device)
+        if noise_scale == "feature":
+            sds.append(float(noise_level) * (hi - lo))
+        else:
+            sds.append(float(noise_level) * float(hi.max() - lo.min()))
     keys = row_keys(random_state, len(xs))
 
     def rows(si, st):
@@ -287,11 +311,12 @@ class Gradient(EmbeddingSupport, Explainer):
     _goal_description = "f(x) - f(0)"
     _parameter_constraints = {
         **Explainer._parameter_constraints, "times_input": BOOLEAN, "embeddings": EMBEDDINGS,
+        "space": SPACE,
     }
 
     def __init__(
         self, times_input=False, *, ignore_last_act=True, channels_first=True, dtype="float",
-        device="cpu", batch_size=None, verbose=False, embeddings="auto",
+        device="cpu", batch_size=None, verbose=False, embeddings="auto", space="network",
     ):
         self.times_input = times_input
         self.ignore_last_act = ignore_last_act
@@ -301,6 +326,7 @@ class Gradient(EmbeddingSupport, Explainer):
         self.batch_size = batch_size
         self.verbose = verbose
         self.embeddings = embeddings
+        self.space = space
 
     def _attribute(self, xs, selection, batch_size):
         return self._attribute_with_embeddings(xs, lambda xs: gradient_attribution(
@@ -317,12 +343,18 @@ class SmoothGrad(EmbeddingSupport, Explainer):
     n : int, default=50
         Noisy copies per sample.
     noise_level : float, default=0.1
-        Noise standard deviation relative to the data range: ``sd = noise_level *
-        (max(X) - min(X))`` over the explained batch (innsight's convention).
+        Noise standard deviation relative to the data range (see ``noise_scale``).
     times_input : bool, default=False
         Multiply each noisy gradient by its noisy input.
     random_state : int, RandomState, Generator or None
         Seed of the noise; an int gives identical attributions on every call.
+    noise_scale : {{"auto", "feature", "batch"}}, default="auto"
+        ``"batch"`` (innsight's convention): one ``sd = noise_level * (max(X) - min(X))``
+        over the whole explained input, right for images and signals whose values share a
+        scale. ``"feature"``: one ``sd`` per feature, ``noise_level`` times that feature's
+        range over ``X_ref`` (or over the explained ``X`` without ``X_ref``), right for
+        tabular columns on different scales. ``"auto"``: ``"feature"`` for tabular inputs,
+        ``"batch"`` for signals and images.
     {_COMMON_DOC}
     Examples
     --------
@@ -341,18 +373,20 @@ class SmoothGrad(EmbeddingSupport, Explainer):
         "noise_level": NON_NEGATIVE_REAL,
         "times_input": BOOLEAN,
         "random_state": RANDOM_STATE,
-        "embeddings": EMBEDDINGS,
+        "noise_scale": [StrOptions({"auto", "feature", "batch"})],
+        "embeddings": EMBEDDINGS, "space": SPACE,
     }
 
     def __init__(
         self, n=50, noise_level=0.1, times_input=False, random_state=None, *,
-        ignore_last_act=True, channels_first=True, dtype="float", device="cpu",
-        batch_size=None, verbose=False, embeddings="auto",
+        noise_scale="auto", ignore_last_act=True, channels_first=True, dtype="float",
+        device="cpu", batch_size=None, verbose=False, embeddings="auto", space="network",
     ):
         self.n = n
         self.noise_level = noise_level
         self.times_input = times_input
         self.random_state = random_state
+        self.noise_scale = noise_scale
         self.ignore_last_act = ignore_last_act
         self.channels_first = channels_first
         self.dtype = dtype
@@ -360,13 +394,26 @@ class SmoothGrad(EmbeddingSupport, Explainer):
         self.batch_size = batch_size
         self.verbose = verbose
         self.embeddings = embeddings
+        self.space = space
+
+    def _fit_reference(self, ref: InputBatch | None) -> None:
+        super()._fit_reference(ref)
+        # per-feature (max, min) of X_ref: the "feature" noise scale, batch-independent
+        self.feature_range_ = None if ref is None else [
+            (np.nanmax(a, axis=0), np.nanmin(a, axis=0)) for a in ref.arrays]
+
+    def _noise_scale(self, xs) -> str:
+        if self.noise_scale != "auto":
+            return self.noise_scale
+        return "feature" if all(x.ndim == 2 for x in xs) else "batch"
 
     def _attribute(self, xs, selection, batch_size):
         return self._attribute_with_embeddings(xs, lambda ext: smoothgrad_attribution(
             self.model_, ext, selection, n=int(self.n), noise_level=float(self.noise_level),
             times_input=bool(self.times_input), random_state=self.random_state,
             batch_size=_rows(self, ext, selection, batch_size), verbose=self.verbose,
-            noisy=self._noisy_inputs(xs),
+            noisy=self._noisy_inputs(xs), noise_scale=self._noise_scale(xs),
+            feature_range=getattr(self, "feature_range_", None),
         ))
 
 
@@ -399,12 +446,13 @@ class IntegratedGradients(EmbeddingSupport, Explainer):
     _goal_description = "f(x) - f(x_ref)"
     _parameter_constraints = {
         **Explainer._parameter_constraints, "n": POSITIVE_INT, "times_input": BOOLEAN,
-        "embeddings": EMBEDDINGS,
+        "embeddings": EMBEDDINGS, "space": SPACE,
     }
 
     def __init__(
         self, n=50, times_input=True, *, ignore_last_act=True, channels_first=True,
         dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
+        space="network",
     ):
         self.n = n
         self.times_input = times_input
@@ -415,6 +463,7 @@ class IntegratedGradients(EmbeddingSupport, Explainer):
         self.batch_size = batch_size
         self.verbose = verbose
         self.embeddings = embeddings
+        self.space = space
 
     def _fit_reference(self, ref: InputBatch | None) -> None:
         if ref is None:
@@ -462,12 +511,13 @@ class ExpectedGradients(EmbeddingSupport, Explainer):
     _goal_description = "f(x) - mean f(X_ref)"
     _parameter_constraints = {
         **Explainer._parameter_constraints, "n": POSITIVE_INT, "random_state": RANDOM_STATE,
-        "embeddings": EMBEDDINGS,
+        "embeddings": EMBEDDINGS, "space": SPACE,
     }
 
     def __init__(
         self, n=50, random_state=None, *, ignore_last_act=True, channels_first=True,
         dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
+        space="network",
     ):
         self.n = n
         self.random_state = random_state
@@ -478,6 +528,7 @@ class ExpectedGradients(EmbeddingSupport, Explainer):
         self.batch_size = batch_size
         self.verbose = verbose
         self.embeddings = embeddings
+        self.space = space
 
     def _fit_reference(self, ref: InputBatch) -> None:
         self.data_ref_ = self._with_embeddings(ref.to_tensors(self.dtype_, self.device_))

@@ -80,7 +80,7 @@ class LRP(GraphExplainer):
     def __init__(
         self, rule_name="simple", rule_param=None, winner_takes_all=True, *,
         ignore_last_act=True, channels_first=True, dtype="float", device="cpu",
-        batch_size=None, verbose=False,
+        batch_size=None, verbose=False, space="network",
     ):
         self.rule_name = rule_name
         self.rule_param = rule_param
@@ -91,6 +91,7 @@ class LRP(GraphExplainer):
         self.device = device
         self.batch_size = batch_size
         self.verbose = verbose
+        self.space = space
 
     def _check_params(self):
         resolve_rules(self.rule_name, self.rule_param)

@@ -384,6 +384,8 @@ def draw_panel(ax: Axes, p: Panel, scale: tuple[float, float]) -> ColourBar | No
         title += f"\n{p.extra['n_data']} sample(s)"
     if p.note:
         title += f"\n{p.note}"
+    if p.extra.get("input_space"):
+        title += f" | {p.extra['input_space']}" if p.note else f" · {p.extra['input_space']}"
     ax.set_title(title, fontsize="medium")
     return cbar
 

@@ -478,6 +478,20 @@ def _check_flag(name: str, val: object) -> None:
         raise TypeError(f"{name} must be a bool, got {val!r}")
 
 
+def input_space_text(attr: Attribution) -> str | None:
+    """Which inputs a pipeline's attributions refer to (None for plain networks)."""
+    space = getattr(attr, "input_space", None)
+    return None if space is None else f"{space} inputs"
+
+
+def _with_input_space(panels: list, attr: Attribution) -> list:
+    text = input_space_text(attr)
+    if text is not None:
+        for panel in panels:
+            panel.extra["input_space"] = text
+    return panels
+
+
 def local_panels(
     attr: Attribution,
     data_idx: object = 0,
@@ -560,7 +574,7 @@ def local_panels(
                         panels.append(image)
                     panel.background = None
                 panels.append(panel)
-    return panels
+    return _with_input_space(panels, attr)
 
 
 def _shows_beside(show_input: object, p: Panel) -> bool:
@@ -738,7 +752,7 @@ def global_panels(
             panel.col = f"input {i}" if multi_in else out.label
             panel.scale_group = 0 if same_scale else i
             panels.append(panel)
-    return panels
+    return _with_input_space(panels, attr)
 
 
 def _value_label(pre: Callable | None) -> str:
@@ -912,7 +926,7 @@ def dependence_panels(
             features=[names[j]], scale_group=0, scope="global",
             value_label=f"attribution of {names[j]}", extra=extra,
         ))
-    return panels
+    return _with_input_space(panels, attr)
 
 
 def numeric_view(x: np.ndarray) -> np.ndarray:

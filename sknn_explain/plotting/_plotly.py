@@ -57,6 +57,8 @@ def _title(p: Panel) -> str:
         parts.append(f"{p.extra['n_data']} sample(s)")
     if p.note:
         parts.append(p.note)
+    if p.extra.get("input_space"):
+        parts[-1] += f" | {p.extra['input_space']}"
     return "<br>".join(parts)
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
+from .._validation import SPACE
 from ..convert.graph import Graph
 from ..explainers.base import Explainer
 
@@ -26,6 +27,7 @@ class GraphExplainer(Explainer):
 
     #: tells ``Explainer._prepare_model`` to convert the model to a Graph (or raise)
     _requires_graph = True
+    _parameter_constraints = {**Explainer._parameter_constraints, "space": SPACE}
 
     def _prepare_model(self, model: object, dtype: torch.dtype, device: torch.device):
         adapter = super()._prepare_model(model, dtype, device)
