@@ -52,8 +52,8 @@ def main() -> None:
     res = Gradient().fit(net, [img, tab]).explain([img, tab], output_idx=[[0, 1], [0]])
     print("gradient shapes:", [[v.shape for v in layer] for layer in res.values], end="\n\n")
 
-    # 2. a scikit-learn Pipeline: the scaler is folded into the graph, so attributions are
-    #    in the original feature space and carry the DataFrame's column names
+    # 2. a scikit-learn Pipeline: convert() folds the scaler into the graph; explainers run it
+    #    first and explain the network's inputs, per DataFrame column (space="raw": folded)
     data = load_breast_cancer(as_frame=True)
     X, y = data.data.iloc[:, :8], data.target.map({0: "malignant", 1: "benign"})
     with warnings.catch_warnings():

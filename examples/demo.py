@@ -1,7 +1,7 @@
 """sknn_explain demo: train a skorch MLP in a scikit-learn Pipeline on breast_cancer, explain it.
 
-The StandardScaler is folded into the converted graph, so attributions are for the original
-(unscaled) features and carry their names.
+The network is explained on its own (scaled) inputs and the attributions are reported per
+original column, with the DataFrame's names (``space="network"``, the default).
 
 Run from the repository root::
 
@@ -110,10 +110,10 @@ def main(out_dir: str = "output/demo", n_rows: int | None = None, plots: bool = 
           "rows):")
     with pd.option_context("display.width", 140, "display.max_colwidth", 28):
         print(table.to_string(justify="left"))
-    print("\nThe scaler is folded into the explained function, so attributions are in raw units: "
-          "'x Input' and\nConnection Weights multiply by raw values (large-scale features such "
-          "as areas weigh more),\nwhile the baseline methods (IG, DeepLift, SHAP) compare with "
-          "the mean of X_train.")
+    print("\nThe scaler runs before the network, and every method explains the network on its "
+          "own (scaled) inputs,\nreported per original column (space='network', the default); "
+          "space='raw' folds the scaler in and\nexplains raw units, where 'x Input' multiplies "
+          "by raw values and large-scale features weigh more.")
     pd.concat(frames).to_csv(out / "attributions.csv", index=False)
     extra = f" and plots (beeswarm and two local explanations per method) to {out}/*.png" \
         if plots else ""
