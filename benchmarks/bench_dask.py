@@ -133,7 +133,14 @@ def main() -> pd.DataFrame:
     parser.add_argument("--chunk", type=int, default=50_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--methods", nargs="+", default=["IntegratedGradients", "DeepLift"])
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="keep distributed's worker malloc settings (slower; see "
+                             "sknn_explain.dask.WORKER_MALLOC_ENV)")
     args = parser.parse_args()
+    if not args.default_malloc:
+        from sknn_explain.dask import configure_workers
+
+        configure_workers()
 
     net = model(args.features)
     X = synthetic(args.rows, args.features, args.chunk).compute(scheduler="sync")

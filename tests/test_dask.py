@@ -326,3 +326,20 @@ def test_import_does_not_import_dask():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root,
                    env={**os.environ, "PYTHONPATH": root})
+
+
+def test_configure_workers_sets_the_malloc_environment_of_new_workers():
+    import dask
+
+    from sknn_explain.dask import WORKER_MALLOC_ENV, configure_workers
+
+    key = "distributed.nanny.pre-spawn-environ"
+    before = dict(dask.config.get(key))
+    try:
+        configure_workers()
+        environ = dask.config.get(key)
+        for name, value in WORKER_MALLOC_ENV.items():
+            assert environ[name] == value
+        assert environ["OMP_NUM_THREADS"] == before["OMP_NUM_THREADS"]  # the rest is kept
+    finally:
+        dask.config.set({key: before})
