@@ -13,6 +13,7 @@ from .gradient import (
     SmoothGrad,
 )
 from .lrp import LRP
+from .perturbation import FeatureAblation, Occlusion
 
 __all__ = [
     "LIME",
@@ -24,8 +25,10 @@ __all__ = [
     "ExpectedGradient",
     "ExpectedGradients",
     "Explainer",
+    "FeatureAblation",
     "Gradient",
     "IntegratedGradient",
     "IntegratedGradients",
+    "Occlusion",
     "SmoothGrad",
 ]
