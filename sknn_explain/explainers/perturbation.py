@@ -255,7 +255,7 @@ class _PerturbationExplainer(Explainer):
                     f"{user} of {label}"
                 ) from None
             arr = _user_to_model(arr, self.channels_first)
-            out.append(torch.as_tensor(np.ascontiguousarray(arr).reshape(-1), dtype=x.dtype,
+            out.append(torch.as_tensor(np.array(arr).reshape(-1), dtype=x.dtype,
                                        device=x.device))
         return out
 
