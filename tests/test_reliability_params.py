@@ -22,9 +22,11 @@ from sknn_explain import (
     DeepLift,
     DeepSHAP,
     ExpectedGradients,
+    FeatureAblation,
     Gradient,
     IntegratedGradients,
     KernelSHAP,
+    Occlusion,
     SmoothGrad,
 )
 from sknn_explain.functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
@@ -57,6 +59,8 @@ EXPLAINERS = [
     ConnectionWeights(),
     KernelSHAP(limit_ref=3, random_state=0),
     LIME(n_samples=20, random_state=0),
+    Occlusion((2,)),
+    FeatureAblation(),
 ]
 IDS = [type(e).__name__ for e in EXPLAINERS]
 
