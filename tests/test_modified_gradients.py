@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _torch_models import mlp
+from _torch_models import cnn, mlp
 from captum.attr import InputXGradient, NoiseTunnel, Saliency
 from torch import nn
 
-from sknn_explain import SmoothGrad
+from sknn_explain import Deconvolution, Gradient, GuidedBackprop, SmoothGrad
 
 
 def _captum_all_outputs(attr_fn, x, n_out, **kw) -> np.ndarray:
@@ -79,3 +79,74 @@ def test_smoothgrad_rejects_unknown_nt_type():
     model = nn.Linear(5, 2)
     with pytest.raises(ValueError, match="nt_type"):
         SmoothGrad(nt_type="var").fit(model)
+
+
+# ---------------------------------------------------------------- GuidedBackprop / Deconvolution
+
+
+def _relu_models():
+    torch.manual_seed(1)
+    return [
+        ("mlp", mlp(seed=1).double().eval(), torch.randn(7, 5, dtype=torch.float64)),
+        ("cnn", cnn(seed=1).double().eval(), torch.randn(4, 3, 8, 8, dtype=torch.float64)),
+    ]
+
+
+@pytest.mark.parametrize("which", ["mlp", "cnn"])
+@pytest.mark.parametrize("method", ["guided", "deconv"])
+def test_modified_backward_equals_captum(which, method):
+    from captum.attr import Deconvolution as CaptumDeconv
+    from captum.attr import GuidedBackprop as CaptumGuided
+
+    _, model, x = next(m for m in _relu_models() if m[0] == which)
+    ours_cls, ref_cls = ((GuidedBackprop, CaptumGuided) if method == "guided"
+                         else (Deconvolution, CaptumDeconv))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [p.requires_grad for p in model.parameters()]
+    result = ours_cls(dtype="double").fit(model).explain(x)
+    ref = _captum_all_outputs(ref_cls(model).attribute, x.clone().requires_grad_(), n_out=10)
+    assert result.values.shape == ref.shape
+    assert np.abs(result.values - ref).max() < 1e-8
+    # the modified backward differs from the plain gradient (the test is not vacuous)
+    plain = Gradient(dtype="double").fit(model).explain(x).values
+    assert np.abs(result.values - plain).max() > 1e-3
+    # predictions are those of the unmodified model; the model is untouched
+    with torch.no_grad():
+        assert np.allclose(result.predictions, model(x).numpy())
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert not model.training
+    assert all(not m._forward_hooks and not m._backward_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("cls", [GuidedBackprop, Deconvolution])
+def test_modified_backward_selected_outputs_and_batch_size(cls):
+    _, model, x = _relu_models()[0]
+    full = cls(dtype="double").fit(model).explain(x).values
+    some = cls(dtype="double", batch_size=3).fit(model).explain(x, output_idx=[2, 7]).values
+    assert np.allclose(some, full[..., [2, 7]], atol=1e-12)
+    # the private copy keeps no hook between calls
+    explainer = cls(dtype="double").fit(model)
+    explainer.explain(x)
+    root = explainer.model_.graph
+    assert all(not m._forward_hooks for m in root.modules())
+
+
+@pytest.mark.parametrize("cls", [GuidedBackprop, Deconvolution])
+def test_modified_backward_without_relu_is_a_clear_error(cls):
+    model = mlp(act=nn.Tanh, seed=0, n_out=2)
+    with pytest.raises(ValueError, match="ReLU"):
+        cls().fit(model).explain(torch.randn(3, 5))
+
+
+@pytest.mark.parametrize("cls", [GuidedBackprop, Deconvolution])
+def test_modified_backward_invalid_hyperparameters(cls):
+    model, x = mlp(seed=0, n_out=2), torch.randn(3, 5)
+    for name, value in [("batch_size", 0), ("space", "pixels"), ("dtype", "half")]:
+        with pytest.raises((ValueError, TypeError), match=repr(name)):
+            cls(**{name: value}).fit(model)
+        fitted = cls().fit(model)
+        fitted.set_params(**{name: value})
+        with pytest.raises((ValueError, TypeError), match=repr(name)):
+            fitted.explain(x)
+    assert set(cls().get_params()) == set(cls._parameter_constraints)

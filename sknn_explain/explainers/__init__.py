@@ -12,6 +12,7 @@ from .gradient import (
     IntegratedGradients,
     SmoothGrad,
 )
+from .guided import Deconvolution, GuidedBackprop
 from .lrp import LRP
 
 __all__ = [
@@ -21,10 +22,12 @@ __all__ = [
     "ConnectionWeights",
     "DeepLift",
     "DeepSHAP",
+    "Deconvolution",
     "ExpectedGradient",
     "ExpectedGradients",
     "Explainer",
     "Gradient",
+    "GuidedBackprop",
     "IntegratedGradient",
     "IntegratedGradients",
     "SmoothGrad",
