@@ -310,8 +310,13 @@ def accumulate_paths(
     keep_outputs: bool = False,
     verbose: bool = False,
     desc: str = "",
+    reduce: str = "mean",
 ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """Mean over steps of ``grad(point) * multiplier`` for every sample and output.
+
+    ``reduce="mean_sq"`` averages the squares of those products instead, ``"var"`` returns
+    their (population) variance over the steps, ``mean(a^2) - mean(a)^2`` clamped at 0
+    (captum's NoiseTunnel ``smoothgrad_sq`` and ``vargrad``).
 
     Rows ``r = sample * n_steps + step`` are processed in order, ``batch_size`` at a time;
     ``make_rows`` builds the evaluation points (and multipliers) of a chunk, so random
@@ -329,7 +334,11 @@ def accumulate_paths(
         at the points, ``(n_samples, K_total)``.
     """
     k = sum(selection.sizes)
+    if reduce not in ("mean", "mean_sq", "var"):
+        raise ValueError(f"reduce must be 'mean', 'mean_sq' or 'var', got {reduce!r}")
     acc = [torch.zeros((n_samples, *s, k), dtype=dtype, device=device) for s in input_shapes]
+    # the sums of squares (vargrad needs both moments)
+    acc_sq = ([torch.zeros_like(a) for a in acc] if reduce == "var" else [None] * len(acc))
     outputs = torch.zeros((n_samples, k), dtype=dtype, device=device) if keep_outputs else None
     # (sample, output) pairs with a NaN / inf model output at some evaluation point
     n_bad = torch.zeros((n_samples, k), dtype=torch.int32, device=device)
@@ -345,15 +354,22 @@ def accumulate_paths(
         step_idx = rows - sample_idx * n_steps
         points, mults = make_rows(sample_idx, step_idx)
         grads, picked = output_gradients(forward, points, selection)
-        for a, g, m in zip(acc, grads, mults):
-            g = g if m is None else g * m.unsqueeze(-1)
-            a.index_add_(0, sample_idx, g.to(a.dtype))
+        for a, a2, g, m in zip(acc, acc_sq, grads, mults):
+            g = (g if m is None else g * m.unsqueeze(-1)).to(a.dtype)
+            if a2 is not None:
+                a2.index_add_(0, sample_idx, g * g)
+            a.index_add_(0, sample_idx, g * g if reduce == "mean_sq" else g)
         if outputs is not None:  # a model may promote the inputs' dtype (float64 buffers)
             outputs.index_add_(0, sample_idx, picked.to(outputs.dtype))
         n_bad.index_add_(0, sample_idx, (~torch.isfinite(picked)).to(torch.int32))
     if n_steps > 1:
         for a in acc:
             a.div_(n_steps)
+    if reduce == "var":
+        for a, a2 in zip(acc, acc_sq):
+            a2.div_(n_steps).sub_(a * a).clamp_(min=0)
+            a.copy_(a2)
+        del acc_sq
     bad = n_bad > 0
     if bool(bad.any()):  # an average over points where the model is undefined is no answer
         for a in acc:

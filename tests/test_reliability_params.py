@@ -19,11 +19,13 @@ from sknn_explain import (
     LIME,
     LRP,
     ConnectionWeights,
+    Deconvolution,
     DeepLift,
     DeepSHAP,
     ExpectedGradients,
     FeatureAblation,
     Gradient,
+    GuidedBackprop,
     IntegratedGradients,
     KernelSHAP,
     Occlusion,
@@ -81,7 +83,9 @@ def _invalid_values(constraints: list) -> list:
 
 
 def test_every_hyperparameter_has_a_constraint():
-    for explainer in EXPLAINERS:
+    # GuidedBackprop / Deconvolution need ReLUs (the shared fixture is a Tanh net): their
+    # invalid-value test is in test_modified_gradients.py
+    for explainer in [*EXPLAINERS, GuidedBackprop(), Deconvolution()]:
         assert set(explainer.get_params()) == set(type(explainer)._parameter_constraints), (
             type(explainer).__name__
         )

@@ -12,6 +12,7 @@ from .gradient import (
     IntegratedGradients,
     SmoothGrad,
 )
+from .guided import Deconvolution, GuidedBackprop
 from .lrp import LRP
 from .perturbation import FeatureAblation, Occlusion
 
@@ -22,11 +23,13 @@ __all__ = [
     "ConnectionWeights",
     "DeepLift",
     "DeepSHAP",
+    "Deconvolution",
     "ExpectedGradient",
     "ExpectedGradients",
     "Explainer",
     "FeatureAblation",
     "Gradient",
+    "GuidedBackprop",
     "IntegratedGradient",
     "IntegratedGradients",
     "Occlusion",

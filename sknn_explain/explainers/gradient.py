@@ -7,6 +7,8 @@ The ``*_attribution`` functions hold the maths, on any differentiable
 * Gradient: ``df/dx`` (``times_input``: ``x * df/dx``, goal ``f(x) - f(0)``).
 * SmoothGrad: mean of gradients at ``x + N(0, sd^2)`` with ``sd = noise_level * (max(X) -
   min(X))`` over the whole explained batch; ``times_input`` multiplies by the *noisy* input.
+  ``nt_type="smoothgrad_sq"`` / ``"vargrad"``: mean of the squares / variance of those
+  noisy attributions (captum's NoiseTunnel).
 * IntegratedGradients: right Riemann sum, ``alpha = 1/n, 2/n, ..., 1`` (captum's
   ``riemann_right``), times ``x - x_ref``; goal ``f(x) - f(x_ref)``.
 * ExpectedGradients: per instance ``n`` references drawn with replacement from ``X_ref`` and
@@ -111,6 +113,9 @@ def gradient_attribution(
     return values, outputs, goal
 
 
+_NT_REDUCE = {"smoothgrad": "mean", "smoothgrad_sq": "mean_sq", "vargrad": "var"}
+
+
 def smoothgrad_attribution(
     forward: Forward,
     xs: Sequence[torch.Tensor],
@@ -125,8 +130,13 @@ def smoothgrad_attribution(
     noisy: Sequence[bool] | None = None,
     noise_scale: str = "batch",
     feature_range: Sequence[tuple[np.ndarray, np.ndarray]] | None = None,
+    nt_type: str = "smoothgrad",
 ) -> Result:
     """SmoothGrad: mean gradient over ``n`` Gaussian-perturbed copies of each sample.
+
+    ``nt_type`` (captum's NoiseTunnel types): ``"smoothgrad"`` the mean of the per-copy
+    attributions (gradient, or noisy input x gradient with ``times_input``),
+    ``"smoothgrad_sq"`` the mean of their squares, ``"vargrad"`` their variance.
 
     ``noise_scale="batch"`` (innsight): ``sd = noise_level * (max - min)`` over the whole
     input; ``"feature"``: one ``sd`` per feature, ``noise_level`` times that feature's range
@@ -139,6 +149,9 @@ def smoothgrad_attribution(
     and its global row index (see :func:`~sknn_explain.explainers.base.row_generator`), so
     it does not depend on ``batch_size`` or on how a Dask collection is chunked.
     """
+    if nt_type not in _NT_REDUCE:
+        raise ValueError(
+            f"nt_type must be one of {sorted(_NT_REDUCE)}, got {nt_type!r}")
     noisy = [True] * len(xs) if noisy is None else list(noisy)
     ctx = row_context()
     sds = []
@@ -175,7 +188,7 @@ def smoothgrad_attribution(
 
     values, _ = accumulate_paths(
         forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n,
-        **_path_kwargs(xs, batch_size, verbose, "SmoothGrad"),
+        reduce=_NT_REDUCE[nt_type], **_path_kwargs(xs, batch_size, verbose, "SmoothGrad"),
     )
     return values, _predict_selected(forward, xs, selection, batch_size), None
 
@@ -355,6 +368,13 @@ class SmoothGrad(EmbeddingSupport, Explainer):
         range over ``X_ref`` (or over the explained ``X`` without ``X_ref``), right for
         tabular columns on different scales. ``"auto"``: ``"feature"`` for tabular inputs,
         ``"batch"`` for signals and images.
+    nt_type : {{"smoothgrad", "smoothgrad_sq", "vargrad"}}, default="smoothgrad"
+        How the ``n`` noisy attributions (gradients, or noisy input x gradient with
+        ``times_input``) are combined, as captum's ``NoiseTunnel``: their mean, the mean
+        of their squares (``smoothgrad_sq``, Hooker et al., 2019) or their variance
+        (``vargrad``, Adebayo et al., 2018; ``mean(a^2) - mean(a)^2``). The two variants
+        are non-negative magnitudes: they do not decompose the output, and their units
+        are squared.
     {_COMMON_DOC}
     Examples
     --------
@@ -374,19 +394,22 @@ class SmoothGrad(EmbeddingSupport, Explainer):
         "times_input": BOOLEAN,
         "random_state": RANDOM_STATE,
         "noise_scale": [StrOptions({"auto", "feature", "batch"})],
+        "nt_type": [StrOptions(set(_NT_REDUCE))],
         "embeddings": EMBEDDINGS, "space": SPACE,
     }
 
     def __init__(
         self, n=50, noise_level=0.1, times_input=False, random_state=None, *,
-        noise_scale="auto", ignore_last_act=True, channels_first=True, dtype="float",
-        device="cpu", batch_size=None, verbose=False, embeddings="auto", space="network",
+        noise_scale="auto", nt_type="smoothgrad", ignore_last_act=True, channels_first=True,
+        dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
+        space="network",
     ):
         self.n = n
         self.noise_level = noise_level
         self.times_input = times_input
         self.random_state = random_state
         self.noise_scale = noise_scale
+        self.nt_type = nt_type
         self.ignore_last_act = ignore_last_act
         self.channels_first = channels_first
         self.dtype = dtype
@@ -413,7 +436,7 @@ class SmoothGrad(EmbeddingSupport, Explainer):
             times_input=bool(self.times_input), random_state=self.random_state,
             batch_size=_rows(self, ext, selection, batch_size), verbose=self.verbose,
             noisy=self._noisy_inputs(xs), noise_scale=self._noise_scale(xs),
-            feature_range=getattr(self, "feature_range_", None),
+            feature_range=getattr(self, "feature_range_", None), nt_type=self.nt_type,
         ))
 
 
