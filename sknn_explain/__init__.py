@@ -24,6 +24,7 @@ from .explainers import (
     IntegratedGradients,
     KernelSHAP,
     Occlusion,
+    ShapleyValueSampling,
     SmoothGrad,
 )
 from .functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
@@ -76,6 +77,7 @@ __all__ = [
     "IntegratedGradient",
     "IntegratedGradients",
     "Occlusion",
+    "ShapleyValueSampling",
     "SmoothGrad",
     "torch_expgrad",
     "torch_grad",

@@ -29,6 +29,7 @@ from sknn_explain import (
     IntegratedGradients,
     KernelSHAP,
     Occlusion,
+    ShapleyValueSampling,
     SmoothGrad,
 )
 from sknn_explain.functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
@@ -63,6 +64,7 @@ EXPLAINERS = [
     LIME(n_samples=20, random_state=0),
     Occlusion((2,)),
     FeatureAblation(),
+    ShapleyValueSampling(n_samples=2, random_state=0),
 ]
 IDS = [type(e).__name__ for e in EXPLAINERS]
 

@@ -14,7 +14,7 @@ from .gradient import (
 )
 from .guided import Deconvolution, GuidedBackprop
 from .lrp import LRP
-from .perturbation import FeatureAblation, Occlusion
+from .perturbation import FeatureAblation, Occlusion, ShapleyValueSampling
 
 __all__ = [
     "LIME",
@@ -33,5 +33,6 @@ __all__ = [
     "IntegratedGradient",
     "IntegratedGradients",
     "Occlusion",
+    "ShapleyValueSampling",
     "SmoothGrad",
 ]
