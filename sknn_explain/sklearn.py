@@ -29,6 +29,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
+from sklearn.inspection import permutation_importance
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -46,7 +47,7 @@ from torch import nn
 
 from ._engine import auto_batch_size
 from ._model import call_forward, predict
-from ._validation import BOOLEAN, POSITIVE_INT
+from ._validation import BOOLEAN, POSITIVE_INT, StrOptions
 from .explainers import Explainer, IntegratedGradients
 from .explainers._predict_fn import needs_raw_columns
 from .explainers.base import is_dask_collection, unfitted_on_error
@@ -231,7 +232,21 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
     random_state : int, RandomState instance or None
         Seeds the default estimator, the fit of skorch estimators (torch's global RNG is
         forked for the fit and left as it was) and the ``max_reference`` subset. Other
-        scikit-learn estimators use their own ``random_state``.
+        scikit-learn estimators use their own ``random_state``. With
+        ``importance="permutation"`` it is also the ``random_state`` of
+        :func:`sklearn.inspection.permutation_importance`.
+    importance : {"attribution", "permutation"}, default="attribution"
+        What ``feature_importances_`` measures. "attribution": the mean ``|attribution|``
+        per feature on the training data. "permutation": global permutation importance, the
+        mean over ``n_repeats`` of the drop in the fitted estimator's own ``score`` (accuracy
+        for classifiers, R^2 for regressors) on the training data when one column is
+        shuffled - exactly ``sklearn.inspection.permutation_importance(estimator_, X, y,
+        n_repeats=n_repeats, random_state=random_state).importances_mean``. It uses the
+        model's predictions, not the explainer; it needs ``y`` at fit and an estimator with
+        a ``score`` method.
+    n_repeats : int, default=5
+        Number of column shuffles per feature for ``importance="permutation"`` (ignored
+        for "attribution").
 
     Attributes
     ----------
@@ -250,7 +265,8 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         Standard deviation of the training data: scale of the noise / robustness metrics.
     feature_importances_ : ndarray of shape (n_features_in_,)
         Mean ``|attribution|`` per feature on the training data (averaged over classes for
-        ``target="all"``). Computed on first access (free after ``fit_transform``) and
+        ``target="all"``), or the permutation importance for ``importance="permutation"``.
+        Computed on first access (free after ``fit_transform`` for "attribution") and
         cached, so a grid search that never reads it does not pay for it.
     n_features_in_ : int
     feature_names_in_ : ndarray of str
@@ -295,6 +311,8 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         scoring="neg_deletion_auc",
         max_reference=None,
         random_state=None,
+        importance="attribution",
+        n_repeats=5,
     ):
         self.estimator = estimator
         self.explainer = explainer
@@ -303,6 +321,8 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         self.scoring = scoring
         self.max_reference = max_reference
         self.random_state = random_state
+        self.importance = importance
+        self.n_repeats = n_repeats
 
     # ------------------------------------------------------------------ validation
     _parameter_constraints: dict = {
@@ -313,6 +333,8 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         "scoring": [str, callable],
         "max_reference": [*POSITIVE_INT, None],
         "random_state": ["random_state"],
+        "importance": [StrOptions({"attribution", "permutation"})],
+        "n_repeats": POSITIVE_INT,
     }
 
     def _check_params(self) -> None:
@@ -488,6 +510,7 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         self.reference_ = None if self._raw_input else X.mean(axis=0)
         self.scale_ = None if self._raw_input else X.std(axis=0)
         self._fit_X = X
+        self._fit_y = y
         self._importances = None
         return self
 
@@ -702,16 +725,59 @@ class AttributionTransformer(MetaEstimatorMixin, TransformerMixin, BaseEstimator
         """
         self.fit(X, y, **fit_params)
         rows = self._rows(self._fit_X)
-        self._store_importances(rows)
+        if self.importance == "attribution":
+            self._store_importances(rows)
         return self._layout(rows, self._fit_X.shape[0])
 
     @property
     def feature_importances_(self) -> np.ndarray:
-        """Mean ``|attribution|`` per input feature on the training data."""
+        """Mean ``|attribution|`` (or permutation importance) per input feature.
+
+        Computed on the training data, by ``importance``.
+        """
         check_is_fitted(self)
         if self._importances is None:
-            self._store_importances(self._rows(self._fit_X))
+            if self.importance == "permutation":
+                self._importances = self._permutation_importances()
+            else:
+                self._store_importances(self._rows(self._fit_X))
         return self._importances
+
+    def _permutation_importances(self) -> np.ndarray:
+        """``permutation_importance(estimator_, X, y, ...).importances_mean`` on the fit data.
+
+        The data and labels are given to the estimator as ``fit`` gave them (float32 and
+        encoded labels for skorch nets).
+        """
+        name = type(self).__name__
+        y = self._fit_y
+        if y is None:
+            raise ValueError(
+                f"importance='permutation' scores the model on the training labels, but "
+                f"{name} was fitted without y; pass y to fit"
+            )
+        est = self.estimator_
+        X = self._fit_X
+        skorch = _skorch_kind(est)
+        if skorch is not None:
+            X = np.asarray(X, dtype=np.float32)
+            if skorch in ("binary", "classifier"):
+                y = np.searchsorted(self.classes_, column_or_1d(y))
+            else:
+                y = np.asarray(y, dtype=np.float32)
+                y = y.reshape(-1, 1) if y.ndim == 1 else y
+        else:
+            X = self._model_input(X)
+        if not callable(getattr(est, "score", None)):
+            raise TypeError(
+                f"importance='permutation' uses the estimator's score method, which "
+                f"{type(est).__name__} does not have; use importance='attribution' or an "
+                "estimator with score (a scikit-learn estimator, a skorch classifier / regressor)"
+            )
+        result = permutation_importance(
+            est, X, y, n_repeats=self.n_repeats, random_state=self.random_state
+        )
+        return np.asarray(result.importances_mean, dtype=np.float64)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         """Output feature names.
