@@ -261,6 +261,10 @@ def _check_array(arr: np.ndarray, name: str) -> None:
         )
 
 
+class ShapeMismatchError(ValueError):
+    """The data's per-sample shape differs from the one the explainer / model expects."""
+
+
 def _check_shape(
     arr: np.ndarray,
     expected: tuple[int, ...],
@@ -281,7 +285,7 @@ def _check_shape(
                 if tuple(user_shape) == tuple(user_expected)
                 else f"; if {name} is a single sample, add the batch axis with {name}[None]"
             )
-        raise ValueError(
+        raise ShapeMismatchError(
             f"{name} has rank {len(user_shape)} (shape {tuple(user_shape)}), but the explainer "
             f"expects rank {len(expected) + 1}: (n_samples, {', '.join(map(str, user_expected))})"
             f"{hint}"
@@ -289,7 +293,8 @@ def _check_shape(
     if len(expected) == 1:
         whose = "the model expects" if name.startswith("X_ref") else (
             "the explainer was fitted with")
-        raise ValueError(f"{name} has {got[0]} features, but {whose} {expected[0]} features")
+        raise ShapeMismatchError(
+            f"{name} has {got[0]} features, but {whose} {expected[0]} features")
     user_got = tuple(user_shape[1:])
     hint = ""
     if channels_first and (user_got[-1], *user_got[:-1]) == tuple(expected):
@@ -302,7 +307,7 @@ def _check_shape(
             "; the data seem to be channels-first already: did you mean channels_first=True "
             "(the default)?"
         )
-    raise ValueError(
+    raise ShapeMismatchError(
         f"{name} has per-sample shape {user_got}, expected {tuple(user_expected)}{hint}"
     )
 

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._data import (
     InputBatch,
+    ShapeMismatchError,
     coerce_inputs,
     default_axis_names,
     find_batch_first_rnn,
@@ -501,9 +502,9 @@ class Explainer(BaseEstimator):
             X, raw = encode(preprocess, X, self.model_.raw_names, "X")
         try:
             batch, names = self._coerce(X)
-        except ValueError as err:
-            if getattr(self.model_, "shapes_from_first_call", False) and "shape" in str(err):
-                raise ValueError(
+        except ShapeMismatchError as err:
+            if getattr(self.model_, "shapes_from_first_call", False):
+                raise ShapeMismatchError(
                     f"{err}: the model was converted for the input shape of the first "
                     "explained X (it was fitted without X_ref); refit the explainer, with "
                     "X_ref of the new shape, to explain inputs of another shape") from err
