@@ -27,7 +27,7 @@ import numpy as np
 from ._groups import ColumnGroups
 
 __all__ = [
-    "Prepared", "column_groups", "encode", "is_foldable_step", "prepare_model",
+    "Prepared", "column_groups", "encode", "prepare_model",
     "skorch_activation",
 ]
 
@@ -88,28 +88,6 @@ def skorch_activation(net: object) -> tuple[str, object]:
 
 
 # ---------------------------------------------------------------------- pipelines
-_SCALERS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler")
-
-
-def is_foldable_step(step: object) -> bool:
-    """Whether a pipeline step is folded into the graph (an exact elementwise affine map)."""
-    from sklearn.preprocessing import (
-        FunctionTransformer,
-        MaxAbsScaler,
-        MinMaxScaler,
-        RobustScaler,
-        StandardScaler,
-    )
-
-    if step is None or (isinstance(step, str) and step == "passthrough"):
-        return True
-    if isinstance(step, FunctionTransformer):
-        return step.func is None and step.inverse_func is None
-    if isinstance(step, MinMaxScaler):
-        return not step.clip
-    return type(step) in (StandardScaler, MaxAbsScaler, RobustScaler, MinMaxScaler)
-
-
 def _is_network(step: object) -> bool:
     from torch import nn
 
@@ -135,7 +113,7 @@ def prepare_model(model: object, space: str = "network") -> Prepared:
         The last step of a Pipeline is not a network (naming it), or preprocessing whose
         outputs cannot be mapped to the original columns (naming the step).
     """
-    from .convert.from_sklearn import is_sklearn_mlp, is_sklearn_pipeline
+    from .convert.from_sklearn import is_foldable_step, is_sklearn_mlp, is_sklearn_pipeline
     from .convert.from_skorch import is_skorch_net
 
     if is_sklearn_pipeline(model):

@@ -27,7 +27,8 @@ from ._core import NodeBuilder, Source
 from .errors import ConversionError, UnsupportedLayerError
 from .graph import Graph, input_name
 
-__all__ = ["MLPSource", "PipelineSource", "is_sklearn_mlp", "is_sklearn_pipeline"]
+__all__ = ["MLPSource", "PipelineSource", "is_foldable_step", "is_sklearn_mlp",
+           "is_sklearn_pipeline"]
 
 #: sklearn activation name -> graph activation name (None: no node)
 _ACTIVATIONS = {
@@ -150,6 +151,26 @@ class MLPSource(Source):
     def reference(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         X = xs[0].detach().to("cpu", torch.float64).clone().numpy()  # may be written
         return [torch.as_tensor(_sklearn_predict(self.est, X))]
+
+
+def is_foldable_step(step: object) -> bool:
+    """Whether a pipeline step is folded into the graph (an exact elementwise affine map):
+    the steps :func:`_scaler_affine` turns into an ``ElementwiseAffine`` layer."""
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        MaxAbsScaler,
+        MinMaxScaler,
+        RobustScaler,
+        StandardScaler,
+    )
+
+    if step is None or (isinstance(step, str) and step == "passthrough"):
+        return True
+    if isinstance(step, FunctionTransformer):
+        return step.func is None and step.inverse_func is None
+    if isinstance(step, MinMaxScaler):
+        return not step.clip
+    return type(step) in (StandardScaler, MaxAbsScaler, RobustScaler, MinMaxScaler)
 
 
 def _scaler_affine(step: object, name: str) -> tuple[np.ndarray, np.ndarray] | None:
