@@ -7,14 +7,13 @@ Inside a pass states are ``(K, n, *shape)``; the explainers return ``(n, *shape,
 
 from ._ops import input_layers, predictions, start_states, walk
 from .deeplift import deeplift_backward
-from .lrp import linear_relevance, lrp_backward
+from .lrp import lrp_backward
 from .weights import connection_weights_backward
 
 __all__ = [
     "connection_weights_backward",
     "deeplift_backward",
     "input_layers",
-    "linear_relevance",
     "lrp_backward",
     "predictions",
     "start_states",

@@ -38,6 +38,7 @@ from ..layers import (
     Pad,
     Reshape,
 )
+from ..rules.modifiers import KEEP, Modifier
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 Backward = Callable[[Node, State], Sequence[State | None]]
@@ -71,40 +72,21 @@ def layer_key(layer: Layer) -> str:
 
 
 # ---------------------------------------------------------------------------- linear ops
-def _modify(t: torch.Tensor, mode: str, gamma: float = 0.0) -> torch.Tensor:
-    """Parameter modifiers of the LRP rules."""
-    if mode == "w":
-        return t
-    if mode == "pos":
-        return t.clamp(min=0)
-    if mode == "neg":
-        return t.clamp(max=0)
-    if mode == "gpos":
-        return t + gamma * t.clamp(min=0)
-    if mode == "gneg":
-        return t + gamma * t.clamp(max=0)
-    if mode == "sq":
-        return t * t
-    if mode == "one":
-        return torch.ones_like(t)
-    raise ValueError(f"unknown parameter modifier {mode!r}")  # pragma: no cover
-
-
 class LinearOp:
-    """A linear layer ``x -> x W' (+ b')`` under a parameter modifier.
+    """A linear layer ``x -> x W' (+ b')`` under weight / bias modifiers.
 
-    ``fwd(x, mode, bias, gamma)`` evaluates the layer on ``(n, *in)`` with modified weights
-    (``mode``) and modified bias (``bias``: a mode or None for no bias); ``bwd(g, mode,
-    gamma)`` applies the transpose of the modified weights to ``(K, n, *out)``.
+    Implements :class:`sknn_explain.rules.LinearMap`: ``fwd(x, weights, bias)`` evaluates
+    the layer on ``(n, *in)`` with modified weights and modified bias (None: no bias);
+    ``bwd(g, weights)`` applies the transpose of the modified weights to ``(K, n, *out)``.
     """
 
     in_shape: tuple[int, ...]
 
-    def fwd(self, x: torch.Tensor, mode: str = "w", bias: str | None = None,
-            gamma: float = 0.0) -> torch.Tensor:
+    def fwd(self, x: torch.Tensor, weights: Modifier = KEEP,
+            bias: Modifier | None = None) -> torch.Tensor:
         raise NotImplementedError
 
-    def bwd(self, g: torch.Tensor, mode: str = "w", gamma: float = 0.0) -> torch.Tensor:
+    def bwd(self, g: torch.Tensor, weights: Modifier = KEEP) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -112,30 +94,29 @@ class DenseOp(LinearOp):
     def __init__(self, layer: Dense, in_shape: tuple[int, ...]) -> None:
         self.weight, self.bias, self.in_shape = layer.weight, layer.bias, in_shape
 
-    def fwd(self, x, mode="w", bias=None, gamma=0.0):
-        b = None if bias is None or self.bias is None else _modify(self.bias, bias, gamma)
-        return F.linear(x, _modify(self.weight, mode, gamma), b)
+    def fwd(self, x, weights=KEEP, bias=None):
+        b = None if bias is None or self.bias is None else bias(self.bias)
+        return F.linear(x, weights(self.weight), b)
 
-    def bwd(self, g, mode="w", gamma=0.0):
-        return torch.matmul(g, _modify(self.weight, mode, gamma))
+    def bwd(self, g, weights=KEEP):
+        return torch.matmul(g, weights(self.weight))
 
 
 class ConvOp(LinearOp):
     def __init__(self, layer: Conv, in_shape: tuple[int, ...]) -> None:
         self.layer, self.in_shape = layer, in_shape
 
-    def fwd(self, x, mode="w", bias=None, gamma=0.0):
+    def fwd(self, x, weights=KEEP, bias=None):
         la = self.layer
-        b = None if bias is None or la.bias is None else _modify(la.bias, bias, gamma)
+        b = None if bias is None or la.bias is None else bias(la.bias)
         fn = F.conv1d if la.spatial_dims == 1 else F.conv2d
-        return fn(x, _modify(la.weight, mode, gamma), b, la.stride, la.padding, la.dilation,
-                  la.groups)
+        return fn(x, weights(la.weight), b, la.stride, la.padding, la.dilation, la.groups)
 
-    def bwd(self, g, mode="w", gamma=0.0):
+    def bwd(self, g, weights=KEEP):
         la = self.layer
         k, n = g.shape[:2]
         fn = conv1d_input if la.spatial_dims == 1 else conv2d_input
-        out = fn((k * n, *self.in_shape), _modify(la.weight, mode, gamma),
+        out = fn((k * n, *self.in_shape), weights(la.weight),
                  g.reshape(k * n, *g.shape[2:]), la.stride, la.padding, la.dilation, la.groups)
         return out.reshape(k, n, *self.in_shape)
 
@@ -149,39 +130,34 @@ class AffineOp(LinearOp):
     def _view(self, t: torch.Tensor) -> torch.Tensor:
         return t.reshape(-1, *([1] * (len(self.in_shape) - 1)))
 
-    def fwd(self, x, mode="w", bias=None, gamma=0.0):
-        out = x * self._view(_modify(self.scale, mode, gamma))
+    def fwd(self, x, weights=KEEP, bias=None):
+        out = x * self._view(weights(self.scale))
         if bias is not None:
-            out = out + self._view(_modify(self.shift, bias, gamma))
+            out = out + self._view(bias(self.shift))
         return out
 
-    def bwd(self, g, mode="w", gamma=0.0):
-        return g * self._view(_modify(self.scale, mode, gamma))
+    def bwd(self, g, weights=KEEP):
+        return g * self._view(weights(self.scale))
 
 
 class PositiveOp(LinearOp):
     """A bias-free linear map with non-negative, per-output uniform weights (pooling).
 
-    Weight modifiers reduce to factors: ``w+ = w``, ``w- = 0``, ``w + g w+ = (1 + g) w``.
-    ``"sq"`` and ``"one"`` (w^2 and flat rules) act like ``w`` because these rules only
-    use each output's weights normalised over its window, and the weights are uniform
-    within a window.
+    A weight modifier reduces to its :meth:`~sknn_explain.rules.modifiers.Modifier.
+    pooling_factor`: ``w+ = w``, ``w- = 0``, ``w + g w+ = (1 + g) w``; ``w^2`` and ones act
+    like ``w`` because the rules that use them only use each output's weights normalised
+    over its window, and the weights are uniform within a window.
     """
-
-    _FACTORS = {"w": 1.0, "pos": 1.0, "neg": 0.0, "gneg": 1.0, "sq": 1.0, "one": 1.0}
 
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor],
                  in_shape: tuple[int, ...]) -> None:
         self.fn, self.in_shape = fn, in_shape
 
-    def _factor(self, mode: str, gamma: float) -> float:
-        return 1.0 + gamma if mode == "gpos" else self._FACTORS[mode]
+    def fwd(self, x, weights=KEEP, bias=None):
+        return self.fn(x) * weights.pooling_factor()
 
-    def fwd(self, x, mode="w", bias=None, gamma=0.0):
-        return self.fn(x) * self._factor(mode, gamma)
-
-    def bwd(self, g, mode="w", gamma=0.0):
-        f = self._factor(mode, gamma)
+    def bwd(self, g, weights=KEEP):
+        f = weights.pooling_factor()
         if f == 0.0:
             return g.new_zeros((*g.shape[:2], *self.in_shape))
         return linear_vjp(self.fn, self.in_shape, g) * f

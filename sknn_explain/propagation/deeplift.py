@@ -42,6 +42,7 @@ from ..layers import (
     ElementwiseAffine,
     MaxPool,
 )
+from ..rules.modifiers import NEGATIVE, POSITIVE
 from ._ops import (
     LinearOp,
     linear_op,
@@ -82,8 +83,8 @@ def _pair_linear(op: LinearOp, din: torch.Tensor,
                  m: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     """Route ``m+`` to positive terms ``w * Delta_in`` and ``m-`` to negative ones."""
     mp, mn = m
-    a = op.bwd(mp, "pos") + op.bwd(mn, "neg")  # inputs with Delta > 0
-    b = op.bwd(mp, "neg") + op.bwd(mn, "pos")  # inputs with Delta < 0
+    a = op.bwd(mp, POSITIVE) + op.bwd(mn, NEGATIVE)  # inputs with Delta > 0
+    b = op.bwd(mp, NEGATIVE) + op.bwd(mn, POSITIVE)  # inputs with Delta < 0
     return torch.where(din > 0, a, torch.where(din < 0, b, 0.5 * (a + b)))
 
 
@@ -116,8 +117,8 @@ def deeplift_backward(
             din = delta(node.inputs[0])
             op = linear_op(node.layer, vx[node.inputs[0]])
             dp_, dn_ = din.clamp(min=0), din.clamp(max=0)
-            return (op.fwd(dp_, "pos") + op.fwd(dn_, "neg"),
-                    op.fwd(dp_, "neg") + op.fwd(dn_, "pos"))
+            return (op.fwd(dp_, POSITIVE) + op.fwd(dn_, NEGATIVE),
+                    op.fwd(dp_, NEGATIVE) + op.fwd(dn_, POSITIVE))
         if isinstance(node.layer, Add):
             ds = [delta(p) for p in node.inputs]
             return sum(d.clamp(min=0) for d in ds), sum(d.clamp(max=0) for d in ds)

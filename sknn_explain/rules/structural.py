@@ -1,0 +1,60 @@
+"""LRP rules that need no weights: pass-through (shape-keeping layers) and the equal Add split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .base import LinearMap, Rule
+
+__all__ = ["EqualSplit", "Pass"]
+
+
+class Pass(Rule):
+    """Pass-through (``"pass"``): the input gets the output's relevance unchanged.
+
+    Only for layers that keep the shape (BatchNorm, ElementwiseAffine); innsight's default
+    for BatchNorm.
+
+    Examples
+    --------
+    >>> from sknn_explain.rules import Pass
+    >>> Pass().name
+    'pass'
+    """
+
+    name = "pass"
+
+    def __init__(self) -> None:
+        pass
+
+    def get_params(self) -> dict[str, object]:
+        return {}
+
+    def relevance(self, op: LinearMap, x: torch.Tensor, r: torch.Tensor,
+                  z: torch.Tensor | None = None) -> torch.Tensor:
+        return r
+
+
+class EqualSplit(Rule):
+    """``"equal"``: an ``Add`` node gives every summand ``R / n_summands`` (innsight).
+
+    Examples
+    --------
+    >>> from sknn_explain.rules import EqualSplit
+    >>> EqualSplit().name
+    'equal'
+    """
+
+    name = "equal"
+
+    def __init__(self) -> None:
+        pass
+
+    def get_params(self) -> dict[str, object]:
+        return {}
+
+    def split_sum(self, summands: Sequence[torch.Tensor], z: torch.Tensor,
+                  r: torch.Tensor) -> list[torch.Tensor]:
+        return [r / len(summands)] * len(summands)
