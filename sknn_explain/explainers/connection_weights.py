@@ -12,9 +12,9 @@ from .._validation import BOOLEAN
 from ..attribution import Attribution
 from ..convert.graph import input_name
 from ..propagation import connection_weights_backward, predictions, start_states
-from ..propagation.explainer import GraphExplainer
 from .base import group_result, make_attribution
 from .gradient import _COMMON_DOC
+from .graph_explainer import GraphExplainer
 
 __all__ = ["ConnectionWeights"]
 

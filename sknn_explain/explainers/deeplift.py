@@ -9,9 +9,9 @@ from .._data import InputBatch
 from .._validation import BOOLEAN, POSITIVE_INT, RANDOM_STATE, StrOptions
 from ..convert.graph import input_name
 from ..propagation import deeplift_backward, predictions, start_states
-from ..propagation.explainer import GraphExplainer
 from .base import random_streams
 from .gradient import _COMMON_DOC
+from .graph_explainer import GraphExplainer
 
 __all__ = ["DeepLift", "DeepSHAP"]
 

@@ -11,9 +11,9 @@ import torch
 from .._validation import BOOLEAN, Interval
 from ..convert.graph import input_name
 from ..propagation import lrp_backward, predictions, start_states
-from ..propagation.explainer import GraphExplainer
 from ..rules import Rule, resolve_rules
 from .gradient import _COMMON_DOC
+from .graph_explainer import GraphExplainer
 
 __all__ = ["LRP"]
 

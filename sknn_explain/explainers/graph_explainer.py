@@ -1,7 +1,7 @@
-"""Base class of the explainers that propagate through the layer graph.
+"""Base class of the explainers that propagate through the layer graph (LRP, DeepLift, ...).
 
-Imported by the explainer modules only (not by :mod:`sknn_explain.propagation`), so the
-propagation maths never depends on the estimator layer.
+An estimator, so it lives with the explainers: the propagation maths
+(:mod:`sknn_explain.propagation`) never depends on the estimator layer.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 
 from .._validation import SPACE
 from ..convert.graph import Graph
-from ..explainers.base import Explainer
+from .base import Explainer
 
 __all__ = ["GraphExplainer"]
 
