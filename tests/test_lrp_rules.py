@@ -239,3 +239,14 @@ def test_modifiers_do_what_they_say():
     assert Bound(np.arange(3.0).reshape(3, 1, 1))(x).shape == (1, 3, 4, 4)
     with pytest.raises(ValueError, match="do not broadcast"):
         Bound(np.zeros(2), "low")(x)
+
+
+def test_lrp_with_a_rule_object_clones():
+    """sklearn's clone copies rule objects (it used to call their get_params(deep=False))."""
+    from sklearn.base import clone
+
+    from sknn_explain.explainers.lrp import LRP
+
+    lrp = LRP({"Dense": Gamma(0.1), "input": ZBox(np.zeros(5), np.ones(5))})
+    assert clone(lrp).get_params()["rule_name"]["Dense"] == Gamma(0.1)
+    assert clone(LRP(Epsilon(0.2))).get_params()["rule_name"] == Epsilon(0.2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from numbers import Real
 from typing import Protocol
@@ -58,6 +59,10 @@ class Rule:
 
     def get_params(self) -> dict[str, object]:
         return dict(vars(self))
+
+    def __sklearn_clone__(self):
+        """A copy for :func:`sklearn.base.clone` (rules are values, not estimators)."""
+        return copy.deepcopy(self)
 
     def eps(self, dtype: torch.dtype) -> float:
         """Stabiliser added to denominators (``stabilizer``, or :func:`tiny_eps` if None)."""
