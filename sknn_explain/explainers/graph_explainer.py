@@ -47,13 +47,15 @@ class GraphExplainer(Explainer):
             raise RuntimeError("the model's conversion has not finished; call explain(X)")
         return graph
 
-    def _forward_all(self, xs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _forward_all(self, xs: Sequence[torch.Tensor],
+                     graph: Graph | None = None) -> dict[str, torch.Tensor]:
+        """Every value of ``graph`` (default: :attr:`graph_`) at the inputs ``xs``."""
         if getattr(self.model_, "pending", False):
             with torch.no_grad():
                 self.model_.ensure(list(xs))
         try:
             with torch.no_grad():
-                return self.graph_.forward_all(*xs)
+                return (self.graph_ if graph is None else graph).forward_all(*xs)
         except (RuntimeError, IndexError) as err:
             shapes = ", ".join(str(tuple(x.shape)) for x in xs)
             raise ValueError(

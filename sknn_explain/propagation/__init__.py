@@ -6,6 +6,7 @@ Inside a pass states are ``(K, n, *shape)``; the explainers return ``(n, *shape,
 """
 
 from ._ops import input_layers, predictions, start_states, walk
+from .canonize import merge_batchnorm
 from .deeplift import deeplift_backward
 from .lrp import lrp_backward
 from .weights import connection_weights_backward
@@ -15,6 +16,7 @@ __all__ = [
     "deeplift_backward",
     "input_layers",
     "lrp_backward",
+    "merge_batchnorm",
     "predictions",
     "start_states",
     "walk",

@@ -43,20 +43,37 @@ innsight and zennit): relevance is conserved exactly only for bias-free layers.
 
 Each rule class builds its message from parameter / input modifiers
 (:mod:`sknn_explain.rules.modifiers`) and a stabiliser (:mod:`sknn_explain.rules.linear`);
-the registry (:mod:`sknn_explain.rules.registry`) maps names and layer types to rules.
+the registry (:mod:`sknn_explain.rules.registry`) maps names and layer types to rules;
+presets (:mod:`sknn_explain.rules.presets`) are zennit's composites by name.
 """
 
 from .base import LinearMap, Rule
 from .linear import AlphaBeta, Epsilon, Flat, Gamma, LinearRule, Simple, WSquare, ZBox, ZPlus
 from .modifiers import tiny_eps
+from .presets import (
+    PRESETS,
+    EpsilonAlpha2Beta1,
+    EpsilonAlpha2Beta1Flat,
+    EpsilonGammaBox,
+    EpsilonPlus,
+    EpsilonPlusFlat,
+    Preset,
+    get_preset,
+)
 from .registry import LAYER_KEYS, RULES, LayerRules, get_rule, resolve_rules
 from .structural import EqualSplit, Pass
 
 __all__ = [
     "LAYER_KEYS",
+    "PRESETS",
     "RULES",
     "AlphaBeta",
     "Epsilon",
+    "EpsilonAlpha2Beta1",
+    "EpsilonAlpha2Beta1Flat",
+    "EpsilonGammaBox",
+    "EpsilonPlus",
+    "EpsilonPlusFlat",
     "EqualSplit",
     "Flat",
     "Gamma",
@@ -64,11 +81,13 @@ __all__ = [
     "LinearMap",
     "LinearRule",
     "Pass",
+    "Preset",
     "Rule",
     "Simple",
     "WSquare",
     "ZBox",
     "ZPlus",
+    "get_preset",
     "get_rule",
     "resolve_rules",
     "tiny_eps",

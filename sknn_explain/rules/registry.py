@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from .base import Rule
 from .linear import AlphaBeta, Epsilon, Flat, Gamma, Simple, WSquare, ZBox, ZPlus
+from .presets import PRESETS, Preset, get_preset
 from .structural import EqualSplit, Pass
 
 __all__ = ["LAYER_KEYS", "RULES", "LayerRules", "get_rule", "resolve_rules"]
@@ -89,7 +90,9 @@ def get_rule(rule: str | Rule, param: object = None) -> Rule:
     if not isinstance(rule, str):
         raise TypeError(f"an LRP rule must be a name or a Rule object, got {type(rule).__name__}")
     if rule not in RULES:
-        raise ValueError(f"unknown LRP rule {rule!r}; known rules: {sorted(RULES)}")
+        raise ValueError(
+            f"unknown LRP rule {rule!r}; known rules: {sorted(RULES)}, presets: {sorted(PRESETS)}"
+        )
     cls = RULES[rule]
     if param is not None and cls.param_name is None:
         raise ValueError(
@@ -142,8 +145,9 @@ def resolve_rules(rule_name: object = "simple", rule_param: object = None) -> La
 
     Parameters
     ----------
-    rule_name : str, Rule or dict
-        A single rule for Dense, Conv and pooling layers (BatchNorm and scalers keep
+    rule_name : str, Rule, Preset or dict
+        A preset (:mod:`sknn_explain.rules.presets`, or its name such as ``"EpsilonPlus"``),
+        a single rule for Dense, Conv and pooling layers (BatchNorm and scalers keep
         ``"pass"``, Add keeps ``"equal"``), or a dict from layer keys (:data:`LAYER_KEYS`,
         innsight's ``"Dense_Layer"`` ... also accepted) to rules; missing keys get
         ``"simple"`` (Dense, Conv, pooling), ``"pass"`` (BatchNorm, ElementwiseAffine) or
@@ -173,13 +177,22 @@ def resolve_rules(rule_name: object = "simple", rule_param: object = None) -> La
     >>> r.for_key("Dense"), r.for_key("BatchNorm")
     (Epsilon(epsilon=0.1), Pass())
     """
+    if isinstance(rule_name, str) and rule_name in PRESETS:
+        rule_name = get_preset(rule_name)
+    if isinstance(rule_name, Preset):
+        if rule_param is not None:
+            raise ValueError(
+                f"rule_param={rule_param!r} was given with the preset {rule_name!r}; set the "
+                "parameters on the preset and leave rule_param=None"
+            )
+        rule_name = rule_name.layer_rules()
     if isinstance(rule_name, Mapping):
         names = _normalise_keys(rule_name, "rule_name")
     elif isinstance(rule_name, (str, Rule)):
         names = {k: rule_name for k in LAYER_KEYS if k not in _FIXED_DEFAULTS and k != "input"}
     else:
         raise TypeError(
-            f"rule_name must be a rule name, a Rule or a dict of them, got "
+            f"rule_name must be a rule or preset name, a Rule, a Preset or a dict of rules, got "
             f"{type(rule_name).__name__}"
         )
     if isinstance(rule_param, Mapping):
