@@ -12,7 +12,7 @@ import torch
 
 from .modifiers import KEEP, Modifier, tiny_eps
 
-__all__ = ["LinearMap", "Rule", "check_number"]
+__all__ = ["LinearMap", "Rule", "ValueObject", "check_number"]
 
 
 def check_number(value: object, name: str, *, positive: bool = False) -> float:
@@ -39,7 +39,33 @@ class LinearMap(Protocol):
     def bwd(self, g: torch.Tensor, weights: Modifier = KEEP) -> torch.Tensor: ...
 
 
-class Rule:
+class ValueObject:
+    """Parameters as plain attributes: ``get_params``, repr, equality, hash, copy on clone."""
+
+    def get_params(self) -> dict[str, object]:
+        return dict(vars(self))
+
+    def __sklearn_clone__(self):
+        """A copy for :func:`sklearn.base.clone` (rules are values, not estimators)."""
+        return copy.deepcopy(self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        mine, theirs = self.get_params(), other.get_params()
+        if mine.keys() != theirs.keys():
+            return False
+        return all(np.array_equal(np.asarray(mine[k]), np.asarray(theirs[k])) for k in mine)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, repr(self)))
+
+
+class Rule(ValueObject):
     """Base class of LRP rules.
 
     Subclasses set ``name`` (the registry key) and ``param_name`` (which argument a scalar
@@ -57,13 +83,6 @@ class Rule:
         if stabilizer is not None:
             check_number(stabilizer, "stabilizer", positive=True)
 
-    def get_params(self) -> dict[str, object]:
-        return dict(vars(self))
-
-    def __sklearn_clone__(self):
-        """A copy for :func:`sklearn.base.clone` (rules are values, not estimators)."""
-        return copy.deepcopy(self)
-
     def eps(self, dtype: torch.dtype) -> float:
         """Stabiliser added to denominators (``stabilizer``, or :func:`tiny_eps` if None)."""
         return tiny_eps(dtype) if self.stabilizer is None else float(self.stabilizer)
@@ -80,18 +99,3 @@ class Rule:
                   r: torch.Tensor) -> list[torch.Tensor]:
         """Relevance of each summand ``(n, *shape)`` of an ``Add`` with output ``z``."""
         raise TypeError(f"the LRP rule {self.name!r} does not apply to Add layers")
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        mine, theirs = self.get_params(), other.get_params()
-        if mine.keys() != theirs.keys():
-            return False
-        return all(np.array_equal(np.asarray(mine[k]), np.asarray(theirs[k])) for k in mine)
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self)))

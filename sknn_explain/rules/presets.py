@@ -30,11 +30,7 @@ to a first *Conv* layer; here it goes to the first layer of either kind.
 
 from __future__ import annotations
 
-import copy
-
-import numpy as np
-
-from .base import Rule, check_number
+from .base import Rule, ValueObject, check_number
 from .linear import AlphaBeta, Epsilon, Flat, Gamma, Simple, WSquare, ZBox, ZPlus
 from .structural import Pass
 
@@ -53,7 +49,7 @@ __all__ = [
 _FIRST_LAYER_NAMES = {"flat": Flat, "wsquare": WSquare, "zplus": ZPlus, "simple": Simple}
 
 
-class Preset:
+class Preset(ValueObject):
     """Base class of LRP presets: Dense gets ``Epsilon(epsilon)``, Conv :meth:`conv_rule`.
 
     Parameters
@@ -102,28 +98,6 @@ class Preset:
         if first is not None:
             rules["input"] = first
         return rules
-
-    def get_params(self) -> dict[str, object]:
-        return dict(vars(self))
-
-    def __sklearn_clone__(self):
-        """A copy for :func:`sklearn.base.clone` (rules are values, not estimators)."""
-        return copy.deepcopy(self)
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self):
-            return NotImplemented
-        mine, theirs = self.get_params(), other.get_params()
-        return mine.keys() == theirs.keys() and all(
-            mine[k] == theirs[k] if isinstance(mine[k], (Rule, str, type(None)))
-            else np.array_equal(np.asarray(mine[k]), np.asarray(theirs[k])) for k in mine)
-
-    def __hash__(self) -> int:
-        return hash((type(self).__name__, repr(self)))
 
 
 class EpsilonPlus(Preset):
