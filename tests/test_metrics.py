@@ -16,7 +16,7 @@ from torch import nn
 from sknn_explain import Gradient, IntegratedGradients, SmoothGrad
 from sknn_explain import metrics as M
 from sknn_explain.metrics._checks import as_generator
-from sknn_explain.sklearn import AttributionTransformer, TabularMLP
+from sknn_explain.transformer import AttributionTransformer, TabularMLP
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:torch.*")
 
