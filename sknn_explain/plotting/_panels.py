@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..attribution import Attribution
+from ._result import (
+    AttributionLike,
+    check_attribution,
+    goals_of,
+    inputs_of,
+    predictions_of,
+    sums_of,
+)
 
 __all__ = ["Panel", "dependence_panels", "global_panels", "local_panels"]
 
@@ -86,21 +93,6 @@ class _Output:
 
 
 # ---------------------------------------------------------------------- argument checks
-def check_attribution(attr: object) -> Attribution:
-    if not isinstance(attr, Attribution):
-        raise TypeError(
-            f"expected an sknn_explain.Attribution (the result of Explainer.explain), got "
-            f"{type(attr).__name__}"
-        )
-    for i, names in enumerate(attr.input_names):
-        if len(names) > 3:
-            raise ValueError(
-                f"plots support tabular, signal and image inputs (rank 1-3); input {i + 1} has "
-                f"rank {len(names)}"
-            )
-    return attr
-
-
 def _is_int(v: object) -> bool:
     return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
 
@@ -223,7 +215,7 @@ def output_text(node: str, layer: int, i: int, multi: bool, output_names: object
     return f"{name} ({where}" + (f", {space})" if space else ")")
 
 
-def select_outputs(attr: Attribution, output_idx: object, output_label: object,
+def select_outputs(attr: AttributionLike, output_idx: object, output_label: object,
                    output_names: object = None) -> list[_Output]:
     """Resolve ``output_idx`` / ``output_label`` among the output nodes the result holds.
 
@@ -343,7 +335,7 @@ def _apply(fn: Callable | None, a: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- data access
-def _values_cf(attr: Attribution, out: _Output, input_i: int, rows: list[int]) -> np.ndarray:
+def _values_cf(attr: AttributionLike, out: _Output, input_i: int, rows: list[int]) -> np.ndarray:
     """Attributions of ``rows`` for one output node, model layout ``(n, *shape)``."""
     v = attr.raw_values[out.pos][input_i][rows, ..., out.k]
     if not attr.channels_first and v.ndim >= 3:
@@ -351,9 +343,9 @@ def _values_cf(attr: Attribution, out: _Output, input_i: int, rows: list[int]) -
     return np.asarray(v, dtype=float)
 
 
-def _inputs_cf(attr: Attribution, input_i: int, rows: list[int]) -> np.ndarray:
+def _inputs_cf(attr: AttributionLike, input_i: int, rows: list[int]) -> np.ndarray:
     """The inputs of ``rows`` channels-first; float, or object for raw categorical columns."""
-    x = np.asarray(attr._inputs[input_i][rows])
+    x = np.asarray(inputs_of(attr)[input_i][rows])
     if x.dtype.kind in "biuf":
         x = x.astype(float)
     elif x.ndim != 2:
@@ -363,7 +355,7 @@ def _inputs_cf(attr: Attribution, input_i: int, rows: list[int]) -> np.ndarray:
     return x
 
 
-def _dimension(attr: Attribution, input_i: int) -> int:
+def _dimension(attr: AttributionLike, input_i: int) -> int:
     return len(attr.input_names[input_i])
 
 
@@ -478,13 +470,13 @@ def _check_flag(name: str, val: object) -> None:
         raise TypeError(f"{name} must be a bool, got {val!r}")
 
 
-def input_space_text(attr: Attribution) -> str | None:
+def input_space_text(attr: AttributionLike) -> str | None:
     """Which inputs a pipeline's attributions refer to (None for plain networks)."""
     space = getattr(attr, "input_space", None)
     return None if space is None else f"{space} inputs"
 
 
-def _with_input_space(panels: list, attr: Attribution) -> list:
+def _with_input_space(panels: list, attr: AttributionLike) -> list:
     text = input_space_text(attr)
     if text is not None:
         for panel in panels:
@@ -493,7 +485,7 @@ def _with_input_space(panels: list, attr: Attribution) -> list:
 
 
 def local_panels(
-    attr: Attribution,
+    attr: AttributionLike,
     data_idx: object = 0,
     output_idx: object = None,
     output_label: object = None,
@@ -540,9 +532,9 @@ def local_panels(
                 f"{_DIM_NAMES[_dimension(attr, i)]}; use input_idx= to select the tabular ones"
             )
     multi_in = len(inputs) > 1
-    preds = attr._predictions
-    goals = attr._goal
-    sums = [attr._layer_sum(layer) for layer in attr.raw_values]
+    preds = predictions_of(attr)
+    goals = goals_of(attr)
+    sums = sums_of(attr)
 
     panels = []
     for d in rows:
@@ -601,7 +593,7 @@ def _top_features(v: np.ndarray, names: list[str], max_display: int | None, sort
 
 
 def _local_panel(
-    attr: Attribution, out: _Output, i: int, d: int, aggr: Callable | None,
+    attr: AttributionLike, out: _Output, i: int, d: int, aggr: Callable | None,
     aggr_name: object, show_input: object, kind: object, max_display: int | None, sort: bool,
 ) -> Panel:
     """The panel of sample ``d``, output ``out``, input ``i`` (grid position set by caller)."""
@@ -674,18 +666,19 @@ def _local_panel(
     )
 
 
-def waterfall_base(attr: Attribution, out: _Output, d: int) -> tuple[float, str]:
+def waterfall_base(attr: AttributionLike, out: _Output, d: int) -> tuple[float, str]:
     """Start of a waterfall: ``pred - goal`` (e.g. E[f(X_ref)]), else ``pred - sum``."""
-    pred = float(attr._predictions[out.pos][d, out.k])
-    if attr._goal is not None:
-        return pred - float(attr._goal[out.pos][d, out.k]), "base = pred - goal"
-    total = float(attr._layer_sum(attr.raw_values[out.pos])[d, out.k])
+    pred = float(predictions_of(attr)[out.pos][d, out.k])
+    goals = goals_of(attr)
+    if goals is not None:
+        return pred - float(goals[out.pos][d, out.k]), "base = pred - goal"
+    total = float(sums_of(attr)[out.pos][d, out.k])
     return pred - total, "base = pred - sum (no goal)"
 
 
-def _waterfall_limits(attr: Attribution, out: _Output, d: int, values: np.ndarray):
+def _waterfall_limits(attr: AttributionLike, out: _Output, d: int, values: np.ndarray):
     base, _ = waterfall_base(attr, out, d)
-    pred = float(attr._predictions[out.pos][d, out.k])
+    pred = float(predictions_of(attr)[out.pos][d, out.k])
     ends = base + np.concatenate([[0.0], np.cumsum(values[::-1])])
     pts = np.concatenate([ends, [pred]])
     pts = pts[np.isfinite(pts)]
@@ -701,7 +694,7 @@ def _signs(v: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------- global panels
 def global_panels(
-    attr: Attribution,
+    attr: AttributionLike,
     output_idx: object = None,
     output_label: object = None,
     data_idx: object = "all",
@@ -787,7 +780,7 @@ def robust_limits(vals: np.ndarray, extra: np.ndarray | None = None) -> tuple[fl
 
 
 def _global_panel(
-    attr: Attribution, out: _Output, i: int, rows: list[int], ref: int | None,
+    attr: AttributionLike, out: _Output, i: int, rows: list[int], ref: int | None,
     pre: Callable | None, kind: str, aggr: Callable, aggr_name: object,
     max_display: int | None, sort: bool, robust: bool,
 ) -> Panel:
@@ -866,7 +859,7 @@ def _global_panel(
 
 # ---------------------------------------------------------------------- dependence panels
 def dependence_panels(
-    attr: Attribution,
+    attr: AttributionLike,
     feature: object,
     color_by: object = "auto",
     output_idx: object = None,
