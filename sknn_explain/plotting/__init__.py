@@ -29,14 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from ._panels import (
-    GLOBAL_KINDS,
-    LOCAL_KINDS,
-    Panel,
-    dependence_panels,
-    global_panels,
-    local_panels,
-)
+from ._dependence import dependence_panels
+from ._global import global_panels
+from ._local import local_panels
+from ._panel import GLOBAL_KINDS, LOCAL_KINDS, Panel
 from ._result import AttributionLike
 from ._style import DIVERGING_CMAP, HIGHLIGHT_COLOR, NEGATIVE_COLOR, POSITIVE_COLOR
 
