@@ -373,17 +373,7 @@ class Attribution:
 
         Thin wrapper of :func:`sknn_explain.plotting.plot_global` (see there for all
         arguments, e.g. ``aggr_channels``, ``same_scale``, ``input_idx``, ``ax``,
-        ``as_plotly``).
-
-        Examples
-        --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> import torch
-        >>> from sknn_explain import Gradient
-        >>> res = Gradient().fit(torch.nn.Linear(3, 2)).explain(torch.randn(20, 3))
-        >>> res.plot_global(kind="box", ref_data_idx=0).axes.shape
-        (1, 1)
+        ``as_plotly``; examples there).
         """
         return plot_global(
             self, output_idx=output_idx, output_label=output_label, data_idx=data_idx,
