@@ -25,7 +25,7 @@ from torch import nn
 
 from sknn_explain import LRP, IntegratedGradients, SmoothGrad
 from sknn_explain.metrics import get_explanation_scorer
-from sknn_explain.sklearn import AttributionTransformer, TabularMLP
+from sknn_explain.transformer import AttributionTransformer, TabularMLP
 
 
 def train_net(X, y) -> NeuralNetClassifier:

@@ -25,7 +25,7 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from sknn_explain import IntegratedGradients
-from sknn_explain.sklearn import AttributionTransformer, TabularMLP
+from sknn_explain.transformer import AttributionTransformer, TabularMLP
 
 
 def make_net(n_features: int) -> NeuralNetClassifier:

@@ -33,7 +33,7 @@ __version__ = "0.1.0"
 
 #: imported on first access (PEP 562): the scikit-learn integration and the metrics pull in
 #: sklearn.neural_network / pipeline / model_selection pieces that most explain calls never use
-_LAZY = {"AttributionTransformer": ("sknn_explain.sklearn", "AttributionTransformer"),
+_LAZY = {"AttributionTransformer": ("sknn_explain.transformer", "AttributionTransformer"),
          "metrics": ("sknn_explain.metrics", None)}
 
 

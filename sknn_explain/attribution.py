@@ -8,6 +8,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._groups import sum_groups
+from .plotting import plot_dependence, plot_global, plot_local
+
 __all__ = ["Attribution"]
 
 FRAME_COLUMNS = [
@@ -129,8 +132,6 @@ class Attribution:
             ``values`` / ``to_numpy()`` / ``to_frame()`` per original column; the encoded
             view stays available with ``level="encoded"`` and :attr:`encoded`.
         """
-        from ._groups import sum_groups
-
         if len(self._inputs) != 1 or self._inputs[0].ndim != 2:
             raise ValueError("column groups apply to a single tabular input")
         values = [[sum_groups(layer[0], groups.groups, axis=1)] for layer in self._values]
@@ -327,36 +328,6 @@ class Attribution:
                 f"nan={int(np.isnan(flat).sum())}{goal})")
 
     # ------------------------------------------------------------------ plots
-    def plot(
-        self,
-        data_idx=0,
-        output_idx=None,
-        output_label=None,
-        aggr_channels="sum",
-        same_scale: bool = False,
-        show_preds: bool = True,
-        **kwargs,
-    ):
-        """Plot individual samples' attributions (same as :meth:`plot_local`).
-
-        See :func:`sknn_explain.plotting.plot_local` for all arguments (``show_input``,
-        ``input_idx``, ``ax``, ``as_plotly``, ``height``, ``aspect``).
-
-        Examples
-        --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> import torch
-        >>> from sknn_explain import Gradient
-        >>> res = Gradient().fit(torch.nn.Linear(3, 2)).explain(torch.ones(4, 3))
-        >>> res.plot(data_idx=[0, 1]).axes.shape
-        (2, 1)
-        """
-        return self.plot_local(
-            data_idx=data_idx, output_idx=output_idx, output_label=output_label,
-            aggr_channels=aggr_channels, same_scale=same_scale, show_preds=show_preds, **kwargs,
-        )
-
     def plot_local(
         self,
         data_idx=0,
@@ -383,8 +354,6 @@ class Attribution:
         >>> res.plot_local(output_idx=[0, 1]).axes.shape
         (1, 2)
         """
-        from .plotting import plot_local
-
         return plot_local(
             self, data_idx=data_idx, output_idx=output_idx, output_label=output_label,
             aggr_channels=aggr_channels, same_scale=same_scale, show_preds=show_preds, **kwargs,
@@ -404,20 +373,8 @@ class Attribution:
 
         Thin wrapper of :func:`sknn_explain.plotting.plot_global` (see there for all
         arguments, e.g. ``aggr_channels``, ``same_scale``, ``input_idx``, ``ax``,
-        ``as_plotly``).
-
-        Examples
-        --------
-        >>> import matplotlib
-        >>> matplotlib.use("Agg")
-        >>> import torch
-        >>> from sknn_explain import Gradient
-        >>> res = Gradient().fit(torch.nn.Linear(3, 2)).explain(torch.randn(20, 3))
-        >>> res.plot_global(kind="box", ref_data_idx=0).axes.shape
-        (1, 1)
+        ``as_plotly``; examples there).
         """
-        from .plotting import plot_global
-
         return plot_global(
             self, output_idx=output_idx, output_label=output_label, data_idx=data_idx,
             ref_data_idx=ref_data_idx, preprocess=preprocess, kind=kind, **kwargs,
@@ -430,7 +387,8 @@ class Attribution:
         arguments); returns a seaborn FacetGrid (an Axes with ``ax=``, a plotly Figure with
         ``as_plotly=True``).
         """
-        from .plotting import plot_dependence
-
         return plot_dependence(self, feature, color_by=color_by, output_idx=output_idx,
                                **kwargs)
+
+    #: same as :meth:`plot_local`
+    plot = plot_local

@@ -15,7 +15,8 @@ from torch import nn
 
 from sknn_explain import Gradient, IntegratedGradients, SmoothGrad
 from sknn_explain import metrics as M
-from sknn_explain.sklearn import AttributionTransformer, TabularMLP
+from sknn_explain.metrics._checks import as_generator
+from sknn_explain.transformer import AttributionTransformer, TabularMLP
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:torch.*")
 
@@ -122,7 +123,7 @@ def test_infidelity_matches_a_slow_reference():
     value = M.infidelity(f, X, A, perturbation="noise", n_perturbations=5, noise_scale=0.3,
                          random_state=7)
     # same draws as the metric: one normal array (n, T, p) from the seeded generator
-    noise = M._rng(7).standard_normal((4, 5, 3)) * (0.3 * X.std(axis=0))
+    noise = as_generator(7).standard_normal((4, 5, 3)) * (0.3 * X.std(axis=0))
     errors = [
         [(noise[i, k] @ A[i] - (f(X[i:i + 1])[0] - f(X[i:i + 1] - noise[i, k])[0])) ** 2
          for k in range(5)]
@@ -164,7 +165,7 @@ def test_max_sensitivity_known_values():
         return w * (1 - np.tanh(Z @ w) ** 2)[:, None]
 
     value = M.max_sensitivity(tanh_grad, X, radius=0.3, n_perturbations=4, random_state=5)
-    delta = M._rng(5).uniform(-1, 1, size=(6, 4, 3)) * (0.3 * X.std(axis=0))
+    delta = as_generator(5).uniform(-1, 1, size=(6, 4, 3)) * (0.3 * X.std(axis=0))
     slow = []
     for i in range(6):
         a = tanh_grad(X[i:i + 1], None)[0]

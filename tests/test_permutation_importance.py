@@ -16,7 +16,7 @@ from skorch import NeuralNetClassifier
 from torch import nn
 
 from sknn_explain import Gradient
-from sknn_explain.sklearn import AttributionTransformer, TabularMLP
+from sknn_explain.transformer import AttributionTransformer, TabularMLP
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -34,7 +34,7 @@ from sknn_explain.plotting import (  # noqa: E402
     plot_image_grid,
     plot_local,
 )
-from sknn_explain.plotting._panels import beeswarm_offsets  # noqa: E402
+from sknn_explain.plotting._layout import beeswarm_offsets  # noqa: E402
 
 FEATURES = ["age", "income", "debt", "score"]
 RED, BLUE = to_rgba(POSITIVE_COLOR), to_rgba(NEGATIVE_COLOR)

@@ -34,7 +34,7 @@ from sknn_explain import (
 )
 from sknn_explain.functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
 from sknn_explain.rules import Epsilon, resolve_rules
-from sknn_explain.sklearn import AttributionTransformer
+from sknn_explain.transformer import AttributionTransformer
 
 BAD = (ValueError, TypeError)  # sklearn's InvalidParameterError is both
 

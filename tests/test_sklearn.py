@@ -29,7 +29,7 @@ from sknn_explain import (
     SmoothGrad,
 )
 from sknn_explain.metrics import get_explanation_scorer
-from sknn_explain.sklearn import AttributionTransformer, TabularMLP
+from sknn_explain.transformer import AttributionTransformer, TabularMLP
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:torch.*")
 

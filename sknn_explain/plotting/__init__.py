@@ -29,15 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from ..attribution import Attribution
-from ._panels import (
-    GLOBAL_KINDS,
-    LOCAL_KINDS,
-    Panel,
-    dependence_panels,
-    global_panels,
-    local_panels,
-)
+from ._dependence import dependence_panels
+from ._global import global_panels
+from ._local import local_panels
+from ._panel import GLOBAL_KINDS, LOCAL_KINDS, Panel
+from ._result import AttributionLike
 from ._style import DIVERGING_CMAP, HIGHLIGHT_COLOR, NEGATIVE_COLOR, POSITIVE_COLOR
 
 __all__ = [
@@ -85,14 +81,14 @@ def _ax_default(attr: Any, ax: Any, output_idx: Any, output_label: Any) -> Any:
     """With ``ax=`` (one panel) and no output selected: the first computed output node."""
     if ax is None or output_idx is not None or output_label is not None:
         return output_idx
-    if not isinstance(attr, Attribution):
+    if not isinstance(attr, AttributionLike):
         return output_idx
     layer = int(attr.output_layers[0])
     return [None] * layer + [[int(attr.output_idx[0][0])]]
 
 
 def plot_local(
-    attr: Attribution,
+    attr: AttributionLike,
     data_idx: int | list[int] = 0,
     output_idx: Any = None,
     output_label: Any = None,
@@ -226,7 +222,7 @@ def plot_local(
 
 
 def plot_global(
-    attr: Attribution,
+    attr: AttributionLike,
     output_idx: Any = None,
     output_label: Any = None,
     data_idx: str | list[int] = "all",
@@ -333,7 +329,7 @@ def plot_global(
 
 
 def plot_dependence(
-    attr: Attribution,
+    attr: AttributionLike,
     feature: int | str,
     color_by: int | str | None = "auto",
     output_idx: Any = None,
@@ -398,7 +394,7 @@ def plot_dependence(
 
 
 def plot_image_grid(
-    attr: Attribution,
+    attr: AttributionLike,
     data_idx: int | list[int] = 0,
     output_idx: Any = None,
     output_label: Any = None,
@@ -449,8 +445,8 @@ def plot_image_grid(
 
     if input_idx is None:
         images = [i for i, n in enumerate(attr.input_names) if len(n) == 3] if isinstance(
-            attr, Attribution) else []
-        if isinstance(attr, Attribution) and not images:
+            attr, AttributionLike) else []
+        if isinstance(attr, AttributionLike) and not images:
             raise ValueError("plot_image_grid needs an image input; this result has none")
         input_idx = images[0] if images else None
     panels = local_panels(

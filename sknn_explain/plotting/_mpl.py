@@ -11,19 +11,9 @@ from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 
-from ._panels import (
-    SIGNS,
-    Panel,
-    beeswarm_offsets,
-    categories_of,
-    category_codes,
-    feature_colours,
-    order_of,
-    padded,
-    scales,
-    sym,
-    thin_ticks,
-)
+from ._access import categories_of, category_codes
+from ._layout import beeswarm_offsets, feature_colours, order_of, padded, scales, sym, thin_ticks
+from ._panel import SIGNS, Panel
 from ._style import (
     BEESWARM_CMAP,
     CATEGORY_COLORS,

@@ -11,18 +11,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._panels import (
-    Panel,
-    beeswarm_offsets,
-    categories_of,
-    category_codes,
-    feature_colours,
-    fmt_value,
-    order_of,
-    padded,
-    scales,
-    sym,
-)
+from ._access import categories_of, category_codes, fmt_value
+from ._layout import beeswarm_offsets, feature_colours, order_of, padded, scales, sym
+from ._panel import Panel
 from ._style import (
     CATEGORY_COLORS,
     DISTRIBUTION_COLOR,
