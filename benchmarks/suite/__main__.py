@@ -43,16 +43,23 @@ def run_cells(models: list[str], args: argparse.Namespace) -> list[dict]:
                  "--methods", args.methods] + (["--quick"] if args.quick else [])
         if args.inline:
             only = set(filter(None, args.methods.split(","))) or None
-            new = list(worker.run_model(name, args.quick, args.repeats, only))
+            cells = worker.run_model(name, args.quick, args.repeats, only)
         else:
-            out = subprocess.run([sys.executable, "-m", "benchmarks.suite.worker", name, *flags],
-                                 stdout=subprocess.PIPE, text=True,
-                                 cwd=Path(__file__).resolve().parents[2])
-            new = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-        for r in new:
+            cells = _worker_cells(name, flags)
+        for r in cells:  # printed as they arrive
             print(_line(r), file=sys.stderr, flush=True)
-        rows += new
+            rows.append(r)
     return rows
+
+
+def _worker_cells(name: str, flags: list[str]):
+    """The JSON lines of one worker process, as it prints them."""
+    with subprocess.Popen([sys.executable, "-m", "benchmarks.suite.worker", name, *flags],
+                          stdout=subprocess.PIPE, text=True,
+                          cwd=Path(__file__).resolve().parents[2]) as proc:
+        for line in proc.stdout:
+            if line.startswith("{"):
+                yield json.loads(line)
 
 
 def _line(r: dict) -> str:

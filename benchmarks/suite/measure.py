@@ -11,7 +11,6 @@ memory is returned to the OS (``malloc_trim``) before each reset.
 from __future__ import annotations
 
 import ctypes
-import gc
 import re
 import resource
 import time
@@ -29,8 +28,9 @@ def _status_kib(field: str) -> int:
 
 def _release_free_memory() -> None:
     """Hand memory freed by earlier calls back to the OS (glibc ``malloc_trim``), so that the
-    next call's peak counts what it needs, not what an earlier call left in the heap."""
-    gc.collect()
+    next call's peak counts what it needs, not what an earlier call left in the heap.
+    (No ``gc.collect()``: it takes seconds in a process holding torch, captum and shap, and
+    tensors are freed by reference counting.)"""
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
