@@ -1,0 +1,86 @@
+"""Wall time and peak memory of one call.
+
+Peak memory is the resident-set high-water mark (Linux ``VmHWM``) over the RSS just before
+the call, in MiB. ``tracemalloc`` does not see torch's allocator, RSS does. The mark is reset
+before each call by writing ``5`` to ``/proc/self/clear_refs``, so one process can measure
+many calls; where that file is not writable, ``resource.getrusage(...).ru_maxrss`` is used and
+only the first call of a process is meaningful (run one cell per process then). Freed heap
+memory is returned to the OS (``malloc_trim``) before each reset.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+#: a warm-up longer than this is timed only once more (the suite must fit in minutes)
+HEAVY_S = 2.0
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        return int(re.search(rf"{field}:\s+(\d+)", fh.read()).group(1))
+
+
+def _release_free_memory() -> None:
+    """Hand memory freed by earlier calls back to the OS (glibc ``malloc_trim``), so that the
+    next call's peak counts what it needs, not what an earlier call left in the heap.
+    (No ``gc.collect()``: it takes seconds in a process holding torch, captum and shap, and
+    tensors are freed by reference counting.)"""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def reset_peak() -> bool:
+    """Reset the RSS high-water mark; False where the kernel does not allow it."""
+    _release_free_memory()
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mib() -> float:
+    try:
+        return _status_kib("VmRSS") / 1024
+    except (OSError, AttributeError):
+        return 0.0
+
+
+def peak_mib() -> float:
+    try:
+        return _status_kib("VmHWM") / 1024
+    except (OSError, AttributeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Measurement:
+    value: object  # what the warm-up call returned
+    seconds: float  # best wall time of the timed calls
+    peak_mib: float  # RSS high-water over the RSS before the call, max over the timed calls
+
+
+def measure(fn: Callable[[], object], repeats: int) -> Measurement:
+    """Warm up once (its result is kept for the correctness check), then best of
+    ``repeats`` timed calls (one when the warm-up took longer than :data:`HEAVY_S`)."""
+    t0 = time.perf_counter()
+    value = fn()
+    warm = time.perf_counter() - t0
+    best, peak = float("inf"), 0.0
+    for _ in range(1 if warm > HEAVY_S else repeats):
+        reset_peak()
+        before = rss_mib()
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+        peak = max(peak, peak_mib() - before)
+    return Measurement(value, best, peak)

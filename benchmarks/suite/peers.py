@@ -1,0 +1,174 @@
+"""The peers, each called its fastest documented way.
+
+Every peer that takes a ``target`` is offered two ways and the suite times both:
+
+* ``batched``: all targets in one call, the inputs repeated once per target
+  (``X.repeat_interleave(k, 0)`` with ``target = [t_0..t_k-1] * n``); captum splits the
+  work with ``internal_batch_size`` / ``nt_samples_batch_size``; zennit runs one backward
+  pass with a one-hot start relevance per (row, target);
+* ``looped``: one call per target on the original rows.
+
+Every function returns an array ``(n, *input_shape, k)`` so it can be compared with ours.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import types
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+Attribute = Callable[[torch.Tensor, torch.Tensor | int], torch.Tensor]
+
+
+def batched(attribute: Attribute, X: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
+    """All targets in one call: rows repeated per target, one target per repeated row."""
+    n, k = X.shape[0], len(targets)
+    Xr = X.repeat_interleave(k, 0)
+    target = torch.as_tensor(list(targets)).repeat(n)
+    a = attribute(Xr, target).detach()
+    return a.reshape(n, k, *X.shape[1:]).movedim(1, -1).numpy()
+
+
+def looped(attribute: Attribute, X: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
+    """One call per target."""
+    return torch.stack([attribute(X, int(t)).detach() for t in targets], -1).numpy()
+
+
+def rows_per_call(shape: Sequence[int]) -> int:
+    """captum's ``internal_batch_size``: about 2^21 input values per model call."""
+    return max(64, 2**21 // int(np.prod(shape)))
+
+
+# ------------------------------------------------------------------------------ captum
+def captum_attribute(method: str, model: nn.Module, X: torch.Tensor, X_ref: torch.Tensor,
+                     n_steps: int, sd: float) -> Attribute:
+    """``attribute(x, target)`` of the captum method that matches our ``method``."""
+    from captum import attr
+
+    ibs = rows_per_call(X.shape[1:])
+    base = X_ref[:1]
+    if method == "Gradient":
+        return lambda x, t: attr.Saliency(model).attribute(x, target=t, abs=False)
+    if method == "x Input":
+        return lambda x, t: attr.InputXGradient(model).attribute(x, target=t)
+    if method == "IntegratedGradients":
+        return lambda x, t: attr.IntegratedGradients(model).attribute(
+            x, baselines=base, target=t, n_steps=n_steps, method="riemann_right",
+            internal_batch_size=ibs)
+    if method == "SmoothGrad":
+        return lambda x, t: attr.NoiseTunnel(attr.Saliency(model)).attribute(
+            x, nt_type="smoothgrad", nt_samples=n_steps, stdevs=sd, target=t, abs=False,
+            nt_samples_batch_size=max(1, ibs // x.shape[0]))
+    if method == "ExpectedGradients":
+        return lambda x, t: attr.GradientShap(model).attribute(
+            x, baselines=X_ref, target=t, n_samples=n_steps, stdevs=0.0)
+    if method == "DeepLift":
+        return lambda x, t: attr.DeepLift(model).attribute(x, baselines=base, target=t)
+    if method == "DeepSHAP":
+        return lambda x, t: attr.DeepLiftShap(model).attribute(x, baselines=X_ref, target=t)
+    if method == "LIME":
+        baseline = X_ref.mean(0, keepdim=True)
+        return lambda x, t: attr.Lime(model).attribute(
+            x, baselines=baseline, target=t, n_samples=n_steps,
+            perturbations_per_eval=n_steps)
+    raise KeyError(method)
+
+
+# ------------------------------------------------------------------------------ zennit
+def load_zennit():
+    """``(zennit.rules, zennit.layer)``; zennit imports torchvision at import time, which is
+    not installed: stub it just for the import (as ``tests/test_lrp.py`` does)."""
+    stubbed = []
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        tv, tvm, tvr = (types.ModuleType(n) for n in
+                        ("torchvision", "torchvision.models", "torchvision.models.resnet"))
+
+        class _Block(nn.Module):
+            pass
+
+        tvr.Bottleneck = tvr.BasicBlock = _Block
+        tv.models, tvm.resnet = tvm, tvr
+        for mod in (tv, tvm, tvr):
+            sys.modules[mod.__name__] = mod
+            stubbed.append(mod.__name__)
+    try:
+        import zennit.layer as zlayer
+        import zennit.rules as zrules
+    finally:
+        for name in stubbed:
+            sys.modules.pop(name, None)
+    return zrules, zlayer
+
+
+class ZennitLRP:
+    """LRP-epsilon with zennit hooks on a copy of the model (the user's model stays clean).
+
+    Epsilon(eps) on Linear/Conv, Pass on ReLU and BatchNorm, Norm on average pooling and on
+    residual sums (zennit's ResNet canonizer routes them through ``zennit.layer.Sum``),
+    MaxPool unhooked (the gradient goes to the winner).
+    """
+
+    def __init__(self, model: nn.Module, eps: float = 0.01, stabilizer: float = 1e-30):
+        zr, zlayer = load_zennit()
+        self.model = copy.deepcopy(model)
+        for m in self.model.modules():
+            if hasattr(m, "merge"):
+                m.merge = zlayer.Sum(dim=-1)
+        self.handles = []
+        for m in self.model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+                self.handles.append(zr.Epsilon(eps).register(m))
+            elif isinstance(m, (nn.ReLU, nn.modules.batchnorm._BatchNorm)):
+                self.handles.append(zr.Pass().register(m))
+            elif isinstance(m, (zlayer.Sum, nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+                self.handles.append(zr.Norm(stabilizer=stabilizer).register(m))
+
+    def attribute(self, x: torch.Tensor, target: torch.Tensor | int) -> torch.Tensor:
+        """Relevance of ``target`` (one per row, or one for all rows)."""
+        xg = x.clone().requires_grad_(True)
+        out = self.model(xg)
+        rows = torch.arange(out.shape[0])
+        seed = torch.zeros_like(out)
+        seed[rows, target] = out[rows, target].detach()
+        (g,) = torch.autograd.grad(out, xg, seed)
+        return g
+
+
+# ------------------------------------------------------------------------------ shap
+def shap_deep(model: nn.Module, X: torch.Tensor, X_ref: torch.Tensor) -> np.ndarray:
+    """``shap.DeepExplainer(model, X_ref).shap_values(X)``: every output in one call."""
+    import shap
+
+    values = shap.DeepExplainer(model, X_ref).shap_values(X, check_additivity=False)
+    return _last_axis_outputs(values, X.shape[0])
+
+
+def shap_kernel(model: nn.Module, X: torch.Tensor, X_ref: torch.Tensor,
+                nsamples: int) -> np.ndarray:
+    """``shap.KernelExplainer(f, X_ref).shap_values(X, nsamples, l1_reg=False)``, every
+    output in one call (the same unregularised regression as ours)."""
+    import shap
+
+    def f(a: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(torch.as_tensor(a, dtype=torch.float32)).numpy()
+
+    np.random.seed(0)  # noqa: NPY002 - shap draws from numpy's global state
+    values = shap.KernelExplainer(f, X_ref.numpy()).shap_values(
+        X.numpy(), nsamples=nsamples, l1_reg=False, silent=True)
+    return _last_axis_outputs(values, X.shape[0])
+
+
+def _last_axis_outputs(values, n: int) -> np.ndarray:
+    """shap returns a list per output (old) or outputs on the last axis (new)."""
+    if isinstance(values, list):
+        return np.stack([np.asarray(v) for v in values], -1)
+    values = np.asarray(values)
+    return values if values.shape[0] == n else np.moveaxis(values, 0, -1)
