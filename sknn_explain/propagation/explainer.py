@@ -48,7 +48,7 @@ class GraphExplainer(Explainer):
         return graph
 
     def _forward_all(self, xs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-        if getattr(self.model_, "pending", False):
+        if self.model_.pending:
             with torch.no_grad():
                 self.model_.ensure(list(xs))
         try:
