@@ -8,6 +8,11 @@ user's model keeps its parameters, ``training`` flags, ``requires_grad`` flags a
 The functional API (:mod:`sknn_explain.functional`) runs the user's module directly when it is
 entirely in eval mode, and a private eval-mode copy otherwise: it never switches the user's
 module to eval and back (not thread-safe).
+
+Every model adapter an explainer holds as ``model_`` (:class:`TorchModel`, the converted
+:class:`~sknn_explain.convert.GraphModel`, the model-agnostic ``SklearnModel`` /
+``FunctionModel`` / ``NativeInputs``) implements the :class:`ModelAdapter` protocol in full;
+:class:`AdapterBase` gives the defaults of an adapter that converts nothing.
 """
 
 from __future__ import annotations
@@ -16,21 +21,104 @@ import copy
 import functools
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._naming import class_names_for, default_output_names
+from ._skorch import check_skorch_fitted, is_skorch_net, skorch_activation, skorch_classes
+from .layers import torch_activation_modules
+
 __all__ = [
-    "TorchModel", "as_model", "copy_model", "flag_nonfinite_outputs", "flatten_outputs",
-    "private_copy", "strip_last_activation",
+    "ACTIVATIONS", "AdapterBase", "ModelAdapter", "TorchModel", "as_model", "copy_model",
+    "flag_nonfinite_outputs", "flatten_outputs", "private_copy", "strip_last_activation",
 ]
 
 #: modules treated as "the last activation" by ``ignore_last_act`` on unconverted models
-ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.ReLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid, nn.Softmax, nn.LogSoftmax, nn.Softmin,
-    nn.Softplus, nn.GELU, nn.SiLU, nn.SELU, nn.Hardtanh, nn.ReLU6, nn.Mish, nn.LogSigmoid,
-)
+ACTIVATIONS: tuple[type[nn.Module], ...] = torch_activation_modules()
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """What an explainer's ``model_`` is: a uniform, picklable forward plus what it knows.
+
+    Attributes
+    ----------
+    n_inputs : int or None
+        Number of model inputs (None: not known before the first call).
+    input_shapes, input_names : list or None
+        Per-sample input shapes / names per input axis, when the model determines them.
+    pending : bool
+        Whether a conversion still waits for the input shapes (finished by :meth:`ensure`).
+    shapes_from_first_call : bool
+        Whether the converted graph was built for the shapes of the first explained ``X``.
+    conversion_error : str or None
+        Why the model runs unconverted (the plain-copy fallback), else None.
+    removed_activation : str or None
+        The activation dropped by ``ignore_last_act``.
+    graph : Graph or None
+        The explained layer graph (None: not converted, or not yet).
+    preprocess, column_groups, raw_names : optional
+        A Pipeline's preprocessing that runs before the network, the encoded features per
+        original column and the original column names (None unless the model was split).
+    """
+
+    n_inputs: int | None
+    input_shapes: list[tuple[int, ...]] | None
+    input_names: list | None
+    pending: bool
+    shapes_from_first_call: bool
+    conversion_error: str | None
+    removed_activation: str | None
+    graph: object | None
+    preprocess: object | None
+    column_groups: object | None
+    raw_names: list | None
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The model's outputs on ``xs`` as ``(n, k)`` tensors, one per output layer."""
+
+    def output_names(self, dims: Sequence[int]) -> list[list]:
+        """Names of every output node per output layer, for output widths ``dims``."""
+
+    def ensure(self, xs: Sequence[torch.Tensor]) -> object:
+        """Finish a pending conversion for inputs like ``xs`` (no-op when not pending)."""
+
+    def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
+        """Run the model on ``xs`` (raising as it would) without finishing a conversion."""
+
+
+class AdapterBase:
+    """The :class:`ModelAdapter` defaults of an adapter that converts nothing."""
+
+    n_inputs: int | None = None
+    input_shapes: list[tuple[int, ...]] | None = None
+    input_names: list | None = None
+    pending = False
+    shapes_from_first_call = False
+    conversion_error: str | None = None
+    removed_activation: str | None = None
+    graph: object | None = None
+    preprocess: object | None = None
+    column_groups: object | None = None
+    raw_names: list | None = None
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def output_names(self, dims: Sequence[int]) -> list[list]:
+        """``Y1..`` (see :func:`~sknn_explain._naming.default_output_names`)."""
+        return default_output_names(dims)
+
+    def ensure(self, xs: Sequence[torch.Tensor]) -> object:
+        """Nothing to finish: no conversion is pending."""
+        return None
+
+    def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
+        with torch.no_grad():
+            self(list(xs))
 
 
 def flatten_outputs(out: object, n: int | None = None) -> list[torch.Tensor]:
@@ -90,7 +178,7 @@ def strip_last_activation(module: nn.Module) -> tuple[nn.Module, str | None]:
     return module, None
 
 
-class TorchModel:
+class TorchModel(AdapterBase):
     """Picklable wrapper around a private module copy.
 
     Parameters
@@ -117,7 +205,7 @@ class TorchModel:
         self.output_nonlinearity = output_nonlinearity
         self.class_names = None if class_names is None else np.asarray(class_names).tolist()
         self.removed_activation = removed_activation
-        self.n_inputs: int | None = None
+        self.n_inputs = None
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         out = self.module(*xs)
@@ -128,38 +216,20 @@ class TorchModel:
 
     def output_names(self, dims: Sequence[int]) -> list[list]:
         """Names of every output node, per output layer (``Y1..`` unless classes match)."""
-        names = []
-        for layer, k in enumerate(dims):
-            given = None
-            if layer == 0 and self.class_names is not None:
-                from .convert.from_torch import class_names_for
-
-                given = class_names_for(self.class_names, k)  # one unit: classes_[1]
+        names = default_output_names(dims)
+        if dims:
+            given = class_names_for(self.class_names, dims[0])  # one unit: classes_[1]
             if given is not None:
-                names.append(list(given))
-            elif len(dims) == 1:
-                names.append([f"Y{j + 1}" for j in range(k)])
-            else:
-                names.append([f"Y{layer + 1}_{j + 1}" for j in range(k)])
+                names[0] = list(given)
         return names
 
 
 def _skorch_parts(net: object, ignore_last_act: bool):
-    try:
-        from skorch import NeuralNet
-    except ImportError:  # pragma: no cover - skorch is a dependency
+    if not is_skorch_net(net):
         return None
-    if not isinstance(net, NeuralNet):
-        return None
-    if not getattr(net, "initialized_", False) or not hasattr(net, "module_"):
-        raise ValueError(
-            f"the skorch {type(net).__name__} is not fitted; call net.fit(X, y) (or "
-            "net.initialize()) before explaining it"
-        )
+    check_skorch_fitted(net)
     nonlinearity = None
     if not ignore_last_act:
-        from ._prepare import skorch_activation
-
         kind, detail = skorch_activation(net)  # the one mapping (binary: one unit)
         if kind == "softmax":
             nonlinearity = functools.partial(torch.softmax, dim=detail)
@@ -167,11 +237,7 @@ def _skorch_parts(net: object, ignore_last_act: bool):
             nonlinearity = torch.sigmoid
         elif kind == "other":
             nonlinearity = detail
-    try:
-        classes = net.classes_
-    except AttributeError:
-        classes = None
-    return net.module_, nonlinearity, classes
+    return net.module_, nonlinearity, skorch_classes(net)
 
 
 def copy_model(model: object) -> object:

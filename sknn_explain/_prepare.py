@@ -5,9 +5,10 @@ converter, the plain-copy fallback, the model-agnostic predict adapter) starts h
 is the only module that knows how skorch nets, scikit-learn MLPs, Pipelines and
 ColumnTransformers are put together:
 
-* a skorch net's prediction nonlinearity is mapped once, by :func:`skorch_activation`
-  (binary nets: ONE output unit, ``P(classes_[1])`` or its logit, named ``classes_[1]``,
-  as scikit-learn's binary ``MLPClassifier``);
+* a skorch net's prediction nonlinearity is mapped once, by
+  :func:`~sknn_explain._skorch.skorch_activation` (binary nets: ONE output unit,
+  ``P(classes_[1])`` or its logit, named ``classes_[1]``, as scikit-learn's binary
+  ``MLPClassifier``);
 * a ``Pipeline`` whose steps before the network are only scalers stays whole (the scalers
   are folded into the graph, attributions are in the raw feature space);
 * any other ``Pipeline`` is split into ``preprocess`` (a private deep copy of every step
@@ -23,13 +24,13 @@ import copy
 from dataclasses import dataclass
 
 import numpy as np
+from torch import nn
 
 from ._groups import ColumnGroups
+from ._sklearn_models import is_foldable_step, is_sklearn_mlp, is_sklearn_pipeline
+from ._skorch import is_fitted_skorch_net, is_skorch_net, skorch_activation
 
-__all__ = [
-    "Prepared", "column_groups", "encode", "prepare_model",
-    "skorch_activation",
-]
+__all__ = ["Prepared", "column_groups", "encode", "prepare_model"]
 
 
 @dataclass
@@ -61,39 +62,8 @@ class Prepared:
     raw_names: list | None = None
 
 
-# ---------------------------------------------------------------------- skorch
-def skorch_activation(net: object) -> tuple[str, object]:
-    """The skorch net's prediction nonlinearity as ``(kind, detail)``; the only mapping.
-
-    ``kind`` is ``"identity"``, ``"sigmoid"`` (``_sigmoid_then_2d``: the single output
-    unit's probability, ``P(classes_[1])``; skorch's 2-column ``[1 - p, p]`` is not
-    reproduced), ``"softmax"`` (``detail``: the dim) or ``"other"`` (``detail``: the
-    callable). ``_make_2d_probs`` (a module that already outputs the probability) is
-    ``"identity"``: the single unit is kept as it is.
-    """
-    import torch
-    from skorch import utils
-
-    fn = net._get_predict_nonlinearity()
-    if fn is utils._identity or fn is utils._make_2d_probs:
-        return "identity", None
-    if fn is utils._sigmoid_then_2d:
-        return "sigmoid", None
-    import functools
-
-    if isinstance(fn, functools.partial) and fn.func in (
-            torch.softmax, torch.nn.functional.softmax):
-        return "softmax", int(fn.keywords.get("dim", -1))
-    return "other", fn
-
-
 # ---------------------------------------------------------------------- pipelines
 def _is_network(step: object) -> bool:
-    from torch import nn
-
-    from .convert.from_sklearn import is_sklearn_mlp
-    from .convert.from_skorch import is_skorch_net
-
     return is_sklearn_mlp(step) or is_skorch_net(step) or isinstance(step, nn.Module)
 
 
@@ -113,9 +83,6 @@ def prepare_model(model: object, space: str = "network") -> Prepared:
         The last step of a Pipeline is not a network (naming it), or preprocessing whose
         outputs cannot be mapped to the original columns (naming the step).
     """
-    from .convert.from_sklearn import is_foldable_step, is_sklearn_mlp, is_sklearn_pipeline
-    from .convert.from_skorch import is_skorch_net
-
     if is_sklearn_pipeline(model):
         steps = list(model.steps)
         if not steps:
@@ -141,9 +108,6 @@ def prepare_model(model: object, space: str = "network") -> Prepared:
 
 
 def _net_info(net: object) -> tuple[list | None, str | None]:
-    from .convert.from_sklearn import is_sklearn_mlp
-    from .convert.from_skorch import is_skorch_net
-
     classes = None
     try:
         classes = getattr(net, "classes_", None)
@@ -154,7 +118,7 @@ def _net_info(net: object) -> tuple[list | None, str | None]:
         act = {"logistic": "sigmoid"}.get(getattr(net, "out_activation_", None),
                                            getattr(net, "out_activation_", None))
         return names, act
-    if is_skorch_net(net) and getattr(net, "initialized_", False):
+    if is_skorch_net(net) and is_fitted_skorch_net(net):
         return names, skorch_activation(net)[0]
     return names, None
 

@@ -28,6 +28,7 @@ from torch import nn
 from ._data import check_readable_tensor, default_axis_names, find_batch_first_rnn
 from ._engine import auto_batch_size, resolve_outputs
 from ._model import as_numpy, call_forward, copy_model, flag_nonfinite_outputs, flatten_outputs
+from ._naming import default_output_names
 from ._validation import (
     BATCH_SIZE,
     BOOLEAN,
@@ -125,7 +126,7 @@ def _run(
 
     with torch.no_grad():
         dims = [o.shape[1] for o in call_forward(forward, [t[:1] for t in xs])]
-    names = [[f"Y{j + 1}" for j in range(k)] for k in dims]
+    names = default_output_names(dims)  # as the Explainer classes name them
     selection = resolve_outputs(output_idx, None, names)
     bs = int(batch_size) if batch_size is not None else auto_batch_size(
         shapes, n_outputs=sum(selection.sizes), device_type=xs[0].device.type)

@@ -19,7 +19,7 @@ from sknn_explain.convert import (
     convert,
     dict_to_graph,
 )
-from sknn_explain.convert._core import verify
+from sknn_explain.convert.source import verify
 from sknn_explain.layers import (
     Activation,
     AdaptiveAvgPool,
@@ -186,7 +186,7 @@ def test_skorch_classifier(dtype):
     graph = convert(net, dtype=dtype)
     # skorch's predict nonlinearity (softmax after CrossEntropyLoss) is the last activation
     assert graph.nodes[-1].layer.name == "softmax"
-    assert graph.output_names_ == [[0, 1, 2]]
+    assert graph.output_names == [[0, 1, 2]]
     with torch.no_grad():
         probs = graph(torch.as_tensor(X, dtype=DTYPES[dtype][0]))[0].numpy()
     assert np.allclose(probs, net.predict_proba(X), atol=1e-6)
@@ -224,7 +224,7 @@ def test_sklearn_pipeline_standard_scaler_mlp(tabular_data, dtype, activation):
     graph = convert(pipe, dtype=dtype)
     assert isinstance(graph.nodes[0].layer, ElementwiseAffine)
     assert graph.input_names == [[["age", "income", "debt", "rate"]]]
-    assert graph.output_names_ == [["a", "b", "c"]]
+    assert graph.output_names == [["a", "b", "c"]]
     hidden = ["Dense"] if activation == "identity" else ["Dense", "Activation"]
     assert layer_types(graph) == ["ElementwiseAffine", *hidden, *hidden, "Dense", "Activation"]
     if activation != "identity":
@@ -245,7 +245,7 @@ def test_sklearn_binary_multilabel_and_regressors(tabular_data):
     binary = _fit_quietly(MLPClassifier(hidden_layer_sizes=(4,), max_iter=30, random_state=0),
                           X, y == "a")
     g = convert(binary, dtype="double")
-    assert g.output_names_ == [[True]]  # the single unit is P(classes_[1])
+    assert g.output_names == [[True]]  # the single unit is P(classes_[1])
     assert g.nodes[-1].layer.name == "sigmoid"
     with torch.no_grad():
         p = g(torch.as_tensor(X, dtype=torch.float64))[0].numpy()
@@ -344,7 +344,7 @@ def test_dict_model_and_round_trip(dtype):
     tdtype, tol = DTYPES[dtype]
     graph = convert(d, dtype=dtype)
     assert graph.input_shapes == [(4,), (2, 6, 6)]
-    assert graph.output_names_ == [["yes", "no"]]
+    assert graph.output_names == [["yes", "no"]]
     assert graph.input_names[0] == [["a", "b", "c", "d"]]
     assert isinstance(graph.node("conv2d_2_pad").layer, Pad)  # asymmetric padding
     torch.manual_seed(0)
@@ -363,7 +363,7 @@ def test_dict_model_and_round_trip(dtype):
     assert [d["type"] for d in layers][:3] == ["Dense", "Activation", "Padding"]
     assert -1 in exported["layers"][-1]["output_layers"]
     again = dict_to_graph(exported, dtype=tdtype)
-    assert again.output_names_ == graph.output_names_ and again.input_names == graph.input_names
+    assert again.output_names == graph.output_names and again.input_names == graph.input_names
     with torch.no_grad():
         assert torch.equal(again(tab.to(tdtype), img.to(tdtype))[0], got)
 
@@ -575,4 +575,4 @@ def test_input_and_output_names_are_checked():
     with pytest.raises(ValueError, match="lengths"):
         convert(mlp(), input_names=["a", "b"])
     g = convert(mlp(n_out=3), input_names=list("abcde"), output_names=["u", "v", "w"])
-    assert g.input_names == [[list("abcde")]] and g.output_names_ == [["u", "v", "w"]]
+    assert g.input_names == [[list("abcde")]] and g.output_names == [["u", "v", "w"]]

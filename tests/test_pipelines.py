@@ -301,8 +301,8 @@ def _binary_net():
 def test_binary_skorch_net_same_outputs_through_graph_and_fallback():
     """One convention: a single unit, P(classes_[1]), named classes_[1], on both paths."""
     from sknn_explain._model import as_model
-    from sknn_explain.convert.adapter import _fallback_model
-    from sknn_explain.convert.adapter import prepare_model as adapt
+    from sknn_explain.convert.adapters import _fallback_model
+    from sknn_explain.convert.adapters import prepare_model as adapt
 
     net, X = _binary_net()
     xs = [torch.as_tensor(X[:5], dtype=torch.float64)]

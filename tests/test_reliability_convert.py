@@ -22,7 +22,7 @@ from sknn_explain.convert import (
     VerificationError,
     convert,
 )
-from sknn_explain.convert._core import Source, finish
+from sknn_explain.convert.source import Source, finish
 from sknn_explain.layers import Activation
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["BatchStatisticsError", "ConversionError", "UnsupportedLayerError", "VerificationError"]
+__all__ = ["BatchStatisticsError", "ConversionError", "ExampleInputsError", "UnsupportedLayerError",
+           "VerificationError"]
 
 GRADIENT_HINT = (
     "The gradient methods (Gradient, SmoothGrad, IntegratedGradients, ExpectedGradients) still "
@@ -11,7 +12,29 @@ GRADIENT_HINT = (
 
 
 class ConversionError(ValueError):
-    """The model could not be converted to a layer graph."""
+    """The model could not be converted to a layer graph.
+
+    Attributes
+    ----------
+    ends_with_activation : bool or None
+        Whether the model's first output is produced by an activation, when the converter
+        could tell before it failed (None: unknown, e.g. ``torch.fx`` could not trace the
+        model). The plain-copy fallback uses it to warn that ``ignore_last_act`` cannot be
+        honoured.
+    """
+
+    ends_with_activation: bool | None = None
+
+    def with_ends_with_activation(self, value: bool | None) -> ConversionError:
+        """This error, recording what the converter knew about the last activation."""
+        self.ends_with_activation = value
+        return self
+
+
+class ExampleInputsError(ConversionError):
+    """The model failed on the example inputs the graph is built from: the input shape
+    inferred from the model (e.g. from its first ``nn.Linear``) is wrong, so the conversion
+    waits for real data."""
 
 
 class UnsupportedLayerError(ConversionError):

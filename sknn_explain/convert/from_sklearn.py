@@ -12,6 +12,10 @@ Binary classifiers: sklearn's binary MLP has a *single* output unit, the logit (
 ``ignore_last_act=False``: the probability) of the positive class ``classes_[1]``. The graph
 exposes exactly that unit, named ``classes_[1]`` -- as innsight does for any one-unit output
 layer. The attribution for ``classes_[0]`` is its negative (on the logit scale).
+
+scikit-learn's submodules are imported in the functions that use them: importing
+``sklearn.neural_network`` / ``sklearn.preprocessing`` costs time that users of torch models
+should not pay when they import the package.
 """
 
 from __future__ import annotations
@@ -22,48 +26,23 @@ import numpy as np
 import torch
 
 from .._model import flatten_outputs
-from ..layers import Activation, Dense, ElementwiseAffine
-from ._core import NodeBuilder, Source
+from .._naming import class_names_for
+from .._sklearn_models import (
+    check_sklearn_fitted,
+    is_foldable_step,
+    is_sklearn_mlp,
+    is_sklearn_pipeline,
+)
+from .._skorch import is_skorch_net
+from ..layers import SKLEARN_ACTIVATIONS, Activation, Dense, ElementwiseAffine
 from .errors import ConversionError, UnsupportedLayerError
-from .graph import Graph, input_name
+from .from_skorch import SkorchSource
+from .graph import Graph
+from .nodes import NodeBuilder, input_name
+from .source import Source
 
 __all__ = ["MLPSource", "PipelineSource", "is_foldable_step", "is_sklearn_mlp",
            "is_sklearn_pipeline"]
-
-#: sklearn activation name -> graph activation name (None: no node)
-_ACTIVATIONS = {
-    "identity": None,
-    "relu": "relu",
-    "tanh": "tanh",
-    "logistic": "sigmoid",
-    "softmax": "softmax",
-    "exp": "exp",
-}
-
-
-def is_sklearn_mlp(model: object) -> bool:
-    from sklearn.neural_network import MLPClassifier, MLPRegressor
-
-    return isinstance(model, (MLPClassifier, MLPRegressor))
-
-
-def is_sklearn_pipeline(model: object) -> bool:
-    from sklearn.pipeline import Pipeline
-
-    return isinstance(model, Pipeline)
-
-
-def _check_fitted(est: object, what: str) -> None:
-    from sklearn.exceptions import NotFittedError
-    from sklearn.utils.validation import check_is_fitted
-
-    try:
-        check_is_fitted(est)
-    except NotFittedError as err:
-        raise ValueError(
-            f"the {what} is not fitted; call fit(X, y) before explaining it"
-        ) from err
-
 
 def _names_list(values: object) -> list:
     return np.asarray(values).tolist()
@@ -71,14 +50,8 @@ def _names_list(values: object) -> list:
 
 def _class_output_names(est: object, n_out: int) -> list | None:
     classes = getattr(est, "classes_", None)
-    if classes is None:
-        return None
-    classes = _names_list(classes)
-    if len(classes) == n_out:
-        return [classes]
-    if n_out == 1 and len(classes) == 2:
-        return [[classes[1]]]
-    return None
+    names = class_names_for(None if classes is None else _names_list(classes), n_out)
+    return None if names is None else [names]
 
 
 def _feature_names(est: object) -> list | None:
@@ -87,9 +60,9 @@ def _feature_names(est: object) -> list | None:
 
 
 def _act(name: str, where: str) -> Activation | None:
-    if name not in _ACTIVATIONS:
+    if name not in SKLEARN_ACTIVATIONS:
         raise UnsupportedLayerError(f"activation {name!r}", where)
-    mapped = _ACTIVATIONS[name]
+    mapped = SKLEARN_ACTIVATIONS[name]
     if mapped is None:
         return None
     return Activation(mapped, dim=1) if mapped == "softmax" else Activation(mapped)
@@ -134,14 +107,14 @@ class MLPSource(Source):
 
     def __init__(self, est: object, dtype: torch.dtype, device: torch.device) -> None:
         super().__init__(dtype, device)
-        _check_fitted(est, type(est).__name__)
+        check_sklearn_fitted(est, type(est).__name__)
         self.est = est
         self.description = type(est).__name__
         self.n_inputs = 1
         self.input_shapes = [(int(est.coefs_[0].shape[0]),)]
         self.input_names = _feature_names(est)
         self.output_names = _class_output_names(est, int(est.coefs_[-1].shape[1]))
-        self.ends_with_activation = _ACTIVATIONS.get(est.out_activation_) is not None
+        self.ends_with_activation = SKLEARN_ACTIVATIONS.get(est.out_activation_) is not None
 
     def build(self, xs: Sequence[torch.Tensor]) -> Graph:
         builder = NodeBuilder(1)
@@ -153,28 +126,9 @@ class MLPSource(Source):
         return [torch.as_tensor(_sklearn_predict(self.est, X))]
 
 
-def is_foldable_step(step: object) -> bool:
-    """Whether a pipeline step is folded into the graph (an exact elementwise affine map):
-    the steps :func:`_scaler_affine` turns into an ``ElementwiseAffine`` layer."""
-    from sklearn.preprocessing import (
-        FunctionTransformer,
-        MaxAbsScaler,
-        MinMaxScaler,
-        RobustScaler,
-        StandardScaler,
-    )
-
-    if step is None or (isinstance(step, str) and step == "passthrough"):
-        return True
-    if isinstance(step, FunctionTransformer):
-        return step.func is None and step.inverse_func is None
-    if isinstance(step, MinMaxScaler):
-        return not step.clip
-    return type(step) in (StandardScaler, MaxAbsScaler, RobustScaler, MinMaxScaler)
-
-
 def _scaler_affine(step: object, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """(scale, shift) of a fitted scaler step, None for a no-op step."""
+    """(scale, shift) of a fitted scaler step, None for a no-op step: exactly the steps
+    :func:`~sknn_explain._sklearn_models.is_foldable_step` accepts."""
     from sklearn.preprocessing import (
         FunctionTransformer,
         MaxAbsScaler,
@@ -194,7 +148,7 @@ def _scaler_affine(step: object, name: str) -> tuple[np.ndarray, np.ndarray] | N
             "only scalers (StandardScaler, MinMaxScaler, MaxAbsScaler, RobustScaler) can be "
             "folded into the graph",
         )
-    _check_fitted(step, f"{type(step).__name__} in {where}")
+    check_sklearn_fitted(step, f"{type(step).__name__} in {where}")
     n = int(step.n_features_in_)
     ones, zeros = np.ones(n), np.zeros(n)
     if isinstance(step, StandardScaler):
@@ -243,13 +197,11 @@ class PipelineSource(Source):
         self.final = final
         self.final_source: Source | None = None
         if is_sklearn_mlp(final):
-            _check_fitted(final, type(final).__name__)
+            check_sklearn_fitted(final, type(final).__name__)
             n_features = int(final.coefs_[0].shape[0])
             self.output_names = _class_output_names(final, int(final.coefs_[-1].shape[1]))
-            self.ends_with_activation = _ACTIVATIONS.get(final.out_activation_) is not None
+            self.ends_with_activation = SKLEARN_ACTIVATIONS.get(final.out_activation_) is not None
         else:
-            from .from_skorch import SkorchSource, is_skorch_net
-
             if not is_skorch_net(final):
                 raise UnsupportedLayerError(
                     type(final).__name__, f"pipeline step {final_name!r}",
@@ -284,8 +236,8 @@ class PipelineSource(Source):
             out = add_mlp_nodes(builder, self.final, prev, self.dtype, self.device)
             return Graph(builder.nodes, 1, [out])
         sub = self.final_source.build([x])
-        outputs = merge_graph(builder, sub, {input_name(0): prev})
-        return Graph(builder.nodes, 1, outputs, output_names=sub.output_names_)
+        outputs = builder.merge(sub.nodes, sub.outputs, {input_name(0): prev})
+        return Graph(builder.nodes, 1, outputs, output_names=sub.output_names)
 
     def reference(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         X = xs[0].detach().to("cpu", torch.float64).clone().numpy()  # may be written
@@ -305,15 +257,3 @@ class PipelineSource(Source):
                             device=self.device)
         return flatten_outputs(self.final_source.reference([t]))
 
-
-def merge_graph(builder: NodeBuilder, sub: Graph, input_map: dict[str, str]) -> list[str]:
-    """Copy ``sub``'s nodes into ``builder`` (fresh names; its inputs renamed by
-    ``input_map``); return the names of ``sub``'s outputs."""
-    from .graph import Node
-
-    rename = dict(input_map)
-    for node in sub.nodes:
-        name = builder.unique(node.name)
-        builder.nodes.append(Node(name, node.layer, [rename[p] for p in node.inputs]))
-        rename[node.name] = name
-    return [rename[o] for o in sub.outputs]

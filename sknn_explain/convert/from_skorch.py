@@ -12,24 +12,15 @@ from __future__ import annotations
 
 import torch
 
+from .._skorch import check_skorch_fitted, is_skorch_net, skorch_activation, skorch_classes
 from ..layers import Activation
 from .errors import ConversionError
-from .from_torch import TorchSource
+from .torch import TorchSource
 
 __all__ = ["SkorchSource", "is_skorch_net"]
 
 
-def is_skorch_net(obj: object) -> bool:
-    try:
-        from skorch import NeuralNet
-    except ImportError:  # pragma: no cover - skorch is a dependency
-        return False
-    return isinstance(obj, NeuralNet)
-
-
 def _post_activation(net: object) -> Activation | None:
-    from .._prepare import skorch_activation
-
     kind, detail = skorch_activation(net)  # the one mapping, shared with the fallback
     if kind == "identity":
         return None
@@ -47,16 +38,7 @@ class SkorchSource(TorchSource):
     """A fitted skorch net: its ``module_`` plus the prediction nonlinearity."""
 
     def __init__(self, net: object, dtype: torch.dtype, device: torch.device) -> None:
-        if not getattr(net, "initialized_", False) or not hasattr(net, "module_"):
-            raise ValueError(
-                f"the skorch {type(net).__name__} is not fitted; call net.fit(X, y) (or "
-                "net.initialize()) before explaining it"
-            )
-        try:
-            classes = getattr(net, "classes_", None)
-        except AttributeError:
-            classes = None
-        if classes is not None:
-            classes = list(getattr(classes, "tolist", lambda: classes)())
+        check_skorch_fitted(net)
         super().__init__(net.module_, dtype, device, post=_post_activation(net),
-                         class_names=classes, description=f"skorch {type(net).__name__}")
+                         class_names=skorch_classes(net),
+                         description=f"skorch {type(net).__name__}")

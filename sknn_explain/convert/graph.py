@@ -9,29 +9,17 @@ named in ``outputs``. Propagation methods walk ``nodes`` in reverse, using the a
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..layers import Activation, Layer
+from ..layers import Activation
+from .nodes import Node, input_name
+from .serialize import build_graph, graph_to_dict
 
 __all__ = ["Graph", "Node", "input_name"]
-
-
-def input_name(i: int) -> str:
-    """Name of the ``i``-th graph input as used in ``Node.inputs``."""
-    return f"input_{i}"
-
-
-@dataclass
-class Node:
-    """One layer application: ``layer(*[value of name] for name in inputs)``."""
-
-    name: str
-    layer: Layer
-    inputs: list[str]
 
 
 class Graph(nn.Module):
@@ -49,6 +37,12 @@ class Graph(nn.Module):
         Per-sample shape of each input (channels first).
     input_names, output_names : nested lists of names, optional
         Per input per axis names; per output node names (e.g. classes).
+
+    Attributes
+    ----------
+    output_names : list of list or None
+        Names of every output node, per output (``output_names_`` is its deprecated
+        spelling).
     """
 
     def __init__(
@@ -66,7 +60,7 @@ class Graph(nn.Module):
         self.outputs = list(outputs)
         self.input_shapes = None if input_shapes is None else [tuple(s) for s in input_shapes]
         self.input_names = input_names
-        self.output_names_ = output_names
+        self.output_names = output_names
         known = {input_name(i) for i in range(self.n_inputs)}
         self._layers = nn.ModuleList([n.layer for n in self.nodes])
         for node in self.nodes:
@@ -82,6 +76,25 @@ class Graph(nn.Module):
         for out in self.outputs:
             if out not in known:
                 raise ValueError(f"unknown output node {out!r}")
+
+    @property
+    def output_names_(self) -> list[list] | None:
+        """Deprecated alias of :attr:`output_names` (a Graph is not a fitted estimator)."""
+        warnings.warn("Graph.output_names_ is deprecated; use Graph.output_names",
+                      DeprecationWarning, stacklevel=2)
+        return self.output_names
+
+    @output_names_.setter
+    def output_names_(self, value: list[list] | None) -> None:
+        warnings.warn("Graph.output_names_ is deprecated; use Graph.output_names",
+                      DeprecationWarning, stacklevel=2)
+        self.output_names = value
+
+    def __setstate__(self, state: dict) -> None:
+        # graphs pickled before the rename stored their output names as ``output_names_``
+        if "output_names_" in state:
+            state["output_names"] = state.pop("output_names_")
+        super().__setstate__(state)
 
     def forward_all(self, *xs: torch.Tensor) -> dict[str, torch.Tensor]:
         """Every value of the graph: inputs (``input_i``) and every node's output."""
@@ -114,7 +127,7 @@ class Graph(nn.Module):
         if outputs == self.outputs:
             return self
         return Graph(self.nodes, self.n_inputs, outputs, self.input_shapes, self.input_names,
-                     self.output_names_)
+                     self.output_names)
 
     # ------------------------------------------------------------------ inspection
     def _example_dtype(self) -> tuple[torch.dtype, torch.device]:
@@ -188,8 +201,8 @@ class Graph(nn.Module):
         outs = []
         for j, out in enumerate(self.outputs):
             text = f"{out} {fmt(out)}"
-            names = self.output_names_[j] if self.output_names_ and j < len(
-                self.output_names_) else None
+            names = self.output_names[j] if self.output_names and j < len(
+                self.output_names) else None
             if names is not None:
                 shown = ", ".join(map(str, list(names)[:6])) + (", ..." if len(names) > 6 else "")
                 text += f": {shown}"
@@ -204,14 +217,10 @@ class Graph(nn.Module):
     def to_dict(self) -> dict:
         """The graph in innsight's "model as list" form (see
         :func:`~sknn_explain.convert.graph_to_dict`)."""
-        from .from_dict import graph_to_dict
-
         return graph_to_dict(self)
 
     @classmethod
     def from_dict(cls, model: dict, dtype: torch.dtype = torch.float32) -> Graph:
         """Build a graph from innsight's "model as list" form (see
         :func:`~sknn_explain.convert.dict_to_graph`)."""
-        from .from_dict import dict_to_graph
-
-        return dict_to_graph(model, dtype=dtype)
+        return build_graph(model, dtype, torch.device("cpu"), graph_cls=cls)

@@ -22,7 +22,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._model import as_model, copy_model
+from .._model import AdapterBase, as_model, copy_model
+from .._naming import class_names_for, default_output_names
+from .._skorch import is_skorch_net
 
 __all__ = [
     "RESPONSE_METHODS", "FunctionModel", "NativeInputs", "RawColumns", "SklearnModel",
@@ -64,7 +66,7 @@ def _as_2d_tensors(out: object, n: int, like: torch.Tensor, what: str) -> list[t
     return result
 
 
-class SklearnModel:
+class SklearnModel(AdapterBase):
     """Adapter around a fitted scikit-learn estimator (a private deep copy).
 
     Parameters
@@ -115,21 +117,16 @@ class SklearnModel:
             per_layer = list(classes) + [None] * (len(dims) - len(classes))
         else:
             per_layer = [classes] + [None] * (len(dims) - 1)
-        names = []
+        names = default_output_names(dims)
         for layer, (k, cls) in enumerate(zip(dims, per_layer)):
-            cls = None if cls is None else np.asarray(cls).tolist()
-            if cls is not None and len(cls) == k:
-                names.append(cls)
-            elif cls is not None and len(cls) == 2 and k == 1:  # binary decision_function
-                names.append([cls[1]])
-            elif len(dims) == 1:
-                names.append([f"Y{j + 1}" for j in range(k)])
-            else:
-                names.append([f"Y{layer + 1}_{j + 1}" for j in range(k)])
+            # binary decision_function: one unit, classes_[1]
+            given = class_names_for(None if cls is None else np.asarray(cls).tolist(), k)
+            if given is not None:
+                names[layer] = given
         return names
 
 
-class FunctionModel:
+class FunctionModel(AdapterBase):
     """Adapter around a plain prediction function ``f(ndarray) -> ndarray``.
 
     The function receives float64 arrays ``(n, *input_shape)`` in the user's layout (a list
@@ -153,11 +150,6 @@ class FunctionModel:
             out = self.fn(arrays[0] if len(arrays) == 1 else arrays)
         name = getattr(self.fn, "__name__", type(self.fn).__name__)
         return _as_2d_tensors(out, xs[0].shape[0], xs[0], f"the prediction function {name}")
-
-    def output_names(self, dims: Sequence[int]) -> list[list]:
-        if len(dims) == 1:
-            return [[f"Y{j + 1}" for j in range(dims[0])]]
-        return [[f"Y{layer + 1}_{j + 1}" for j in range(k)] for layer, k in enumerate(dims)]
 
 
 def _plain_numeric(dtype: object) -> bool:
@@ -424,7 +416,7 @@ def native_dtypes(X: object) -> list[torch.dtype | None]:
     return dtypes
 
 
-class NativeInputs:
+class NativeInputs(AdapterBase):
     """Adapter that feeds a torch model bool / integer inputs in their own dtype.
 
     Model-agnostic explainers only move values between rows (the explained sample, the
@@ -442,9 +434,9 @@ class NativeInputs:
     def __init__(self, model: object, dtypes: Sequence[torch.dtype | None]) -> None:
         self.model = model
         self.input_dtypes = list(dtypes)
-        self.n_inputs = getattr(model, "n_inputs", None)
-        self.conversion_error = getattr(model, "conversion_error", None)
-        self.removed_activation = getattr(model, "removed_activation", None)
+        self.n_inputs = model.n_inputs
+        self.conversion_error = model.conversion_error
+        self.removed_activation = model.removed_activation
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         dtypes = self.input_dtypes
@@ -456,17 +448,9 @@ class NativeInputs:
         return self.model.output_names(dims)
 
 
-def _is_skorch(model: object) -> bool:
-    try:
-        from skorch import NeuralNet
-    except ImportError:  # pragma: no cover - skorch is a dependency
-        return False
-    return isinstance(model, NeuralNet)
-
-
 def is_torch_like(model: object) -> bool:
     """Torch module (incl. converted Graphs), skorch net or innsight-style dict model."""
-    return _is_skorch(model) or isinstance(model, (nn.Module, dict))
+    return is_skorch_net(model) or isinstance(model, (nn.Module, dict))
 
 
 def _resolve_method(estimator: object, response_method: str) -> str:
@@ -540,7 +524,7 @@ def as_predict_model(
         Unfitted estimator, missing response method, or ``ignore_last_act`` for a model
         that has no layers.
     """
-    if _is_skorch(model) or isinstance(model, nn.Module):
+    if is_skorch_net(model) or isinstance(model, nn.Module):
         if response_method != "auto":
             raise ValueError(
                 "response_method applies to scikit-learn estimators; for torch modules and "

@@ -666,7 +666,7 @@ class _AgnosticExplainer(Explainer):
                 # bool / integer X_ref: run the module itself on its own dtypes (a layer
                 # graph computes in floats; these methods only need outputs), in its own
                 # float precision (such models often cast inside, e.g. ``x.float()``)
-                from ..convert.adapter import _fallback_model
+                from ..convert.adapters import _fallback_model
 
                 module = getattr(model, "module_", model)
                 floats = [p.dtype for p in module.parameters() if p.is_floating_point()]

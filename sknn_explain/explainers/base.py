@@ -29,7 +29,7 @@ from .._model import as_numpy, call_forward, flag_nonfinite_outputs, predict
 from .._prepare import encode
 from .._validation import COMMON_PARAMETER_CONSTRAINTS
 from ..attribution import Attribution
-from ..convert.adapter import prepare_model
+from ..convert.adapters import prepare_model
 
 __all__ = ["Explainer", "group_result", "make_attribution", "random_streams", "row_context",
            "row_keys", "row_generator"]
@@ -403,7 +403,7 @@ class Explainer(BaseEstimator):
             )
             _check_names(ref.names, getattr(model_, "input_names", None), "X_ref",
                          "the model has feature names")
-            if getattr(model_, "pending", False):  # finish a deferred conversion now
+            if model_.pending:  # finish a deferred conversion now
                 # a model that cannot run on X_ref is the user's input error (ValueError)
                 refs = ref.to_tensors(dtype, device)
                 call_forward(model_.ensure, [t[:8] for t in refs],
@@ -447,9 +447,8 @@ class Explainer(BaseEstimator):
     def _layout_hint(self, model_: object, xs: Sequence[torch.Tensor], name: str):
         """A lazy "did you mean X[None] / channels_first=False?" for a failing model call."""
         # a pending conversion is tried on its private reference copy, never converted here
-        source = getattr(model_, "_source", None) if getattr(model_, "pending", False) else None
-        run = source.check_inputs if source is not None else model_
-        return lambda: layout_hint(run, xs, channels_first=self.channels_first, name=name)
+        return lambda: layout_hint(model_.check_inputs, xs, channels_first=self.channels_first,
+                                   name=name)
 
     def _coerce(self, X: object, name: str = "X") -> tuple[InputBatch, list[list[list[str]]]]:
         batch = coerce_inputs(

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from .._groups import ColumnGroups, sum_groups
-from .._model import TorchModel
+from .._model import AdapterBase, TorchModel
 from .._validation import SequenceOf, StrOptions
 
 __all__ = ["EMBEDDINGS", "EmbeddingModel", "EmbeddingSupport", "input_is_integer"]
@@ -96,7 +96,7 @@ class _Hook:
         return self.owner._hook(self.j, module, output)
 
 
-class EmbeddingModel:
+class EmbeddingModel(AdapterBase):
     """Model adapter that substitutes embedding outputs (picklable, thread-safe).
 
     Called with the model's ``m`` inputs it runs the model (code inputs as int64). Called
@@ -401,7 +401,7 @@ EMBEDDINGS = [StrOptions({"auto"}), None, SequenceOf(str)]
 
 def _find_embeddings(model: object, embeddings: object) -> list[str]:
     """Module paths of the ``nn.Embedding`` layers to attribute (relative to the module)."""
-    from ..convert.from_skorch import is_skorch_net
+    from .._skorch import is_skorch_net
 
     module = model.module_ if is_skorch_net(model) and hasattr(model, "module_") else model
     if not isinstance(module, nn.Module):
@@ -445,7 +445,7 @@ class EmbeddingSupport:
         paths = [] if embeddings is None else _find_embeddings(model, embeddings)
         if not paths:
             return super()._prepare_model(model, dtype, device)
-        from ..convert.adapter import _fallback_model, _last_leaf_is_activation
+        from ..convert.adapters import _fallback_model, _last_leaf_is_activation
 
         inner = _fallback_model(model, self.ignore_last_act, dtype, device,
                                 _last_leaf_is_activation(model))

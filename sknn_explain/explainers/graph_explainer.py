@@ -50,7 +50,7 @@ class GraphExplainer(Explainer):
     def _forward_all(self, xs: Sequence[torch.Tensor],
                      graph: Graph | None = None) -> dict[str, torch.Tensor]:
         """Every value of ``graph`` (default: :attr:`graph_`) at the inputs ``xs``."""
-        if getattr(self.model_, "pending", False):
+        if self.model_.pending:
             with torch.no_grad():
                 self.model_.ensure(list(xs))
         try:

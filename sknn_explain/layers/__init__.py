@@ -5,7 +5,14 @@ so the propagation methods (LRP, DeepLift, DeepSHAP, Connection Weights) can imp
 rule per layer class. Converters (:mod:`sknn_explain.convert`) map user models onto these.
 """
 
-from .activation import Activation
+from .activation import (
+    ACTIVATION_ALIASES,
+    ACTIVATION_PARAMS,
+    SKLEARN_ACTIVATIONS,
+    TORCH_ACTIVATION_MODULES,
+    Activation,
+    torch_activation_modules,
+)
 from .base import Layer
 from .conv import Conv
 from .dense import Dense
@@ -15,6 +22,10 @@ from .pooling import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from .reshape import Flatten, Pad, Reshape
 
 __all__ = [
+    "ACTIVATION_ALIASES",
+    "ACTIVATION_PARAMS",
+    "SKLEARN_ACTIVATIONS",
+    "TORCH_ACTIVATION_MODULES",
     "Activation",
     "AdaptiveAvgPool",
     "AdaptiveMaxPool",
@@ -30,4 +41,5 @@ __all__ = [
     "MaxPool",
     "Pad",
     "Reshape",
+    "torch_activation_modules",
 ]

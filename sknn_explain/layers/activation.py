@@ -1,11 +1,18 @@
-"""Element-wise activation functions (and softmax over an axis)."""
+"""Element-wise activation functions (and softmax over an axis), and the one table of what
+counts as an activation in torch, scikit-learn and innsight model dicts."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .base import Layer
+
+__all__ = [
+    "ACTIVATION_ALIASES", "ACTIVATION_PARAMS", "Activation", "SKLEARN_ACTIVATIONS",
+    "TORCH_ACTIVATION_MODULES", "torch_activation_modules",
+]
 
 #: supported activation names and their parameters (with defaults)
 ACTIVATION_PARAMS: dict[str, dict[str, object]] = {
@@ -22,6 +29,43 @@ ACTIVATION_PARAMS: dict[str, dict[str, object]] = {
     "silu": {},
     "exp": {},
 }
+
+#: torch activation modules -> graph activation name. None: an activation without a graph
+#: layer (the converter refuses it), still "the last activation" that ``ignore_last_act``
+#: removes from an unconverted ``nn.Sequential``
+TORCH_ACTIVATION_MODULES: dict[type[nn.Module], str | None] = {
+    nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.Tanh: "tanh",
+    nn.Sigmoid: "sigmoid", nn.Softplus: "softplus", nn.GELU: "gelu", nn.SiLU: "silu",
+    nn.Softmax: "softmax", nn.Softmax2d: "softmax", nn.LogSoftmax: "log_softmax",
+    nn.Softmin: None, nn.SELU: None, nn.Hardtanh: None, nn.ReLU6: None, nn.Mish: None,
+    nn.LogSigmoid: None,
+}
+
+#: scikit-learn MLP activation names (``activation``, ``out_activation_``) -> graph
+#: activation name (None: no node)
+SKLEARN_ACTIVATIONS: dict[str, str | None] = {
+    "identity": None, "relu": "relu", "tanh": "tanh", "logistic": "sigmoid",
+    "softmax": "softmax", "exp": "exp",
+}
+
+#: other spellings in innsight model dicts -> graph activation name (None: no node)
+ACTIVATION_ALIASES: dict[object, str | None] = {
+    "linear": None, "identity": None, None: None, "logistic": "sigmoid",
+}
+
+
+def torch_activation_modules(convertible: bool = False) -> tuple[type[nn.Module], ...]:
+    """The torch activation module classes (``convertible``: only those with a graph layer).
+
+    Examples
+    --------
+    >>> nn.ReLU in torch_activation_modules(convertible=True)
+    True
+    >>> nn.Mish in torch_activation_modules(convertible=True)
+    False
+    """
+    return tuple(cls for cls, name in TORCH_ACTIVATION_MODULES.items()
+                 if name is not None or not convertible)
 
 
 class Activation(Layer):

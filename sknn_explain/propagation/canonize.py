@@ -71,4 +71,4 @@ def merge_batchnorm(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> Grap
     nodes = [merged.get(n.name, n) for n in graph.nodes if n.name not in absorbed]
     with torch.no_grad():
         return Graph(nodes, graph.n_inputs, graph.outputs, graph.input_shapes,
-                     graph.input_names, graph.output_names_)
+                     graph.input_names, graph.output_names)

@@ -1,37 +1,45 @@
-"""``convert()``: any supported model -> a verified :class:`Graph`."""
+"""``convert()``: any supported model -> a verified :class:`Graph`.
+
+:func:`make_source` is the one place that picks the converter for a model type (a Graph,
+skorch net, scikit-learn MLP or Pipeline, model dict or torch module); :func:`convert` adds
+the input shapes, names and verification.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from .._data import resolve_device, resolve_dtype
-from ._core import Source, finish, private_inputs
+from .._data import coerce_inputs, default_axis_names, resolve_device, resolve_dtype
+from .._naming import normalize_names, normalize_output_names
+from .._skorch import is_skorch_net
+from ..layers import Activation
+from .from_dict import DictSource
+from .from_sklearn import MLPSource, PipelineSource, is_sklearn_mlp, is_sklearn_pipeline
+from .from_skorch import SkorchSource
 from .graph import Graph
+from .source import Source, finish, private_inputs
+from .torch import TorchSource
 
-__all__ = ["convert", "make_source", "normalize_input_shapes", "normalize_names",
-           "normalize_output_names"]
+__all__ = ["GraphSource", "convert", "make_source", "normalize_input_shapes"]
 
 
 class GraphSource(Source):
     """An existing :class:`Graph` (copied and cast)."""
 
     def __init__(self, graph: Graph, dtype: torch.dtype, device: torch.device) -> None:
-        import copy
-
         super().__init__(dtype, device)
         self.graph = copy.deepcopy(graph).to(dtype=dtype, device=device)
         self.description = "Graph"
         self.n_inputs = graph.n_inputs
         self.input_shapes = graph.input_shapes
         self.input_names = graph.input_names
-        self.output_names = graph.output_names_
+        self.output_names = graph.output_names
         last = [graph.node(o) for o in graph.outputs if o in {n.name for n in graph.nodes}]
-        from ..layers import Activation
-
         self.ends_with_activation = bool(last) and isinstance(last[0].layer, Activation)
 
     def build(self, xs: Sequence[torch.Tensor]) -> Graph:
@@ -43,7 +51,7 @@ class GraphSource(Source):
 
 
 def make_source(model: object, dtype: torch.dtype, device: torch.device) -> Source:
-    """The :class:`~._core.Source` for any supported model type.
+    """The :class:`~.source.Source` for any supported model type.
 
     Raises
     ------
@@ -52,11 +60,6 @@ def make_source(model: object, dtype: torch.dtype, device: torch.device) -> Sour
     ValueError
         For unfitted models; :class:`ConversionError` for unsupported layers.
     """
-    from .from_dict import DictSource
-    from .from_sklearn import MLPSource, PipelineSource, is_sklearn_mlp, is_sklearn_pipeline
-    from .from_skorch import SkorchSource, is_skorch_net
-    from .from_torch import TorchSource
-
     if isinstance(model, Graph):
         return GraphSource(model, dtype, device)
     if is_skorch_net(model):
@@ -101,54 +104,6 @@ def normalize_input_shapes(input_shape: object, n_inputs: int | None = None
         raise ValueError(f"the model has {n_inputs} input(s), but input_shape gives "
                          f"{len(shapes)}")
     return shapes
-
-
-def normalize_names(names: object, shapes: Sequence[tuple[int, ...]], what: str) -> list:
-    """innsight-style input names -> ``[input][axis][name]`` checked against ``shapes``.
-
-    Accepts a flat list (one tabular input), a list per axis (one input) or a list of those.
-    """
-    def is_flat(v: object) -> bool:
-        return isinstance(v, Sequence) and not isinstance(v, str) and all(
-            not isinstance(x, Sequence) or isinstance(x, str) for x in v)
-
-    if is_flat(names):
-        nested = [[list(names)]]
-    elif isinstance(names, Sequence) and all(is_flat(a) for a in names):
-        nested = [[list(a) for a in names]]
-    elif isinstance(names, Sequence) and all(
-        isinstance(i, Sequence) and all(is_flat(a) for a in i) for i in names
-    ):
-        nested = [[list(a) for a in i] for i in names]
-    else:
-        raise ValueError(f"{what} must be a list of names per axis (per input), got {names!r}")
-    if len(nested) == 1 and len(shapes) > 1 and len(nested[0]) == len(shapes):
-        nested = [[a] if isinstance(a, list) and is_flat(a) else a for a in nested[0]]
-    if len(nested) != len(shapes):
-        raise ValueError(f"{what} has names for {len(nested)} input(s), the model has "
-                         f"{len(shapes)}")
-    for i, (n, s) in enumerate(zip(nested, shapes)):
-        if [len(a) for a in n] != list(s):
-            raise ValueError(
-                f"{what} for input {i} have lengths {[len(a) for a in n]}, but the input "
-                f"shape is {tuple(s)}"
-            )
-    return [[[str(x) for x in a] for a in n] for n in nested]
-
-
-def normalize_output_names(names: object, n_outputs: int) -> list:
-    if isinstance(names, Sequence) and not isinstance(names, str) and names and all(
-        isinstance(x, Sequence) and not isinstance(x, str) for x in names
-    ):
-        nested = [list(x) for x in names]
-    elif isinstance(names, Sequence) and not isinstance(names, str):
-        nested = [list(names)]
-    else:
-        raise ValueError(f"output_names must be a list of names (per output), got {names!r}")
-    if len(nested) != n_outputs:
-        raise ValueError(f"output_names has {len(nested)} list(s), the model has {n_outputs} "
-                         "output(s)")
-    return nested
 
 
 def convert(
@@ -211,8 +166,6 @@ def convert(
     >>> graph.input_shapes
     [(4,)]
     """
-    from .._data import coerce_inputs
-
     dt, dev = resolve_dtype(dtype), resolve_device(device)
     source = make_source(model, dt, dev)
     ref = None
@@ -247,13 +200,11 @@ def convert(
     data = None if ref is None else ref.to_tensors(dt, dev)
     graph = finish(source, shapes, data, check=check)
     if ref is not None and any(n is not None for n in ref.names) and input_names is None:
-        from .._data import default_axis_names
-
         graph.input_names = [n if n is not None else default_axis_names(s)
                              for n, s in zip(ref.names, ref.shapes)]
     if input_names is not None:
         graph.input_names = normalize_names(input_names, shapes, "input_names")
     if output_names is not None:
-        graph.output_names_ = normalize_output_names(output_names, len(graph.outputs))
+        graph.output_names = normalize_output_names(output_names, len(graph.outputs))
     return graph
 

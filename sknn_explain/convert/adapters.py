@@ -17,22 +17,21 @@ import warnings
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
-from .._model import TorchModel, as_model, flatten_outputs
-from ._core import Source, finish, wrap_unexpected
-from .errors import BatchStatisticsError, ConversionError
+from .._model import ACTIVATIONS, AdapterBase, TorchModel, as_model, flatten_outputs
+from .._naming import output_names_or_default
+from .._prepare import prepare_model as take_apart
+from .._skorch import is_skorch_net
+from .dispatch import make_source
+from .errors import BatchStatisticsError, ConversionError, ExampleInputsError
 from .graph import Graph
+from .source import Source, finish, wrap_unexpected
 
 __all__ = ["FallbackModel", "GraphModel", "prepare_model"]
 
 
-def _default_names(dims: Sequence[int]) -> list[list[str]]:
-    if len(dims) == 1:
-        return [[f"Y{j + 1}" for j in range(dims[0])]]
-    return [[f"Y{layer + 1}_{j + 1}" for j in range(k)] for layer, k in enumerate(dims)]
-
-
-class GraphModel:
+class GraphModel(AdapterBase):
     """Model adapter over a converted :class:`Graph` (picklable).
 
     Parameters
@@ -61,6 +60,8 @@ class GraphModel:
     n_inputs, input_shapes, input_names : model inputs
     removed_activation : str or None
         Name of the activation dropped by ``ignore_last_act``.
+
+    It implements the :class:`~sknn_explain._model.ModelAdapter` protocol in full.
     """
 
     def __init__(self, graph: Graph | None, *, ignore_last_act: bool,
@@ -142,7 +143,7 @@ class GraphModel:
     def _use_fallback(self, error: ConversionError) -> None:
         fallback = self._fallback_candidate
         self.conversion_error = str(error)
-        if (self.ignore_last_act and getattr(fallback, "ends_with_activation", False)
+        if (self.ignore_last_act and fallback.ends_with_activation
                 and fallback.removed_activation is None):
             warnings.warn(
                 "ignore_last_act=True could not be honoured: the model could not be "
@@ -164,6 +165,14 @@ class GraphModel:
             return self._fallback(xs)
         self.check_shapes(xs)
         return flatten_outputs(self.graph(*xs))
+
+    def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
+        """Run the model on ``xs``; a pending conversion runs its private reference copy of
+        the original model and is not finished here."""
+        if self.pending:
+            self._source.check_inputs(xs)
+        else:
+            super().check_inputs(xs)
 
     def check_shapes(self, xs: Sequence[torch.Tensor]) -> None:
         """Refuse inputs of another per-sample shape than the graph was built for.
@@ -192,16 +201,11 @@ class GraphModel:
 
     def output_names(self, dims: Sequence[int]) -> list[list]:
         """Names of every output node per output layer (``classes_`` or ``Y1..``)."""
-        defaults = _default_names(dims)
         graph = self.full_graph
-        given = None if graph is None else graph.output_names_
+        given = None if graph is None else graph.output_names
         if given is None and self._fallback is not None:
             return self._fallback.output_names(dims)
-        names = []
-        for layer, k in enumerate(dims):
-            g = given[layer] if given is not None and layer < len(given) else None
-            names.append(list(g) if g is not None and len(g) == k else defaults[layer])
-        return names
+        return output_names_or_default(dims, given)
 
     def __repr__(self) -> str:
         state = "pending" if self.pending else "fallback" if self._fallback else "converted"
@@ -215,7 +219,15 @@ class FallbackModel(TorchModel):
     the user's ``X``, the explainer's stored reference and the explainer's own leaf tensors
     (which require grad) untouched, and ``clone`` is differentiable, so gradients still reach
     the caller's tensors.
+
+    Attributes
+    ----------
+    ends_with_activation : bool or None
+        Whether the model's first output comes from an activation (None: unknown), for the
+        ``ignore_last_act`` warnings.
     """
+
+    ends_with_activation: bool | None = None
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         return super().__call__([x.clone() for x in xs])
@@ -223,10 +235,6 @@ class FallbackModel(TorchModel):
 
 def _last_leaf_is_activation(model: object) -> bool:
     """Heuristic for unconvertible modules: is the last registered leaf an activation?"""
-    from torch import nn
-
-    from .._model import ACTIVATIONS
-
     module = getattr(model, "module_", model)
     if not isinstance(module, nn.Module):
         return False
@@ -241,8 +249,6 @@ def _check_per_sample(model: object) -> None:
     each sample's output depends on the other samples of the batch: per-sample attributions
     (and predictions) would change with the batch composition, a silent wrong answer.
     """
-    from torch import nn
-
     module = getattr(model, "module_", model)
     if not isinstance(module, nn.Module):
         return
@@ -258,8 +264,6 @@ def _check_per_sample(model: object) -> None:
 def _fallback_model(model: object, ignore_last_act: bool, dtype: torch.dtype,
                     device: torch.device, ends_with_activation: bool | None) -> TorchModel:
     """The plain private copy (runs any module) used when the graph cannot be built."""
-    from .from_skorch import is_skorch_net
-
     _check_per_sample(model)
     fallback = as_model(model, ignore_last_act=ignore_last_act, dtype=dtype, device=device)
     fallback.__class__ = FallbackModel  # same state, inputs copied before every call
@@ -304,6 +308,10 @@ def prepare_model(
     ``space`` (``"network"`` / ``"raw"``) says whether a Pipeline's scalers run as
     preprocessing or are folded into the graph (:func:`sknn_explain._prepare.prepare_model`).
 
+    The model's path: :func:`~sknn_explain._prepare.prepare_model` takes it apart,
+    :func:`~.dispatch.make_source` picks its converter, :func:`~.source.finish` builds and
+    verifies the graph, and the result is wrapped here.
+
     Returns a :class:`GraphModel`, or (torch / skorch models, when conversion fails and
     ``require_graph`` is False) the plain :class:`~sknn_explain._model.TorchModel` copy, whose
     ``conversion_error`` attribute says why.
@@ -316,12 +324,6 @@ def prepare_model(
         Unfitted model; :class:`ConversionError` when conversion fails and the graph is
         required (or the model is not a torch / skorch model).
     """
-    from torch import nn
-
-    from .._prepare import prepare_model as take_apart
-    from .api import make_source
-    from .from_skorch import is_skorch_net
-
     prepared = take_apart(model, space)  # the one front door: preprocessing / network / names
     if prepared.preprocess is not None:
         # the network is converted (or copied) alone and explained on the encoded data
@@ -336,9 +338,8 @@ def prepare_model(
     if can_fall_back:
         _check_per_sample(model)  # no method explains a batch-dependent model per sample
 
-    def fall_back(error: ConversionError, source: Source | None) -> TorchModel:
-        ends = None if source is None else getattr(source, "ends_with_activation", None)
-        model_ = _fallback_model(model, ignore_last_act, dtype, device, ends)
+    def fall_back(error: ConversionError, ends_with_activation: bool | None) -> TorchModel:
+        model_ = _fallback_model(model, ignore_last_act, dtype, device, ends_with_activation)
         model_.conversion_error = str(error)
         return model_
 
@@ -347,20 +348,17 @@ def prepare_model(
     except ConversionError as err:
         if not can_fall_back or isinstance(err, BatchStatisticsError):
             raise
-        model_ = _fallback_model(model, ignore_last_act, dtype, device,
-                                 getattr(err, "ends_with_activation", None))
-        model_.conversion_error = str(err)
-        return model_
+        return fall_back(err, err.ends_with_activation)
     if source.input_shapes is not None:
         try:
             return GraphModel(finish(source, source.input_shapes),
                               ignore_last_act=ignore_last_act)
         except Exception as err:  # noqa: BLE001 - any failure is a conversion failure
             error = wrap_unexpected(err, source.description)
-            if "failed on example inputs" not in str(error):
+            if not isinstance(error, ExampleInputsError):
                 if not can_fall_back or isinstance(error, BatchStatisticsError):
                     raise error from err
-                return fall_back(error, source)
+                return fall_back(error, source.ends_with_activation)
             # the input shape inferred from the first Linear was wrong: wait for real data
             source.input_shapes = None
     fallback = None
@@ -368,7 +366,7 @@ def prepare_model(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fallback = _fallback_model(model, ignore_last_act, dtype, device, False)
-        fallback.ends_with_activation = getattr(source, "ends_with_activation", None)
+        fallback.ends_with_activation = source.ends_with_activation
         if fallback.ends_with_activation is None:
             fallback.ends_with_activation = _last_leaf_is_activation(model)
     return GraphModel(None, ignore_last_act=ignore_last_act, source=source,

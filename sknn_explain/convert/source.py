@@ -1,4 +1,4 @@
-"""Shared machinery of the converters: the ``Source`` interface, naming and verification.
+"""The ``Source`` interface every converter implements, and the verification of its graph.
 
 Every converter turns a user model into a :class:`Source`: an object that knows the model's
 number of inputs (and, when the model stores it, their shapes and names), can ``build`` the
@@ -14,12 +14,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..layers import Activation, Layer
+from .._model import flatten_outputs
 from .errors import ConversionError, VerificationError
-from .graph import Graph, Node, input_name
+from .graph import Graph
 
-__all__ = ["NodeBuilder", "Source", "TOLERANCE", "example_inputs", "finish", "private_inputs",
-           "verify"]
+__all__ = ["Source", "TOLERANCE", "example_inputs", "finish", "private_inputs", "verify",
+           "wrap_unexpected"]
 
 #: maximal relative deviation of the graph from the original model, per dtype
 TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -64,37 +64,6 @@ class Source:
         self.reference(private_inputs(xs))
 
 
-class NodeBuilder:
-    """Collects nodes with unique names."""
-
-    def __init__(self, n_inputs: int) -> None:
-        self.nodes: list[Node] = []
-        self.used = {input_name(i) for i in range(n_inputs)}
-
-    def unique(self, base: str) -> str:
-        base = base.replace(".", "_") or "node"
-        name, k = base, 1
-        while name in self.used:
-            k += 1
-            name = f"{base}_{k}"
-        self.used.add(name)
-        return name
-
-    def add(self, base: str, layer: Layer, inputs: Sequence[str]) -> str:
-        name = self.unique(base)
-        self.nodes.append(Node(name, layer, list(inputs)))
-        return name
-
-    def ensure_node_outputs(self, outputs: Sequence[str]) -> list[str]:
-        """Graph outputs must be nodes: an output that is a graph input gets an identity."""
-        result = []
-        for out in outputs:
-            if out.startswith("input_") and not any(n.name == out for n in self.nodes):
-                out = self.add(f"{out}_out", Activation("identity"), [out])
-            result.append(out)
-        return result
-
-
 def example_inputs(
     shapes: Sequence[tuple[int, ...]], n: int, dtype: torch.dtype, device: torch.device, seed: int
 ) -> list[torch.Tensor]:
@@ -116,12 +85,6 @@ def private_inputs(xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     return [x.detach().clone() for x in xs]
 
 
-def _flat(out: object) -> list[torch.Tensor]:
-    from .._model import flatten_outputs
-
-    return flatten_outputs(out)
-
-
 def verify(graph: Graph, reference: list[torch.Tensor], xs: Sequence[torch.Tensor],
            description: str) -> float:
     """Compare the graph's outputs on ``xs`` with the original model's (``reference``).
@@ -141,7 +104,7 @@ def verify(graph: Graph, reference: list[torch.Tensor], xs: Sequence[torch.Tenso
     """
     tol = TOLERANCE.get(xs[0].dtype, 1e-5)
     with torch.no_grad():
-        got = _flat(graph(*private_inputs(xs)))
+        got = flatten_outputs(graph(*private_inputs(xs)))
     if len(got) != len(reference):
         raise VerificationError(
             f"the converted graph of the {description} has {len(got)} output(s), the model "
@@ -203,8 +166,8 @@ def finish(
     graph.input_shapes = shapes
     if graph.input_names is None and source.input_names is not None:
         graph.input_names = source.input_names
-    if graph.output_names_ is None and source.output_names is not None:
-        graph.output_names_ = source.output_names
+    if graph.output_names is None and source.output_names is not None:
+        graph.output_names = source.output_names
     return graph
 
 
