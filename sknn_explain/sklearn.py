@@ -45,7 +45,7 @@ from sklearn.utils.validation import (
 )
 from torch import nn
 
-from ._engine import auto_batch_size
+from ._batching import auto_batch_size
 from ._model import call_forward, predict
 from ._validation import BOOLEAN, POSITIVE_INT, StrOptions
 from .explainers import Explainer, IntegratedGradients

@@ -66,9 +66,10 @@ import pandas as pd
 import torch
 from scipy.special import comb
 
+from .._batching import auto_batch_size
 from .._data import InputBatch
-from .._engine import OutputSelection, auto_batch_size
 from .._model import call_forward, describe_rows, nonfinite_message, predict
+from .._output_selection import OutputSelection
 from .._segmentation import FeatureMap, build_feature_map
 from .._validation import (
     NON_NEGATIVE_REAL,
@@ -435,7 +436,7 @@ def masked_outputs(
     Examples
     --------
     >>> import numpy as np, torch
-    >>> from sknn_explain._engine import resolve_outputs
+    >>> from sknn_explain._output_selection import resolve_outputs
     >>> from sknn_explain._segmentation import build_feature_map
     >>> forward = lambda xs: [xs[0].sum(1, keepdim=True)]
     >>> x, background = torch.ones(1, 3), torch.zeros(2, 3)

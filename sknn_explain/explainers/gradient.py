@@ -23,9 +23,11 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .._batching import Forward, accumulate_paths, auto_batch_size
 from .._data import InputBatch
-from .._engine import Forward, OutputSelection, accumulate_paths, auto_batch_size
 from .._model import predict
+from .._output_selection import OutputSelection
+from .._random import row_context, row_generator, row_keys
 from .._validation import (
     BOOLEAN,
     NON_NEGATIVE_REAL,
@@ -34,7 +36,7 @@ from .._validation import (
     SPACE,
     StrOptions,
 )
-from .base import Explainer, row_context, row_generator, row_keys
+from .base import Explainer
 from .embedding import EMBEDDINGS, EmbeddingSupport
 
 __all__ = [
@@ -146,7 +148,7 @@ def smoothgrad_attribution(
     ``noisy`` (per input) leaves the inputs flagged False without noise (embedding outputs).
 
     The noise of sample ``i`` comes from its own random stream keyed by ``random_state``
-    and its global row index (see :func:`~sknn_explain.explainers.base.row_generator`), so
+    and its global row index (see :func:`~sknn_explain._random.row_generator`), so
     it does not depend on ``batch_size`` or on how a Dask collection is chunked.
     """
     if nt_type not in _NT_REDUCE:
@@ -387,6 +389,7 @@ class SmoothGrad(EmbeddingSupport, Explainer):
     """
 
     method_name = "SmoothGrad"
+    _uses_data_range = True  # sd = noise_level * (max - min) of the explained data
     _parameter_constraints = {
         **Explainer._parameter_constraints,
         "n": POSITIVE_INT,

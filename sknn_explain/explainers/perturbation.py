@@ -34,8 +34,8 @@ import torch
 from sklearn.utils import check_random_state
 
 from .._data import InputBatch
-from .._engine import OutputSelection
 from .._model import call_forward, predict
+from .._output_selection import OutputSelection
 from .._validation import BOOLEAN, POSITIVE_INT, RANDOM_STATE, SPACE, StrOptions
 from .base import Explainer
 
@@ -104,7 +104,7 @@ def ablation_outputs(
     Examples
     --------
     >>> import torch
-    >>> from sknn_explain._engine import resolve_outputs
+    >>> from sknn_explain._output_selection import resolve_outputs
     >>> forward = lambda xs: [xs[0].sum(1, keepdim=True)]
     >>> sel = resolve_outputs(None, None, [["Y1"]])
     >>> masks = [torch.tensor([[True, False], [False, True]])]
