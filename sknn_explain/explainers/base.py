@@ -263,6 +263,16 @@ class Explainer(BaseEstimator):
     #: blocks of a Dask collection then get the range of the whole collection
     _uses_data_range = False
 
+    def __init__(self, *, ignore_last_act, channels_first, dtype, device, batch_size, verbose):
+        # the common parameters, stored verbatim; subclasses list them in their own
+        # signature (with their own defaults) and pass them on
+        self.ignore_last_act = ignore_last_act
+        self.channels_first = channels_first
+        self.dtype = dtype
+        self.device = device
+        self.batch_size = batch_size
+        self.verbose = verbose
+
     # ------------------------------------------------------------------ fitting
     def _check_common_params(self) -> tuple[torch.dtype, torch.device]:
         """Check all hyperparameters (at ``fit``) and resolve ``dtype`` and ``device``."""

@@ -333,13 +333,11 @@ class Gradient(EmbeddingSupport, Explainer):
         self, times_input=False, *, ignore_last_act=True, channels_first=True, dtype="float",
         device="cpu", batch_size=None, verbose=False, embeddings="auto", space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.times_input = times_input
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.embeddings = embeddings
         self.space = space
 
@@ -407,18 +405,16 @@ class SmoothGrad(EmbeddingSupport, Explainer):
         dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
         space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n = n
         self.noise_level = noise_level
         self.times_input = times_input
         self.random_state = random_state
         self.noise_scale = noise_scale
         self.nt_type = nt_type
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.embeddings = embeddings
         self.space = space
 
@@ -480,14 +476,12 @@ class IntegratedGradients(EmbeddingSupport, Explainer):
         dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
         space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n = n
         self.times_input = times_input
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.embeddings = embeddings
         self.space = space
 
@@ -545,14 +539,12 @@ class ExpectedGradients(EmbeddingSupport, Explainer):
         dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
         space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n = n
         self.random_state = random_state
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.embeddings = embeddings
         self.space = space
 

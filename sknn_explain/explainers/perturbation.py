@@ -363,15 +363,13 @@ class Occlusion(_PerturbationExplainer):
         channels_first=True, dtype="double", device="cpu", batch_size=None, verbose=False,
         space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.sliding_window_shapes = sliding_window_shapes
         self.strides = strides
         self.baselines = baselines
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.space = space
 
     def _check_params(self) -> None:
@@ -478,14 +476,12 @@ class FeatureAblation(_PerturbationExplainer):
         self, feature_mask=None, baselines=0.0, *, ignore_last_act=False, channels_first=True,
         dtype="double", device="cpu", batch_size=None, verbose=False, space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.feature_mask = feature_mask
         self.baselines = baselines
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.space = space
 
     def _labels(self, xs) -> list[np.ndarray]:
@@ -600,17 +596,15 @@ class ShapleyValueSampling(FeatureAblation):
         random_state=None, *, ignore_last_act=False, channels_first=True, dtype="double",
         device="cpu", batch_size=None, verbose=False, space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n_samples = n_samples
         self.feature_mask = feature_mask
         self.baselines = baselines
         self.antithetic = antithetic
         self.random_state = random_state
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.space = space
 
     def _permutations(self, m: int) -> np.ndarray:

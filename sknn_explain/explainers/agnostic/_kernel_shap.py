@@ -103,6 +103,10 @@ class KernelSHAP(AgnosticExplainer):
         segments=None, random_state=None, *, response_method="auto", ignore_last_act=False,
         channels_first=True, dtype="double", device="cpu", batch_size=None, verbose=False,
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n_samples = n_samples
         self.link = link
         self.limit_ref = limit_ref
@@ -110,12 +114,6 @@ class KernelSHAP(AgnosticExplainer):
         self.segments = segments
         self.random_state = random_state
         self.response_method = response_method
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
 
     @property
     def _goal_description(self) -> str:

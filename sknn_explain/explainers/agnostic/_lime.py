@@ -92,6 +92,10 @@ class LIME(AgnosticExplainer):
         response_method="auto", ignore_last_act=False, channels_first=True, dtype="double",
         device="cpu", batch_size=None, verbose=False,
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n_samples = n_samples
         self.kernel_width = kernel_width
         self.feature_selection = feature_selection
@@ -102,12 +106,6 @@ class LIME(AgnosticExplainer):
         self.segments = segments
         self.random_state = random_state
         self.response_method = response_method
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
 
     def _fit_reference(self, ref: InputBatch) -> None:
         self._fit_features(ref)
