@@ -18,6 +18,8 @@ The ``*_attribution`` functions hold the maths, on any differentiable
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -354,7 +356,10 @@ class SmoothGrad(EmbeddingSupport, Explainer):
     Parameters
     ----------
     n : int, default=50
-        Noisy copies per sample.
+        Noisy copies per sample (gradients evaluated per sample).
+        ``n`` is innsight's name: points per sample on the gradient path / noise. The
+        perturbation and model-agnostic explainers count their model evaluations per
+        sample with ``n_samples`` (captum's and shap's name).
     noise_level : float, default=0.1
         Noise standard deviation relative to the data range (see ``noise_scale``).
     times_input : bool, default=False
@@ -449,7 +454,10 @@ class IntegratedGradients(EmbeddingSupport, Explainer):
     Parameters
     ----------
     n : int, default=50
-        Riemann steps, ``alpha = 1/n, ..., 1``.
+        Riemann steps, ``alpha = 1/n, ..., 1`` (gradients evaluated per sample).
+        ``n`` is innsight's name: points per sample on the gradient path / noise. The
+        perturbation and model-agnostic explainers count their model evaluations per
+        sample with ``n_samples`` (captum's and shap's name).
     times_input : bool, default=True
         Multiply the averaged gradient by ``x - x_ref``.
     {_COMMON_DOC}
@@ -512,7 +520,10 @@ class ExpectedGradients(EmbeddingSupport, Explainer):
     Parameters
     ----------
     n : int, default=50
-        Reference/alpha draws per sample.
+        Reference/alpha draws per sample (gradients evaluated per sample).
+        ``n`` is innsight's name: points per sample on the gradient path / noise. The
+        perturbation and model-agnostic explainers count their model evaluations per
+        sample with ``n_samples`` (captum's and shap's name).
     random_state : int, RandomState, Generator or None
         Seed of the draws; an int gives identical attributions on every call.
     {_COMMON_DOC}
@@ -561,6 +572,28 @@ class ExpectedGradients(EmbeddingSupport, Explainer):
         ))
 
 
-# innsight's names
-IntegratedGradient = IntegratedGradients
-ExpectedGradient = ExpectedGradients
+def _deprecated_alias(cls: type, old_name: str) -> type:
+    """A subclass of ``cls`` named ``old_name`` whose instantiation warns that it is renamed.
+
+    It keeps ``cls``'s signature (``get_params``, ``clone``, ``repr``) and pickles by name.
+    """
+
+    def __init__(self, *args, **kwargs):
+        warnings.warn(
+            f"{old_name} (innsight's name) is deprecated and will be removed in 0.3: use "
+            f"{cls.__name__}, which it is an alias of",
+            DeprecationWarning, stacklevel=2,
+        )
+        cls.__init__(self, *args, **kwargs)
+
+    __init__.__signature__ = inspect.signature(cls.__init__)
+    doc = (f"Deprecated alias of :class:`{cls.__name__}` (innsight's name).\n\n"
+           f"    .. deprecated:: 0.2.0\n       Use :class:`{cls.__name__}`; ``{old_name}`` "
+           "will be removed in 0.3.\n")
+    return type(old_name, (cls,), {"__init__": __init__, "__doc__": doc,
+                                   "__module__": __name__, "__qualname__": old_name})
+
+
+#: innsight's names, deprecated: they warn when instantiated
+IntegratedGradient = _deprecated_alias(IntegratedGradients, "IntegratedGradient")
+ExpectedGradient = _deprecated_alias(ExpectedGradients, "ExpectedGradient")

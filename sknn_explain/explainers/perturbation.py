@@ -558,6 +558,9 @@ class ShapleyValueSampling(FeatureAblation):
         Number of random permutations. "all" enumerates every permutation of the groups
         (at most {_MAX_ALL_GROUPS} groups), which gives the exact Shapley values against the
         baseline.
+        ``n_samples`` is captum's name here, as for the other perturbation methods' model
+        evaluations; the gradient family's ``n`` (innsight's name) counts points on a
+        gradient path instead.
     feature_mask : array-like of int, or list of those (one per input), optional
         Integer group label per input element (see :class:`FeatureAblation`); equal labels
         form one player. None: every element is its own player.

@@ -61,6 +61,9 @@ class KernelSHAP(AgnosticExplainer):
     n_samples : "auto" or int, default="auto"
         Coalitions evaluated per sample (each over all background rows). "auto": all when
         ``M <= 12``, else ``2 M + 2048`` (shap's default).
+        ``n_samples`` is captum's and shap's name for the model evaluations per sample of
+        a perturbation method; the gradient family's ``n`` (innsight's name) counts points
+        on a gradient path instead.
     link : {{"identity", "logit"}}, default="identity"
         Scale on which attributions add up; "logit" needs probabilities.
     limit_ref : int or None, default=100

@@ -36,6 +36,9 @@ class LIME(AgnosticExplainer):
     ----------
     n_samples : int, default=1000
         Perturbations per sample (the first is the sample itself).
+        ``n_samples`` is captum's and shap's name for the model evaluations per sample of
+        a perturbation method; the gradient family's ``n`` (innsight's name) counts points
+        on a gradient path instead.
     kernel_width : float, default=0.25
         Width of the exponential kernel on the cosine distance to the sample (lime's image
         default): weight ``exp(-d^2 / (2 kernel_width^2))``, ``d = 1 - sqrt(on / M)``.
