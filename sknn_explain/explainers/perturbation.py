@@ -320,6 +320,13 @@ _COMMON_DOC = """ignore_last_act : bool, default=False
 """
 
 
+#: the ``baselines`` parameter of all three explainers; ``what`` names the replaced values
+_BASELINES_DOC = (
+    'baselines : float, "mean", array-like, or list of those (one per input), default=0.0\n'
+    """        Value of {what}: a constant, the mean of ``X_ref`` ("mean", needs
+        ``fit(model, X_ref)``) or an array broadcastable to the per-sample shape."""
+)
+
 class Occlusion(_PerturbationExplainer):
     __doc__ = f"""Occlusion with a sliding window (``captum.attr.Occlusion``).
 
@@ -337,9 +344,7 @@ class Occlusion(_PerturbationExplainer):
     strides : int, tuple of int, or list of those (one per input), default=1
         Step of the window per axis; at most the window size on axes the window does not
         cover entirely (as captum). Windows past the border are clipped.
-    baselines : float, "mean", array-like, or list of those (one per input), default=0.0
-        Value of occluded elements: a constant, the mean of ``X_ref`` ("mean", needs
-        ``fit(model, X_ref)``) or an array broadcastable to the per-sample shape.
+    {_BASELINES_DOC.format(what="occluded elements")}
     {_COMMON_DOC}
     Examples
     --------
@@ -451,9 +456,7 @@ class FeatureAblation(_PerturbationExplainer):
         shape in the user's layout; equal labels are ablated together, also across inputs.
         E.g. ``[0, 0, 1, 2]`` ablates the first two columns together; a ``(1, H, W)``
         superpixel map groups all channels of a pixel. None: every element alone.
-    baselines : float, "mean", array-like, or list of those (one per input), default=0.0
-        Value of ablated elements: a constant, the mean of ``X_ref`` ("mean", needs
-        ``fit(model, X_ref)``) or an array broadcastable to the per-sample shape.
+    {_BASELINES_DOC.format(what="ablated elements")}
     {_COMMON_DOC}
     Examples
     --------
@@ -564,9 +567,7 @@ class ShapleyValueSampling(FeatureAblation):
     feature_mask : array-like of int, or list of those (one per input), optional
         Integer group label per input element (see :class:`FeatureAblation`); equal labels
         form one player. None: every element is its own player.
-    baselines : float, "mean", array-like, or list of those (one per input), default=0.0
-        Value of the groups not yet added: a constant, the mean of ``X_ref`` ("mean", needs
-        ``fit(model, X_ref)``) or an array broadcastable to the per-sample shape.
+    {_BASELINES_DOC.format(what="the groups not yet added")}
     antithetic : bool, default=False
         Also evaluate every sampled permutation reversed (antithetic sampling: a group
         early in one permutation is late in its mirror, which cancels much of the
