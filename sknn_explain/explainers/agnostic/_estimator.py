@@ -16,6 +16,7 @@ from ..._batching import auto_batch_size
 from ..._data import InputBatch
 from ..._segmentation import build_feature_map
 from ..._validation import POSITIVE_INT, RANDOM_STATE, SequenceOf, StrOptions
+from ...convert.adapter import _fallback_model
 from ...convert.graph import Graph
 from .._predict_fn import (
     RESPONSE_METHODS,
@@ -138,8 +139,6 @@ class AgnosticExplainer(Explainer):
                 # bool / integer X_ref: run the module itself on its own dtypes (a layer
                 # graph computes in floats; these methods only need outputs), in its own
                 # float precision (such models often cast inside, e.g. ``x.float()``)
-                from ..convert.adapter import _fallback_model
-
                 module = getattr(model, "module_", model)
                 floats = [p.dtype for p in module.parameters() if p.is_floating_point()]
                 own = floats[0] if floats else dtype
