@@ -4,7 +4,10 @@ The Python successor of the R package *innsight*: explainers are scikit-learn es
 (``fit(model, X_ref)``, ``explain(X)``) that return an :class:`Attribution`.
 """
 
-from . import rules
+from . import (
+    dask,  # noqa: F401 - lets explain() take dask collections (imports no dask)
+    rules,
+)
 from .attribution import Attribution
 from .convert import ConversionError, Graph, UnsupportedLayerError, convert
 from .explainers import (

@@ -33,12 +33,9 @@ import pandas as pd
 import torch
 
 from ._data import resolve_device
+from ._random import ROW_CONTEXT, RowContext, seed_entropy
 from .attribution import FRAME_COLUMNS, Attribution
-from .explainers.base import (
-    ROW_CONTEXT,
-    RowContext,
-    seed_entropy,
-)
+from .explainers.base import is_dask_collection, register_lazy_explain
 
 __all__ = ["WORKER_MALLOC_ENV", "LazyAttribution", "configure_workers", "explain",
            "feature_importances", "transform"]
@@ -247,10 +244,9 @@ def _offsets(arr) -> np.ndarray:
 
 
 def _data_range(est: object, arr) -> tuple:
-    """``(max, min)`` of the whole data as 0-d dask arrays when the method needs it."""
-    from .explainers.gradient import SmoothGrad
-
-    if isinstance(_explainer_of(est), SmoothGrad):  # per feature: both noise scales need it
+    """``(max, min)`` of the whole data, per feature, as dask arrays when the method scales
+    by the range of the explained data (``Explainer._uses_data_range``, SmoothGrad's noise)."""
+    if getattr(_explainer_of(est), "_uses_data_range", False):
         return arr.max(axis=0), arr.min(axis=0)
     return None, None
 
@@ -334,6 +330,10 @@ def explain(explainer: object, X: object, output_idx: object = None,
     )
     result.output_space = getattr(probe, "output_space", None)
     return result
+
+
+# dask inputs of Explainer.explain come here (the explainers do not import this module)
+register_lazy_explain(is_dask_collection, explain)
 
 
 # ---------------------------------------------------------------------- the lazy result

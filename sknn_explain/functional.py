@@ -25,10 +25,11 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from ._batching import auto_batch_size
 from ._data import check_readable_tensor, default_axis_names, find_batch_first_rnn
-from ._engine import auto_batch_size, resolve_outputs
 from ._model import as_numpy, call_forward, copy_model, flag_nonfinite_outputs, flatten_outputs
 from ._naming import default_output_names
+from ._output_selection import resolve_outputs
 from ._validation import (
     BATCH_SIZE,
     BOOLEAN,

@@ -32,7 +32,7 @@ from sklearn.utils.validation import (
 )
 
 from ._default_network import TabularMLP, default_estimator
-from ._engine import auto_batch_size
+from ._batching import auto_batch_size
 from ._model import call_forward, predict
 from ._prepare import encode
 from ._validation import BOOLEAN, POSITIVE_INT, StrOptions

@@ -675,7 +675,7 @@ def test_long_runs_warn_with_their_cost_unless_verbose(monkeypatch):
     import warnings
 
     import sknn_explain as skx
-    from sknn_explain.explainers import agnostic
+    from sknn_explain.explainers.agnostic import _estimator as agnostic
 
     monkeypatch.setattr(agnostic, "LONG_RUN_ROWS", 100)
     X = np.random.default_rng(0).normal(size=(30, 4))

@@ -25,7 +25,7 @@ from sknn_explain import (
     torch_intgrad,
     torch_smoothgrad,
 )
-from sknn_explain._engine import auto_batch_size
+from sknn_explain._batching import auto_batch_size
 
 ALL = [
     Gradient(times_input=True),

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sknn_explain import Gradient, IntegratedGradients
-from sknn_explain._engine import resolve_outputs
+from sknn_explain._output_selection import resolve_outputs
 from sknn_explain.functional import torch_expgrad, torch_grad, torch_intgrad
 
 
@@ -166,7 +166,7 @@ def test_output_label_message_quotes_int_classes_as_ints(float_class_data):
 
 
 def test_label_matching_rules():
-    from sknn_explain._engine import label_key
+    from sknn_explain._output_selection import label_key
 
     assert label_key(1) == label_key(1.0) == label_key(np.int64(1)) == label_key(np.float32(1))
     assert label_key("1") != label_key(1)

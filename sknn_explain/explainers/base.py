@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from .._batching import auto_batch_size
 from .._data import (
     InputBatch,
     ShapeMismatchError,
@@ -24,89 +23,37 @@ from .._data import (
     row_index_of,
     sequence_warning,
 )
-from .._engine import OutputSelection, auto_batch_size, resolve_outputs
 from .._model import as_numpy, call_forward, flag_nonfinite_outputs, predict
+from .._output_selection import OutputSelection, resolve_outputs
 from .._prepare import encode
+from .._random import random_streams, row_context, row_generator, row_keys  # noqa: F401
 from .._validation import COMMON_PARAMETER_CONSTRAINTS
 from ..attribution import Attribution
 from ..convert.adapters import prepare_model
 
-__all__ = ["Explainer", "group_result", "make_attribution", "random_streams", "row_context",
-           "row_keys", "row_generator"]
+# random_streams, row_context, row_keys and row_generator live in sknn_explain._random; they
+# stay importable from here, their home before
+__all__ = ["Explainer", "group_result", "is_dask_collection", "make_attribution",
+           "random_streams", "register_lazy_explain", "row_context", "row_keys",
+           "row_generator"]
+
+#: ``(accepts(X), explain(explainer, X, output_idx=, output_label=))`` pairs: inputs that
+#: ``explain`` hands on instead of computing in memory (lazy collections). Integrations that
+#: sit above the explainers register here when imported (``sknn_explain.dask``, imported by
+#: the package itself, registers dask arrays and DataFrames), so this module imports none.
+_LAZY_EXPLAIN: list[tuple[Callable[[object], bool], Callable[..., object]]] = []
 
 
-def seed_entropy(random_state: object) -> int | None:
-    """The integer entropy behind an sklearn-style ``random_state`` (None: fresh entropy).
+def register_lazy_explain(accepts: Callable[[object], bool], explain: Callable[..., object]
+                          ) -> None:
+    """Let :meth:`Explainer.explain` hand inputs for which ``accepts(X)`` holds to ``explain``.
 
-    An int is used as is; a ``RandomState`` / ``Generator`` instance is consumed once.
+    ``explain(explainer, X, output_idx=..., output_label=...)`` returns the (lazy) result.
+    Registering the same pair twice (a module reloaded) keeps one entry.
     """
-    if random_state is None:
-        entropy = None
-    elif isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        entropy = int(random_state)
-    elif isinstance(random_state, np.random.RandomState):
-        entropy = int(random_state.randint(0, 2**31 - 1))
-    elif isinstance(random_state, np.random.Generator):
-        entropy = int(random_state.integers(0, 2**32 - 1, endpoint=True))
-    else:
-        raise TypeError(
-            f"random_state must be None, an int, a RandomState or a Generator, got "
-            f"{type(random_state).__name__}"
-        )
-    return entropy
-
-
-def random_streams(random_state: object, k: int) -> list[np.random.Generator]:
-    """``k`` independent numpy generators derived from an sklearn-style ``random_state``.
-
-    An int gives the same streams on every call (same seed, same attributions); None gives
-    fresh entropy; a ``RandomState`` / ``Generator`` instance is consumed once for a seed.
-    """
-    entropy = seed_entropy(random_state)
-    return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(k)]
-
-
-def row_keys(random_state: object, k: int) -> list[np.ndarray]:
-    """``k`` independent 128-bit Philox keys derived from ``random_state``.
-
-    With :func:`row_generator` they give one random stream per *global* row index, so the
-    draws of a sample do not depend on how the data are chunked (in-process batches or
-    Dask blocks): the same ``random_state`` gives the same numbers either way.
-    """
-    entropy = seed_entropy(random_state)
-    return [s.generate_state(2, np.uint64) for s in np.random.SeedSequence(entropy).spawn(k)]
-
-
-def row_generator(key: np.ndarray, row: int) -> np.random.Generator:
-    """The random stream of global row ``row`` under ``key`` (counter-based, no state)."""
-    return np.random.Generator(np.random.Philox(key=key, counter=[0, 0, int(row), 0]))
-
-
-@dataclass(frozen=True)
-class RowContext:
-    """Where a block of rows sits in the whole data set (set by the Dask integration).
-
-    Attributes
-    ----------
-    offset : int
-        Global index of the block's first row (keys the per-row random draws).
-    data_range : list of (float, float) or None
-        Per input, ``(max, min)`` over the whole data set (SmoothGrad's noise scale), or
-        None to use the block itself (in-process: the block is the whole data set).
-    """
-
-    offset: int = 0
-    data_range: tuple | None = None
-
-
-#: the current block's context (a ContextVar: safe with threaded Dask workers)
-ROW_CONTEXT: ContextVar[RowContext | None] = ContextVar("sknn_explain_row_context",
-                                                         default=None)
-
-
-def row_context() -> RowContext:
-    """The current :class:`RowContext` (offset 0, no data range outside Dask blocks)."""
-    return ROW_CONTEXT.get() or RowContext()
+    entry = (accepts, explain)
+    if entry not in _LAZY_EXPLAIN:
+        _LAZY_EXPLAIN.append(entry)
 
 
 def make_attribution(
@@ -312,6 +259,19 @@ class Explainer(BaseEstimator):
     _requires_graph = False
     #: human-readable decomposition goal (None: the method has none)
     _goal_description: str | None = None
+    #: whether the method scales by the range of the explained data (SmoothGrad's noise):
+    #: blocks of a Dask collection then get the range of the whole collection
+    _uses_data_range = False
+
+    def __init__(self, *, ignore_last_act, channels_first, dtype, device, batch_size, verbose):
+        # the common parameters, stored verbatim; subclasses list them in their own
+        # signature (with their own defaults) and pass them on
+        self.ignore_last_act = ignore_last_act
+        self.channels_first = channels_first
+        self.dtype = dtype
+        self.device = device
+        self.batch_size = batch_size
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ fitting
     def _check_common_params(self) -> tuple[torch.dtype, torch.device]:
@@ -490,10 +450,9 @@ class Explainer(BaseEstimator):
             A lazy result (dask arrays / DataFrame) when ``X`` is a dask array or dask
             DataFrame; see :func:`sknn_explain.dask.explain`.
         """
-        if is_dask_collection(X):
-            from ..dask import explain as dask_explain
-
-            return dask_explain(self, X, output_idx=output_idx, output_label=output_label)
+        for accepts, lazy_explain in _LAZY_EXPLAIN:  # e.g. dask collections
+            if accepts(X):
+                return lazy_explain(self, X, output_idx=output_idx, output_label=output_label)
         self._check_fitted()
         raw = None
         preprocess = getattr(self.model_, "preprocess", None)

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from .._data import default_axis_names
-from .._engine import resolve_outputs
 from .._model import call_forward
+from .._output_selection import resolve_outputs
 from .._validation import BOOLEAN
 from ..attribution import Attribution
 from ..convert.graph import input_name

@@ -18,14 +18,18 @@ The ``*_attribution`` functions hold the maths, on any differentiable
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from .._batching import Forward, accumulate_paths, auto_batch_size
 from .._data import InputBatch
-from .._engine import Forward, OutputSelection, accumulate_paths, auto_batch_size
 from .._model import predict
+from .._output_selection import OutputSelection
+from .._random import row_context, row_generator, row_keys
 from .._validation import (
     BOOLEAN,
     NON_NEGATIVE_REAL,
@@ -34,7 +38,7 @@ from .._validation import (
     SPACE,
     StrOptions,
 )
-from .base import Explainer, row_context, row_generator, row_keys
+from .base import Explainer
 from .embedding import EMBEDDINGS, EmbeddingSupport
 
 __all__ = [
@@ -146,7 +150,7 @@ def smoothgrad_attribution(
     ``noisy`` (per input) leaves the inputs flagged False without noise (embedding outputs).
 
     The noise of sample ``i`` comes from its own random stream keyed by ``random_state``
-    and its global row index (see :func:`~sknn_explain.explainers.base.row_generator`), so
+    and its global row index (see :func:`~sknn_explain._random.row_generator`), so
     it does not depend on ``batch_size`` or on how a Dask collection is chunked.
     """
     if nt_type not in _NT_REDUCE:
@@ -331,13 +335,11 @@ class Gradient(EmbeddingSupport, Explainer):
         self, times_input=False, *, ignore_last_act=True, channels_first=True, dtype="float",
         device="cpu", batch_size=None, verbose=False, embeddings="auto", space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.times_input = times_input
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.embeddings = embeddings
         self.space = space
 
@@ -354,7 +356,10 @@ class SmoothGrad(EmbeddingSupport, Explainer):
     Parameters
     ----------
     n : int, default=50
-        Noisy copies per sample.
+        Noisy copies per sample (gradients evaluated per sample).
+        ``n`` is innsight's name: points per sample on the gradient path / noise. The
+        perturbation and model-agnostic explainers count their model evaluations per
+        sample with ``n_samples`` (captum's and shap's name).
     noise_level : float, default=0.1
         Noise standard deviation relative to the data range (see ``noise_scale``).
     times_input : bool, default=False
@@ -387,6 +392,7 @@ class SmoothGrad(EmbeddingSupport, Explainer):
     """
 
     method_name = "SmoothGrad"
+    _uses_data_range = True  # sd = noise_level * (max - min) of the explained data
     _parameter_constraints = {
         **Explainer._parameter_constraints,
         "n": POSITIVE_INT,
@@ -404,18 +410,16 @@ class SmoothGrad(EmbeddingSupport, Explainer):
         dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
         space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n = n
         self.noise_level = noise_level
         self.times_input = times_input
         self.random_state = random_state
         self.noise_scale = noise_scale
         self.nt_type = nt_type
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.embeddings = embeddings
         self.space = space
 
@@ -450,7 +454,10 @@ class IntegratedGradients(EmbeddingSupport, Explainer):
     Parameters
     ----------
     n : int, default=50
-        Riemann steps, ``alpha = 1/n, ..., 1``.
+        Riemann steps, ``alpha = 1/n, ..., 1`` (gradients evaluated per sample).
+        ``n`` is innsight's name: points per sample on the gradient path / noise. The
+        perturbation and model-agnostic explainers count their model evaluations per
+        sample with ``n_samples`` (captum's and shap's name).
     times_input : bool, default=True
         Multiply the averaged gradient by ``x - x_ref``.
     {_COMMON_DOC}
@@ -477,14 +484,12 @@ class IntegratedGradients(EmbeddingSupport, Explainer):
         dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
         space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n = n
         self.times_input = times_input
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.embeddings = embeddings
         self.space = space
 
@@ -515,7 +520,10 @@ class ExpectedGradients(EmbeddingSupport, Explainer):
     Parameters
     ----------
     n : int, default=50
-        Reference/alpha draws per sample.
+        Reference/alpha draws per sample (gradients evaluated per sample).
+        ``n`` is innsight's name: points per sample on the gradient path / noise. The
+        perturbation and model-agnostic explainers count their model evaluations per
+        sample with ``n_samples`` (captum's and shap's name).
     random_state : int, RandomState, Generator or None
         Seed of the draws; an int gives identical attributions on every call.
     {_COMMON_DOC}
@@ -542,14 +550,12 @@ class ExpectedGradients(EmbeddingSupport, Explainer):
         dtype="float", device="cpu", batch_size=None, verbose=False, embeddings="auto",
         space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n = n
         self.random_state = random_state
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.embeddings = embeddings
         self.space = space
 
@@ -566,6 +572,28 @@ class ExpectedGradients(EmbeddingSupport, Explainer):
         ))
 
 
-# innsight's names
-IntegratedGradient = IntegratedGradients
-ExpectedGradient = ExpectedGradients
+def _deprecated_alias(cls: type, old_name: str) -> type:
+    """A subclass of ``cls`` named ``old_name`` whose instantiation warns that it is renamed.
+
+    It keeps ``cls``'s signature (``get_params``, ``clone``, ``repr``) and pickles by name.
+    """
+
+    def __init__(self, *args, **kwargs):
+        warnings.warn(
+            f"{old_name} (innsight's name) is deprecated and will be removed in 0.3: use "
+            f"{cls.__name__}, which it is an alias of",
+            DeprecationWarning, stacklevel=2,
+        )
+        cls.__init__(self, *args, **kwargs)
+
+    __init__.__signature__ = inspect.signature(cls.__init__)
+    doc = (f"Deprecated alias of :class:`{cls.__name__}` (innsight's name).\n\n"
+           f"    .. deprecated:: 0.2.0\n       Use :class:`{cls.__name__}`; ``{old_name}`` "
+           "will be removed in 0.3.\n")
+    return type(old_name, (cls,), {"__init__": __init__, "__doc__": doc,
+                                   "__module__": __name__, "__qualname__": old_name})
+
+
+#: innsight's names, deprecated: they warn when instantiated
+IntegratedGradient = _deprecated_alias(IntegratedGradients, "IntegratedGradient")
+ExpectedGradient = _deprecated_alias(ExpectedGradients, "ExpectedGradient")

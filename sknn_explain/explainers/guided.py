@@ -119,12 +119,10 @@ class _ModifiedBackward(Explainer):
         self, *, ignore_last_act=True, channels_first=True, dtype="float", device="cpu",
         batch_size=None, verbose=False, space="network",
     ):
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.space = space
 
     def _attribute(self, xs, selection, batch_size):

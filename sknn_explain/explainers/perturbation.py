@@ -34,8 +34,8 @@ import torch
 from sklearn.utils import check_random_state
 
 from .._data import InputBatch
-from .._engine import OutputSelection
 from .._model import call_forward, predict
+from .._output_selection import OutputSelection
 from .._validation import BOOLEAN, POSITIVE_INT, RANDOM_STATE, SPACE, StrOptions
 from .base import Explainer
 
@@ -104,7 +104,7 @@ def ablation_outputs(
     Examples
     --------
     >>> import torch
-    >>> from sknn_explain._engine import resolve_outputs
+    >>> from sknn_explain._output_selection import resolve_outputs
     >>> forward = lambda xs: [xs[0].sum(1, keepdim=True)]
     >>> sel = resolve_outputs(None, None, [["Y1"]])
     >>> masks = [torch.tensor([[True, False], [False, True]])]
@@ -320,6 +320,13 @@ _COMMON_DOC = """ignore_last_act : bool, default=False
 """
 
 
+#: the ``baselines`` parameter of all three explainers; ``what`` names the replaced values
+_BASELINES_DOC = (
+    'baselines : float, "mean", array-like, or list of those (one per input), default=0.0\n'
+    """        Value of {what}: a constant, the mean of ``X_ref`` ("mean", needs
+        ``fit(model, X_ref)``) or an array broadcastable to the per-sample shape."""
+)
+
 class Occlusion(_PerturbationExplainer):
     __doc__ = f"""Occlusion with a sliding window (``captum.attr.Occlusion``).
 
@@ -337,9 +344,7 @@ class Occlusion(_PerturbationExplainer):
     strides : int, tuple of int, or list of those (one per input), default=1
         Step of the window per axis; at most the window size on axes the window does not
         cover entirely (as captum). Windows past the border are clipped.
-    baselines : float, "mean", array-like, or list of those (one per input), default=0.0
-        Value of occluded elements: a constant, the mean of ``X_ref`` ("mean", needs
-        ``fit(model, X_ref)``) or an array broadcastable to the per-sample shape.
+    {_BASELINES_DOC.format(what="occluded elements")}
     {_COMMON_DOC}
     Examples
     --------
@@ -363,15 +368,13 @@ class Occlusion(_PerturbationExplainer):
         channels_first=True, dtype="double", device="cpu", batch_size=None, verbose=False,
         space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.sliding_window_shapes = sliding_window_shapes
         self.strides = strides
         self.baselines = baselines
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.space = space
 
     def _check_params(self) -> None:
@@ -453,9 +456,7 @@ class FeatureAblation(_PerturbationExplainer):
         shape in the user's layout; equal labels are ablated together, also across inputs.
         E.g. ``[0, 0, 1, 2]`` ablates the first two columns together; a ``(1, H, W)``
         superpixel map groups all channels of a pixel. None: every element alone.
-    baselines : float, "mean", array-like, or list of those (one per input), default=0.0
-        Value of ablated elements: a constant, the mean of ``X_ref`` ("mean", needs
-        ``fit(model, X_ref)``) or an array broadcastable to the per-sample shape.
+    {_BASELINES_DOC.format(what="ablated elements")}
     {_COMMON_DOC}
     Examples
     --------
@@ -478,14 +479,12 @@ class FeatureAblation(_PerturbationExplainer):
         self, feature_mask=None, baselines=0.0, *, ignore_last_act=False, channels_first=True,
         dtype="double", device="cpu", batch_size=None, verbose=False, space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.feature_mask = feature_mask
         self.baselines = baselines
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.space = space
 
     def _labels(self, xs) -> list[np.ndarray]:
@@ -562,12 +561,13 @@ class ShapleyValueSampling(FeatureAblation):
         Number of random permutations. "all" enumerates every permutation of the groups
         (at most {_MAX_ALL_GROUPS} groups), which gives the exact Shapley values against the
         baseline.
+        ``n_samples`` is captum's name here, as for the other perturbation methods' model
+        evaluations; the gradient family's ``n`` (innsight's name) counts points on a
+        gradient path instead.
     feature_mask : array-like of int, or list of those (one per input), optional
         Integer group label per input element (see :class:`FeatureAblation`); equal labels
         form one player. None: every element is its own player.
-    baselines : float, "mean", array-like, or list of those (one per input), default=0.0
-        Value of the groups not yet added: a constant, the mean of ``X_ref`` ("mean", needs
-        ``fit(model, X_ref)``) or an array broadcastable to the per-sample shape.
+    {_BASELINES_DOC.format(what="the groups not yet added")}
     antithetic : bool, default=False
         Also evaluate every sampled permutation reversed (antithetic sampling: a group
         early in one permutation is late in its mirror, which cancels much of the
@@ -600,17 +600,15 @@ class ShapleyValueSampling(FeatureAblation):
         random_state=None, *, ignore_last_act=False, channels_first=True, dtype="double",
         device="cpu", batch_size=None, verbose=False, space="network",
     ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
         self.n_samples = n_samples
         self.feature_mask = feature_mask
         self.baselines = baselines
         self.antithetic = antithetic
         self.random_state = random_state
-        self.ignore_last_act = ignore_last_act
-        self.channels_first = channels_first
-        self.dtype = dtype
-        self.device = device
-        self.batch_size = batch_size
-        self.verbose = verbose
         self.space = space
 
     def _permutations(self, m: int) -> np.ndarray:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv1d_input, conv2d_input
 
-from .._engine import OutputSelection
+from .._output_selection import OutputSelection
 from ..convert.graph import Graph, Node, input_name
 from ..layers import (
     AdaptiveAvgPool,

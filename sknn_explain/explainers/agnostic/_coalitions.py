@@ -1,0 +1,183 @@
+"""Coalitions of interpretable features and their kernel weights (Kernel SHAP, LIME)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from scipy.special import comb
+
+__all__ = ["MAX_ENUMERATED_FEATURES", "kernel_shap_coalitions", "lime_perturbations"]
+
+#: never enumerate all ``2^M - 2`` coalitions beyond this many features: 2^30 coalitions
+#: would be 30 GiB of masks, more than any budget can pay for
+MAX_ENUMERATED_FEATURES = 30
+#: coalition sizes drawn up front per coalition still to fill: repeated draws only raise
+#: a coalition's weight, so more draws than rows are needed (shap.KernelExplainer's 4)
+_SIZE_DRAWS_PER_ROW = 4
+#: random subsets drawn per numpy call: amortises the argsort while stopping soon after the
+#: budget is full (part of the sampling scheme: another value gives other coalitions for
+#: the same seed)
+_SUBSETS_PER_DRAW = 1024
+#: rounding slack of the test "the budget covers every subset of this size" (shap's)
+_FULL_SIZE_SLACK = 1e-8
+
+
+def _all_coalitions(m: int) -> tuple[np.ndarray, np.ndarray]:
+    codes = np.arange(1, 2**m - 1, dtype=np.int64)
+    z = ((codes[:, None] >> np.arange(m)) & 1).astype(bool)
+    size = z.sum(1)
+    w = (m - 1) / (comb(m, size) * size * (m - size))
+    return z, w / w.sum()
+
+
+def kernel_shap_coalitions(
+    n_features: int, n_samples: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Coalitions and Shapley-kernel weights for Kernel SHAP (shap's sampling scheme).
+
+    Parameters
+    ----------
+    n_features : int
+        Number of players ``M`` (>= 2).
+    n_samples : int
+        Number of coalitions to evaluate. ``>= 2^M - 2`` enumerates all of them.
+    rng : numpy Generator
+
+    Returns
+    -------
+    z : ndarray of bool, ``(S, M)``
+        Coalitions (True: feature present), never empty or full.
+    weights : ndarray, ``(S,)``
+        Regression weights (sum 1).
+    exact : bool
+        Whether all coalitions were enumerated.
+
+    Notes
+    -----
+    Subset sizes ``s`` and ``M - s`` are handled together, in the order 1, 2, ...: a size is
+    enumerated completely (with its complements) while the remaining budget times its
+    share of the Shapley kernel mass covers all its subsets; the rest of the budget draws
+    sizes from the remaining kernel mass and random subsets of that size, each followed by
+    its complement; repeated draws increase a coalition's weight instead of adding a row.
+    This is the algorithm of ``shap.KernelExplainer``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z, w, exact = kernel_shap_coalitions(4, 100, np.random.default_rng(0))
+    >>> z.shape, exact
+    ((14, 4), True)
+    >>> z, w, exact = kernel_shap_coalitions(20, 100, np.random.default_rng(0))
+    >>> z.shape, exact, bool(np.isclose(w.sum(), 1))
+    ((100, 20), False, True)
+    """
+    m = int(n_features)
+    if m < 2:
+        raise ValueError(f"Kernel SHAP coalitions need at least 2 features, got {m}")
+    if m <= MAX_ENUMERATED_FEATURES and n_samples >= 2**m - 2:
+        z, w = _all_coalitions(m)
+        return z, w, True
+    n_sizes = math.ceil((m - 1) / 2)
+    n_paired = (m - 1) // 2
+    sizes = np.arange(1, n_sizes + 1)
+    weight_vector = (m - 1.0) / (sizes * (m - sizes))
+    weight_vector[:n_paired] *= 2
+    weight_vector /= weight_vector.sum()
+
+    masks: list[np.ndarray] = []
+    weights: list[float] = []
+    n_full = 0
+    left = int(n_samples)
+    remaining = weight_vector.copy()
+    for size in range(1, n_sizes + 1):
+        paired = size <= n_paired
+        n_subsets = comb(m, size, exact=True) * (2 if paired else 1)
+        if left * remaining[size - 1] / n_subsets < 1.0 - _FULL_SIZE_SLACK:
+            break
+        n_full += 1
+        left -= n_subsets
+        if remaining[size - 1] < 1.0:
+            remaining /= 1 - remaining[size - 1]
+        w = weight_vector[size - 1] / comb(m, size, exact=True) / (2 if paired else 1)
+        for idx in itertools.combinations(range(m), size):
+            mask = np.zeros(m, dtype=bool)
+            mask[list(idx)] = True
+            masks.append(mask)
+            weights.append(w)
+            if paired:
+                masks.append(~mask)
+                weights.append(w)
+    n_fixed = len(masks)
+    left = int(n_samples) - n_fixed
+    if n_full != n_sizes and left > 0:
+        probs = weight_vector.copy()
+        probs[:n_paired] /= 2  # each draw below adds a pair
+        probs = probs[n_full:]
+        probs /= probs.sum()
+        draw_sizes = rng.choice(len(probs), _SIZE_DRAWS_PER_ROW * left, p=probs) + n_full + 1
+        seen: dict[bytes, int] = {}
+        rand_weights: list[float] = []
+        block = _SUBSETS_PER_DRAW
+        pos = 0
+        while left > 0 and pos < len(draw_sizes):
+            chunk = draw_sizes[pos : pos + block]
+            ranks = np.argsort(rng.random((len(chunk), m)), axis=1).argsort(axis=1)
+            chunk_masks = ranks < chunk[:, None]
+            for mask, size in zip(chunk_masks, chunk):
+                pos += 1
+                key = np.packbits(mask).tobytes()
+                row = seen.get(key)
+                if row is None:
+                    seen[key] = len(rand_weights)
+                    masks.append(mask)
+                    rand_weights.append(1.0)
+                    left -= 1
+                else:
+                    rand_weights[row] += 1.0
+                if left > 0 and size <= n_paired:
+                    if row is None:
+                        masks.append(~mask)
+                        rand_weights.append(1.0)
+                        left -= 1
+                    else:
+                        rand_weights[row + 1] += 1.0
+                if left <= 0:
+                    break
+        rw = np.asarray(rand_weights)
+        rw *= weight_vector[n_full:].sum() / rw.sum()
+        weights.extend(rw.tolist())
+    z = np.asarray(masks, dtype=bool).reshape(-1, m)
+    w = np.asarray(weights, dtype=np.float64)
+    return z, w / w.sum(), False
+
+
+def lime_perturbations(
+    n_features: int, n_samples: int, kernel_width: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """LIME's binary perturbations and their kernel weights.
+
+    Row 0 is the explained sample (all features on); every other row switches off
+    ``k ~ Uniform{1, ..., M}`` randomly chosen features.
+
+    Returns
+    -------
+    z : ndarray of bool, ``(n_samples, M)``
+    weights : ndarray, ``(n_samples,)``
+        ``exp(-d^2 / (2 kernel_width^2))`` with the cosine distance ``d = 1 - sqrt(|z| / M)``
+        to the all-on vector.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z, w = lime_perturbations(5, 10, 0.25, np.random.default_rng(0))
+    >>> z.shape, bool(z[0].all()), float(w[0])
+    ((10, 5), True, 1.0)
+    """
+    m = int(n_features)
+    n_off = rng.integers(1, m + 1, size=n_samples - 1)
+    ranks = np.argsort(rng.random((n_samples - 1, m)), axis=1).argsort(axis=1)
+    z = np.vstack([np.ones((1, m), dtype=bool), ranks >= n_off[:, None]])
+    dist = 1.0 - np.sqrt(z.sum(1) / m)
+    return z, np.exp(-(dist**2) / (2.0 * float(kernel_width) ** 2))

@@ -1,0 +1,197 @@
+"""Kernel SHAP (Lundberg & Lee, 2017) for any model, natively in numpy / torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..._data import InputBatch
+from ..._model import describe_rows, predict
+from ..._random import random_streams
+from ..._validation import POSITIVE_INT, StrOptions
+from ._coalitions import MAX_ENUMERATED_FEATURES, kernel_shap_coalitions
+from ._estimator import AGNOSTIC_DOC, ATTRIBUTES_DOC, AgnosticExplainer, warn_if_long
+from ._masking import masked_outputs, nonfinite_perturbations, spread
+from ._solvers import constrained_wls
+
+__all__ = ["KernelSHAP"]
+
+#: n_samples="auto" enumerates every coalition up to this many features
+MAX_EXACT_FEATURES = 12
+#: n_samples="auto" beyond MAX_EXACT_FEATURES: 2 M + this many coalitions (shap's default)
+AUTO_EXTRA_COALITIONS = 2048
+_LINKS = ("identity", "logit")
+#: probabilities are clipped to [eps, 1 - eps] before the logit (finite at 0 and 1)
+_LOGIT_EPS = 1e-12
+#: rounding slack of the check that link="logit" gets probabilities
+_PROBABILITY_SLACK = 1e-9
+
+
+def _link(t: np.ndarray, link: str, what: str) -> np.ndarray:
+    if link == "identity":
+        return t
+    if t.min() < -_PROBABILITY_SLACK or t.max() > 1 + _PROBABILITY_SLACK:
+        raise ValueError(
+            f"link='logit' needs probabilities in [0, 1], but the {what} range over "
+            f"[{t.min():.4g}, {t.max():.4g}]; explain predict_proba / softmax outputs "
+            "(ignore_last_act=False) or use link='identity'"
+        )
+    p = np.clip(t, _LOGIT_EPS, 1 - _LOGIT_EPS)
+    return np.log(p / (1 - p))
+
+
+
+class KernelSHAP(AgnosticExplainer):
+    __doc__ = f"""Kernel SHAP (Lundberg & Lee, 2017) for any model, natively in numpy / torch.
+
+    ``fit(model, X_ref)`` takes the background data (at most ``limit_ref`` rows are used,
+    drawn without replacement with ``random_state`` when ``X_ref`` is larger). A sample's
+    attributions are the Shapley values of ``v(S) = mean_b f(x_S, b_rest)`` over the
+    background rows ``b`` (interventional, features independent of each other) and sum to
+    ``link(f(x)) - link(mean f(background))`` exactly (efficiency).
+
+    With ``M`` features (columns or segments) all ``2^M - 2`` coalitions are evaluated when
+    ``n_samples="auto"`` and ``M <= 12``, or when ``n_samples >= 2^M - 2``: the result is
+    then the exact Shapley value. Otherwise ``n_samples`` coalitions are enumerated by size
+    / sampled in complement pairs as in ``shap.KernelExplainer`` and the efficiency
+    constraint is still enforced exactly.
+
+    Parameters
+    ----------
+    n_samples : "auto" or int, default="auto"
+        Coalitions evaluated per sample (each over all background rows). "auto": all when
+        ``M <= 12``, else ``2 M + 2048`` (shap's default).
+        ``n_samples`` is captum's and shap's name for the model evaluations per sample of
+        a perturbation method; the gradient family's ``n`` (innsight's name) counts points
+        on a gradient path instead.
+    link : {{"identity", "logit"}}, default="identity"
+        Scale on which attributions add up; "logit" needs probabilities.
+    limit_ref : int or None, default=100
+        Maximum number of background rows (innsight's name); None uses all of ``X_ref``.
+        The model is evaluated ``n_samples x limit_ref`` times per explained sample.
+    {AGNOSTIC_DOC}
+    Attributes
+    ----------
+    data_ref_ : list of Tensor
+        The background rows used.
+    ref_output_mean_ : list of Tensor
+        Mean model output over the background, per output layer.
+    {ATTRIBUTES_DOC}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.ensemble import RandomForestRegressor
+    >>> from sknn_explain import KernelSHAP
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 4)); y = X[:, 0] + X[:, 1] * X[:, 2]
+    >>> forest = RandomForestRegressor(n_estimators=10, random_state=0).fit(X, y)
+    >>> res = KernelSHAP().fit(forest, X[:20]).explain(X[:3])
+    >>> res.values.shape
+    (3, 4, 1)
+    >>> bool(np.allclose(res.decomp_sum, res.decomp_goal))
+    True
+    """
+
+    method_name = "KernelSHAP"
+    _parameter_constraints = {
+        **AgnosticExplainer._parameter_constraints,
+        "n_samples": [StrOptions({"auto"}), *POSITIVE_INT],
+        "link": [StrOptions(set(_LINKS))],
+        "limit_ref": [*POSITIVE_INT, None],
+    }
+
+    def __init__(
+        self, n_samples="auto", link="identity", limit_ref=100, segment_size=None,
+        segments=None, random_state=None, *, response_method="auto", ignore_last_act=False,
+        channels_first=True, dtype="double", device="cpu", batch_size=None, verbose=False,
+    ):
+        super().__init__(
+            ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
+            device=device, batch_size=batch_size, verbose=verbose,
+        )
+        self.n_samples = n_samples
+        self.link = link
+        self.limit_ref = limit_ref
+        self.segment_size = segment_size
+        self.segments = segments
+        self.random_state = random_state
+        self.response_method = response_method
+
+    @property
+    def _goal_description(self) -> str:
+        if self.link == "logit":
+            return "logit(f(x)) - logit(mean f(X_ref))"
+        return "f(x) - mean f(X_ref)"
+
+    def _fit_reference(self, ref: InputBatch) -> None:
+        self._fit_features(ref)
+        data = ref.to_tensors(self.dtype_, self.device_)
+        n_ref = ref.n_samples
+        if self.limit_ref is not None and n_ref > self.limit_ref:
+            gen = random_streams(self.random_state, 2)[0]
+            keep = np.sort(gen.choice(n_ref, size=int(self.limit_ref), replace=False))
+            idx = torch.as_tensor(keep, device=self.device_)
+            data = [d[idx] for d in data]
+        outs = predict(self.model_, data, self._batch_size(ref.shapes))
+        bad = torch.zeros(data[0].shape[0], dtype=torch.bool, device=outs[0].device)
+        for o in outs:
+            bad |= ~torch.isfinite(o).all(1)
+        if bool(bad.any()):
+            rows = torch.nonzero(bad).flatten().cpu().numpy()
+            if self.limit_ref is not None and n_ref > self.limit_ref:
+                rows = keep[rows]  # rows of the user's X_ref
+            raise ValueError(
+                f"the model returned NaN/inf for rows {describe_rows(rows)} of X_ref (the "
+                "background data), so every expected value would be NaN; drop those rows"
+            )
+        self.data_ref_ = data
+        self.ref_output_mean_ = [o.to(torch.float64).mean(0) for o in outs]
+
+    def _coalitions(self, m: int) -> tuple[np.ndarray, np.ndarray]:
+        gen = random_streams(self.random_state, 2)[1]
+        if isinstance(self.n_samples, str):
+            budget = 2**m if m <= MAX_EXACT_FEATURES else 2 * m + AUTO_EXTRA_COALITIONS
+        else:
+            budget = int(self.n_samples)
+            if (m > MAX_ENUMERATED_FEATURES or budget < 2**m - 2) and budget < m:
+                raise ValueError(
+                    f"n_samples={budget} coalitions cannot determine {m} feature attributions; "
+                    f"use n_samples >= {m} (or fewer features via segment_size / segments)"
+                )
+        z, w, _ = kernel_shap_coalitions(m, budget, gen)
+        return z, w
+
+    def _attribute(self, xs, selection, batch_size):
+        self._check_native_values(xs)
+        fmap, m = self.feature_map_, self.n_segments_
+        n = xs[0].shape[0]
+        preds = selection.pick(predict(self.model_, xs, batch_size))
+        fx = _link(preds.to(torch.float64).cpu().numpy(), self.link, "model outputs")
+        mean_ref = selection.pick([o.reshape(1, -1) for o in self.ref_output_mean_])
+        e0 = _link(mean_ref.cpu().numpy()[0], self.link, "mean background outputs")
+        delta = fx - e0[None, :]
+        k = delta.shape[1]
+        if m == 1:
+            phi = delta[:, None, :]
+        else:
+            z, w = self._coalitions(m)
+            n_bg = self.data_ref_[0].shape[0]
+            warn_if_long(n * len(z) * n_bg, "KernelSHAP",
+                         f"{n} rows x {len(z)} coalitions x {n_bg} background rows",
+                         self.verbose)
+            v = masked_outputs(
+                self.model_, xs, fmap, z, self.data_ref_, selection, batch_size,
+                verbose=self.verbose, desc="KernelSHAP",
+            ).cpu().numpy()
+            bad = nonfinite_perturbations(v, fx, selection)
+            y = _link(v, self.link, "model outputs") - e0[None, None, :]
+            y = np.where(bad[:, None, :], 0.0, y)  # solved apart, then NaN
+            y = y.transpose(1, 0, 2).reshape(len(z), n * k)
+            total = np.where(bad, 0.0, delta).reshape(-1)
+            phi = constrained_wls(z, w, y, total)
+            phi = phi.reshape(m, n, k).transpose(1, 0, 2)
+            phi[np.broadcast_to(bad[:, None, :], phi.shape)] = np.nan
+        values = spread(phi, fmap, [tuple(x.shape[1:]) for x in xs], xs[0])
+        goal = torch.as_tensor(delta, dtype=xs[0].dtype, device=xs[0].device)
+        return values, preds, goal
