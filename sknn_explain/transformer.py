@@ -31,8 +31,8 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._default_network import TabularMLP, default_estimator
 from ._batching import auto_batch_size
+from ._default_network import TabularMLP, default_estimator
 from ._model import call_forward, predict
 from ._prepare import encode
 from ._validation import BOOLEAN, POSITIVE_INT, StrOptions
