@@ -128,10 +128,10 @@ sphinx_gallery_conf = {
     "abort_on_example_error": True,
     "doc_module": ("sknn_explain",),
     "backreferences_dir": "api/generated/backreferences",
-    "reference_url": {"sknn_explain": None},
     "min_reported_time": 1,
     "remove_config_comments": True,
     "matplotlib_animations": False,
+    "capture_repr": (),  # no "<FacetGrid object at 0x...>" under each plot; print() still shows
 }
 
 # --- intersphinx: offline by default ---
@@ -157,6 +157,7 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"sknn_explain {release}"
 html_theme_options = {
     "navigation_with_keys": False,
+    "header_links_before_dropdown": 2,  # the user-guide titles are long: keep one header line
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
 }

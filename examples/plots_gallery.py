@@ -106,7 +106,7 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser = argparse.ArgumentParser(description="Write one PNG per sknn_explain plot kind.")
     parser.add_argument("out_dir", nargs="?", default="output/plots", type=Path,
                         help="where to write the PNGs (default: output/plots/)")
     main(parser.parse_args().out_dir)
