@@ -1,11 +1,21 @@
-"""Convert torch, skorch, scikit-learn and dict models to one layer graph, then explain them.
+"""
+Converting torch, skorch, scikit-learn and dict models
+======================================================
+
+Every explainer works on one layer graph, built by :func:`sknn_explain.convert.convert` from a
+torch module (traced with ``torch.fx``), a skorch net, a scikit-learn MLP or Pipeline, or
+innsight's "model as list" dictionary. This example converts each kind and explains it.
 
 Run from the repository root::
 
     python examples/convert_models.py
 """
 
-from __future__ import annotations
+# %%
+# A non-sequential torch model
+# ----------------------------
+# A residual block, two inputs (an image and a table), a concatenation and two output
+# layers.
 
 import warnings
 
@@ -41,46 +51,58 @@ class ResidualNet(nn.Module):
         return torch.softmax(self.cls(h), dim=1), self.reg(h)
 
 
-def main() -> None:
-    torch.manual_seed(0)
+# %%
+# Convert and explain it
+# ----------------------
+# ``input_shape`` gives one shape per input (without the batch axis); the graph prints
+# its layers. ``output_idx`` selects nodes per output layer.
 
-    # 1. any torch architecture, traced with torch.fx
-    net = ResidualNet().eval()
-    graph = convert(net, input_shape=[(3, 8, 8), (4,)])
-    print(graph, end="\n\n")
-    img, tab = torch.randn(2, 3, 8, 8), torch.randn(2, 4)
-    res = Gradient().fit(net, [img, tab]).explain([img, tab], output_idx=[[0, 1], [0]])
-    print("gradient shapes:", [[v.shape for v in layer] for layer in res.values], end="\n\n")
+torch.manual_seed(0)
+net = ResidualNet().eval()
+graph = convert(net, input_shape=[(3, 8, 8), (4,)])
+print(graph, end="\n\n")
+img, tab = torch.randn(2, 3, 8, 8), torch.randn(2, 4)
+res = Gradient().fit(net, [img, tab]).explain([img, tab], output_idx=[[0, 1], [0]])
+print("gradient shapes:", [[v.shape for v in layer] for layer in res.values], end="\n\n")
 
-    # 2. a scikit-learn Pipeline: convert() folds the scaler into the graph; explainers run it
-    #    first and explain the network's inputs, per DataFrame column (space="raw": folded)
-    data = load_breast_cancer(as_frame=True)
-    X, y = data.data.iloc[:, :8], data.target.map({0: "malignant", 1: "benign"})
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipe = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=300,
-                                                             random_state=0)).fit(X, y)
-    print(convert(pipe), end="\n\n")
-    ig = IntegratedGradients(n=64).fit(pipe, X).explain(X.iloc[:3], output_label="malignant")
-    top = pd.Series(np.abs(ig.values[..., 0]).mean(0), index=X.columns)
-    print("mean |IG| for 'malignant' (binary MLP: one output unit, classes_[1]):")
-    print(top.sort_values(ascending=False).head(4).round(4), end="\n\n")
+# %%
+# A scikit-learn Pipeline
+# -----------------------
+# ``convert()`` folds the scaler into the graph; the explainers run it first and explain the
+# network's inputs, per DataFrame column.
 
-    # 3. the innsight "model as list" round trip
-    d = graph.to_dict()
-    print("dict layer types:", [layer["type"] for layer in d["layers"]])
-    again = convert(d)
-    with torch.no_grad():
-        diff = max(float((a - b).abs().max()) for a, b in zip(graph(img, tab), again(img, tab)))
-    print(f"round trip max difference: {diff:.1e}\n")
+data = load_breast_cancer(as_frame=True)
+X, y = data.data.iloc[:, :8], data.target.map({0: "malignant", 1: "benign"})
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    pipe = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=300,
+                                                         random_state=0)).fit(X, y)
+print(convert(pipe), end="\n\n")
+ig = IntegratedGradients(n=64).fit(pipe, X).explain(X.iloc[:3], output_label="malignant")
+top = pd.Series(np.abs(ig.values[..., 0]).mean(0), index=X.columns)
+print("mean |IG| for 'malignant' (binary MLP: one output unit, classes_[1]):")
+print(top.sort_values(ascending=False).head(4).round(4), end="\n\n")
 
-    # 4. unsupported layers are named with their position; gradients still work
-    lstm = nn.Sequential(nn.LSTM(4, 4))
-    try:
-        convert(lstm, input_shape=(5, 4))
-    except UnsupportedLayerError as err:
-        print("UnsupportedLayerError:", str(err).split(". The gradient")[0])
+# %%
+# innsight's "model as list"
+# --------------------------
+# A graph turns into a plain dictionary and back; the round trip computes the same.
 
+d = graph.to_dict()
+print("dict layer types:", [layer["type"] for layer in d["layers"]])
+again = convert(d)
+with torch.no_grad():
+    diff = max(float((a - b).abs().max()) for a, b in zip(graph(img, tab), again(img, tab)))
+print(f"round trip max difference: {diff:.1e}\n")
 
-if __name__ == "__main__":
-    main()
+# %%
+# Unsupported layers
+# ------------------
+# They are named with their position in the error; the gradient family still works on
+# the module itself.
+
+lstm = nn.Sequential(nn.LSTM(4, 4))
+try:
+    convert(lstm, input_shape=(5, 4))
+except UnsupportedLayerError as err:
+    print("UnsupportedLayerError:", str(err).split(". The gradient")[0])

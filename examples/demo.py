@@ -1,4 +1,8 @@
-"""sknn_explain demo: train a skorch MLP in a scikit-learn Pipeline on breast_cancer, explain it.
+"""
+The README demo: every method on a skorch Pipeline
+==================================================
+
+Train a skorch MLP in a scikit-learn Pipeline on breast_cancer and explain it with each method.
 
 The network is explained on its own (scaled) inputs and the attributions are reported per
 original column, with the DataFrame's names (``space="network"``, the default).
@@ -10,8 +14,14 @@ Run from the repository root::
 Explains the test set with each of the ten methods once (KernelSHAP and LIME, which call the
 model many times per row, on its first rows), prints a table of the top features per method and
 writes the long-form attributions as CSV and two PNG plots per method to ``output_dir``
-(default ``output/demo``).
+(default ``output/demo``). The gallery shows the plots of Integrated Gradients and
+Kernel SHAP.
 """
+
+# %%
+# The model
+# ---------
+# A ``StandardScaler`` and a skorch MLP in one scikit-learn ``Pipeline``.
 
 from __future__ import annotations
 
@@ -44,6 +54,12 @@ def train_model(X: pd.DataFrame, y: pd.Series) -> Pipeline:
     return make_pipeline(StandardScaler(), net).fit(X.astype(np.float32), y.to_numpy())
 
 
+# %%
+# The explainers
+# --------------
+# Every method once; the randomised ones with a seed.
+
+
 def explainers() -> dict[str, skx.Explainer]:
     """Every method once, with innsight-like settings."""
     return {
@@ -60,16 +76,23 @@ def explainers() -> dict[str, skx.Explainer]:
     }
 
 
+# %%
+# Explain, tabulate, plot
+# -----------------------
+# ``X_train`` is the reference data: its mean is the baseline of Integrated Gradients and
+# DeepLift, its rows the background of the SHAP methods.
+
 #: model-agnostic methods cost (coalitions x background) model rows per explained row:
 #: they explain the first rows of the test set only
 AGNOSTIC_ROWS = 12
 
 
-def main(out_dir: str = "output/demo", n_rows: int | None = None, plots: bool = True
-         ) -> pd.DataFrame:
+def main(out_dir: str = "output/demo", n_rows: int | None = None, plots: bool = True,
+         show: tuple[str, ...] = ()) -> pd.DataFrame:
     """Train, explain the test set with every method, print a table, write CSV and plots.
 
-    ``n_rows`` limits the explained test rows (all by default); ``plots=False`` skips the PNGs.
+    ``n_rows`` limits the explained test rows (all by default); ``plots=False`` skips the PNGs;
+    the figures of the methods named in ``show`` stay open (the gallery renders them).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,7 +127,8 @@ def main(out_dir: str = "output/demo", n_rows: int | None = None, plots: bool = 
         for kind, grid in (("global", result.plot_global(kind="beeswarm")),
                            ("local", result.plot(data_idx=[0, 1]))):
             grid.savefig(out / f"{stem}_{kind}.png", dpi=90)
-            plt.close(grid.figure)
+            if name not in show:
+                plt.close(grid.figure)
     table = pd.DataFrame(rows).set_index("method")
     print("Most important features for class 'benign' (mean |attribution| over the explained "
           "rows):")
@@ -121,5 +145,10 @@ def main(out_dir: str = "output/demo", n_rows: int | None = None, plots: bool = 
     return table
 
 
+# %%
+# Run
+# ---
+# Prints the accuracy, the converted graph and the table of the top features per method.
+
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    main(*sys.argv[1:2], show=("IntegratedGradients", "KernelSHAP"))

@@ -1,4 +1,6 @@
-"""Tune explainer hyperparameters with GridSearchCV and explanation-quality scorers.
+"""
+GridSearchCV over explainer parameters
+======================================
 
 The network is trained once; ``AttributionTransformer(net, ..., prefit=True)`` only fits
 the explainer in every fold (``clone`` shares the fitted net), and each candidate is
@@ -8,13 +10,14 @@ is ``neg_deletion_auc``), how fast it recovers when they are put back (insertion
 by faithfulness correlation. The grid covers SmoothGrad's ``noise_level`` and ``n``, LRP's
 epsilon and Integrated Gradients' ``n``; the result is a tidy DataFrame.
 
-Usage::
+Run from the repository root::
 
     python examples/gridsearch_explainer.py
 """
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 from sklearn.datasets import load_breast_cancer
@@ -39,52 +42,80 @@ def train_net(X, y) -> NeuralNetClassifier:
         return net.fit(X.astype("float32"), y)
 
 
-def main() -> None:
-    X, y = load_breast_cancer(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    net = train_net(X, y)
+# %%
+# Train the network once
+# ----------------------
+# Standardised breast_cancer features and a skorch MLP.
 
-    param_grid = [
-        {
-            "explainer": [SmoothGrad(times_input=True, random_state=0)],
-            "explainer__noise_level": [0.02, 0.1, 0.3, 1.0],
-            "explainer__n": [10, 50],
-        },
-        {
-            "explainer": [LRP(rule_name="epsilon")],
-            "explainer__rule_param": [0.001, 0.1, 1.0, 10.0],
-        },
-        {
-            "explainer": [IntegratedGradients()],
-            "explainer__n": [5, 50],
-        },
-    ]
-    scoring = {
-        "deletion": get_explanation_scorer("neg_deletion_auc"),
-        "insertion": get_explanation_scorer("insertion_auc"),
-        "faithfulness": get_explanation_scorer("faithfulness_correlation"),
-    }
-    search = GridSearchCV(
-        AttributionTransformer(net, IntegratedGradients(), prefit=True),
-        param_grid, scoring=scoring, refit="deletion", cv=KFold(3, shuffle=True, random_state=0),
-    ).fit(X)
+X, y = load_breast_cancer(return_X_y=True)
+X = StandardScaler().fit_transform(X)
+net = train_net(X, y)
 
-    results = pd.DataFrame(search.cv_results_)
-    table = pd.DataFrame({
-        "method": [type(p["explainer"]).__name__ for p in results["params"]],
-        "hyperparameters": [
-            ", ".join(f"{k.split('__')[1]}={v}" for k, v in p.items() if "__" in k)
-            for p in results["params"]
-        ],
-        "deletion_auc": -results["mean_test_deletion"],
-        "insertion_auc": results["mean_test_insertion"],
-        "faithfulness": results["mean_test_faithfulness"],
-    }).sort_values("deletion_auc")
-    with pd.option_context("display.width", 120, "display.precision", 3):
-        print(table.to_string(index=False))
-    best = search.best_estimator_.explainer_
-    print(f"\nbest by deletion AUC: {best!r}")
+# %%
+# The grid and the scorers
+# ------------------------
+# Three explainers with their hyperparameters; three explanation-quality scorers.
 
+param_grid = [
+    {
+        "explainer": [SmoothGrad(times_input=True, random_state=0)],
+        "explainer__noise_level": [0.02, 0.1, 0.3, 1.0],
+        "explainer__n": [10, 50],
+    },
+    {
+        "explainer": [LRP(rule_name="epsilon")],
+        "explainer__rule_param": [0.001, 0.1, 1.0, 10.0],
+    },
+    {
+        "explainer": [IntegratedGradients()],
+        "explainer__n": [5, 50],
+    },
+]
+scoring = {
+    "deletion": get_explanation_scorer("neg_deletion_auc"),
+    "insertion": get_explanation_scorer("insertion_auc"),
+    "faithfulness": get_explanation_scorer("faithfulness_correlation"),
+}
 
-if __name__ == "__main__":
-    main()
+# %%
+# Search
+# ------
+# ``refit="deletion"``: the best candidate by deletion AUC is refitted on all rows.
+
+search = GridSearchCV(
+    AttributionTransformer(net, IntegratedGradients(), prefit=True),
+    param_grid, scoring=scoring, refit="deletion", cv=KFold(3, shuffle=True, random_state=0),
+).fit(X)
+
+# %%
+# Results
+# -------
+# A tidy table, best first (lowest deletion AUC).
+
+results = pd.DataFrame(search.cv_results_)
+table = pd.DataFrame({
+    "method": [type(p["explainer"]).__name__ for p in results["params"]],
+    "hyperparameters": [
+        ", ".join(f"{k.split('__')[1]}={v}" for k, v in p.items() if "__" in k)
+        for p in results["params"]
+    ],
+    "deletion_auc": -results["mean_test_deletion"],
+    "insertion_auc": results["mean_test_insertion"],
+    "faithfulness": results["mean_test_faithfulness"],
+}).sort_values("deletion_auc")
+with pd.option_context("display.width", 120, "display.precision", 3):
+    print(table.to_string(index=False))
+best = search.best_estimator_.explainer_
+print(f"\nbest by deletion AUC: {best!r}")
+
+# %%
+# The candidates at a glance
+# --------------------------
+
+labels = table["method"] + " " + table["hyperparameters"]
+ax = table.assign(candidate=labels).plot.barh(x="candidate", y="deletion_auc", legend=False)
+ax.invert_yaxis()  # best on top
+ax.set_xlabel("deletion AUC (lower is better)")
+ax.set_ylabel("")
+plt.tight_layout()
+plt.show()

@@ -1,4 +1,9 @@
-"""Gallery of sknn_explain's plots on real data: writes one PNG per plot kind.
+"""
+Every plot kind, written as PNG files
+=====================================
+
+The plots of ``docs/plots.md`` on real data: writes one PNG per plot kind (the
+``digits_images`` and ``signals`` examples show the image and signal plots in this gallery).
 
 Usage::
 
@@ -101,7 +106,7 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Write one PNG per sknn_explain plot kind.")
     parser.add_argument("out_dir", nargs="?", default="output/plots", type=Path,
                         help="where to write the PNGs (default: output/plots/)")
     main(parser.parse_args().out_dir)
