@@ -31,6 +31,17 @@ def spearman_similarity(a: object, b: object, *, absolute: bool = True) -> np.nd
     Ranks of ``|a|`` and ``|b|`` (``absolute=True``, as Adebayo et al.) with ties averaged;
     NaN for a sample where either is constant.
 
+    Parameters
+    ----------
+    a, b : array-like of shape (n_samples, ...)
+        Two attributions of the same samples.
+    absolute : bool, default=True
+        Rank the absolute values.
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
+
     Examples
     --------
     >>> import numpy as np
@@ -59,6 +70,16 @@ def ssim_similarity(a: object, b: object, *, win_size: int = 7) -> np.ndarray:
     ``win_size`` window, sample covariance, ``K1 = 0.01``, ``K2 = 0.03``, borders cropped),
     ``data_range`` the joint range of the two maps (as Quantus). Maps with channels
     ``(n, C, H, W)`` are summed over channels first.
+
+    Parameters
+    ----------
+    a, b : array-like of shape (n_samples, H, W) or (n_samples, C, H, W)
+    win_size : int, default=7
+        Side of the square window (odd; the maps must be at least this large).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,)
 
     Examples
     --------
@@ -100,6 +121,22 @@ def randomisable_layers(model: torch.nn.Module) -> list[str]:
     Modules with a ``reset_parameters`` method and parameters of their own, in reverse
     order of ``model.named_modules()`` (the definition order, which for sequential models is
     the order of the forward pass).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.metrics import randomisable_layers
+    >>> randomisable_layers(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(),
+    ...                                         torch.nn.Linear(3, 1)))
+    ['2', '0']
     """
     return [
         name for name, mod in reversed(list(model.named_modules()))
