@@ -309,7 +309,7 @@ def test_every_scorer_runs_and_is_signed(wine, transformer):
     X, _ = wine
     names = M.get_explanation_scorer_names()
     assert names == sorted([
-        "faithfulness_correlation", "insertion_auc", "neg_completeness_error",
+        "aopc", "irof", "faithfulness_correlation", "insertion_auc", "neg_completeness_error",
         "neg_deletion_auc", "neg_infidelity", "neg_max_sensitivity", "sparseness",
     ])
     rows = transformer.explained_rows(X)

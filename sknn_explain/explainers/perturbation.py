@@ -123,8 +123,8 @@ def ablation_outputs(
             pair = torch.arange(start, stop, device=xs[0].device)
             a = torch.div(pair, p_total, rounding_mode="floor")
             p = pair - a * p_total
-            pts = [
-                torch.where(m[p], b[None, :], x[a]).reshape(-1, *shape)
+            pts = [  # b: one baseline (E,) or one per perturbation (P, E)
+                torch.where(m[p], b[p] if b.ndim == 2 else b[None, :], x[a]).reshape(-1, *shape)
                 for x, m, b, shape in zip(flat_x, masks, bases, shapes)
             ]
             out[start:stop] = selection.pick(call_forward(forward, pts)).to(torch.float64)
@@ -177,7 +177,7 @@ def _user_shape(shape: tuple[int, ...], channels_first: bool) -> tuple[int, ...]
 
 def _check_baseline_param(value: object) -> None:
     if isinstance(value, str):
-        if value != "mean":
+        if value not in ("mean", "rows"):
             raise ValueError(
                 f"The 'baselines' parameter must be a float, 'mean' or an array-like of the "
                 f"per-sample input shape, got {value!r}"
@@ -223,7 +223,7 @@ class _PerturbationExplainer(Explainer):
         _check_baseline_param(self.baselines)
 
     def _fit_reference(self, ref: InputBatch | None) -> None:
-        self.reference_mean_ = None
+        self.reference_mean_ = self.reference_rows_ = None
         wants_mean = any(isinstance(b, str) for b in (
             self.baselines if isinstance(self.baselines, (list, tuple)) else [self.baselines]))
         if wants_mean:
@@ -232,8 +232,9 @@ class _PerturbationExplainer(Explainer):
                     f"{type(self).__name__}(baselines='mean') replaces features by the mean "
                     "of X_ref: call fit(model, X_ref)"
                 )
-            self.reference_mean_ = [d.mean(0) for d in ref.to_tensors(self.dtype_,
-                                                                     self.device_)]
+            rows = ref.to_tensors(self.dtype_, self.device_)
+            self.reference_mean_ = [d.mean(0) for d in rows]
+            self.reference_rows_ = rows  # ShapleyValueSampling(baselines="rows")
 
     def _bases(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Flat per-input baseline, ``(prod(shape),)``, in the model's layout."""
@@ -241,6 +242,11 @@ class _PerturbationExplainer(Explainer):
         out = []
         for i, (v, x) in enumerate(zip(values, xs)):
             if isinstance(v, str):  # "mean" of X_ref
+                if v == "rows":
+                    raise ValueError(
+                        f"baselines='rows' is supported by ShapleyValueSampling only, not by "
+                        f"{type(self).__name__}; use baselines='mean'"
+                    )
                 if self.reference_mean_ is None:
                     raise ValueError("baselines='mean' was set after fit: refit with X_ref")
                 out.append(self.reference_mean_[i].reshape(-1).to(x.dtype))
@@ -567,7 +573,16 @@ class ShapleyValueSampling(FeatureAblation):
     feature_mask : array-like of int, or list of those (one per input), optional
         Integer group label per input element (see :class:`FeatureAblation`); equal labels
         form one player. None: every element is its own player.
-    {_BASELINES_DOC.format(what="the groups not yet added")}
+    baselines : float, "mean", "rows", array-like, or list of those (one per input), \
+default=0.0
+        Value of the groups not yet added: a constant, the mean of ``X_ref`` ("mean", needs
+        ``fit(model, X_ref)``) or an array broadcastable to the per-sample shape. "rows"
+        (needs ``fit(model, X_ref)``): every permutation is paired with one row of
+        ``X_ref`` as its baseline (the rows in a seeded random order, cycled; with
+        ``n_samples="all"`` every permutation with every row), so the attributions are
+        Shapley values averaged over the reference rows (interventional SHAP) and the
+        decomposition goal is ``f(x) - mean f(X_ref)``; efficiency holds against the rows
+        drawn, exactly when ``n_samples`` is a multiple of ``len(X_ref)``.
     antithetic : bool, default=False
         Also evaluate every sampled permutation reversed (antithetic sampling: a group
         early in one permutation is late in its mirror, which cancels much of the
@@ -628,11 +643,37 @@ class ShapleyValueSampling(FeatureAblation):
             perms = np.concatenate([perms, perms[:, ::-1]])
         return perms
 
+    @property
+    def _goal_description(self) -> str:
+        return "f(x) - mean f(X_ref)"
+
+    def _reference_pairs(self, perms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``baselines="rows"``: permutations and the reference row index of each."""
+        rows = getattr(self, "reference_rows_", None)
+        if rows is None:
+            raise ValueError("ShapleyValueSampling(baselines='rows') uses the rows of X_ref as "
+                             "baselines: call fit(model, X_ref)")
+        r = rows[0].shape[0]
+        if self.n_samples == "all":
+            return np.tile(perms, (r, 1)), np.repeat(np.arange(r), perms.shape[0])
+        rng = check_random_state(self.random_state)
+        rng.random_sample((int(self.n_samples), perms.shape[1]))  # the permutations' draws
+        n_draw = int(self.n_samples)
+        idx = np.tile(rng.permutation(r), -(-n_draw // r))[:n_draw]
+        return perms, (np.concatenate([idx, idx]) if self.antithetic else idx)
+
     def _attribute(self, xs, selection, batch_size):
         labels = self._labels(xs)
         groups, inverse = np.unique(np.concatenate(labels), return_inverse=True)
         m = len(groups)
         perms = self._permutations(m)
+        rows_mode = _per_input(self.baselines, len(xs), "baselines")
+        rows_mode = [b == "rows" if isinstance(b, str) else False for b in rows_mode]
+        if any(rows_mode) and not all(rows_mode):
+            raise ValueError("baselines='rows' must be used for every input or for none")
+        ref_idx = None
+        if all(rows_mode):
+            perms, ref_idx = self._reference_pairs(perms)
         n_perm = perms.shape[0]
         rank = np.empty_like(perms)
         rank[np.arange(n_perm)[:, None], perms] = np.arange(m)[None, :]  # position of group
@@ -647,12 +688,25 @@ class ShapleyValueSampling(FeatureAblation):
             ablated = rank[:, None, g] >= steps[None, :, None]  # (P, m-1, E)
             full = np.concatenate([ablated.reshape(-1, len(lab)), np.ones((1, len(lab)), bool)])
             masks.append(torch.as_tensor(full, device=device))
-        bases = self._bases(xs)
         preds = selection.pick(predict(self.model_, xs, batch_size))
+        goal = None
+        if ref_idx is None:
+            bases = self._bases(xs)
+        else:  # one reference row per permutation; f(row) computed once per row
+            refs = [r.to(x.dtype) for r, x in zip(self.reference_rows_, xs)]
+            pick = torch.as_tensor(np.repeat(ref_idx, max(m - 1, 0)), device=device)
+            bases = [torch.cat([r.reshape(r.shape[0], -1)[pick], r.reshape(r.shape[0], -1)[:1]])
+                     for r in refs]
+            f_ref = selection.pick(predict(self.model_, refs, batch_size)).to(torch.float64)
+            goal = (preds.to(torch.float64) - f_ref.mean(0)).to(xs[0].dtype)
         v = ablation_outputs(self.model_, xs, masks, bases, selection, batch_size)
         n, k = v.shape[0], v.shape[2]
         inner = v[:, :-1].reshape(n, n_perm, m - 1, k)
-        base = v[:, -1:][:, None].expand(n, n_perm, 1, k)
+        if ref_idx is None:
+            base = v[:, -1:][:, None].expand(n, n_perm, 1, k)
+        else:
+            base = f_ref[torch.as_tensor(ref_idx, device=device)][None, :, None, :].expand(
+                n, n_perm, 1, k)
         top = preds.to(torch.float64)[:, None, None, :].expand(n, n_perm, 1, k)
         states = torch.cat([base, inner, top], dim=2)  # (n, P, m+1, K)
         steps_diff = states[:, :, 1:] - states[:, :, :-1]  # (n, P, m, K): gain of position j
@@ -673,4 +727,4 @@ class ShapleyValueSampling(FeatureAblation):
             offset += len(lab)
             attr = per_group[:, g]  # (n, E, K)
             values.append(attr.reshape(x.shape[0], *x.shape[1:], -1).to(x.dtype))
-        return values, preds.to(xs[0].dtype), None
+        return values, preds.to(xs[0].dtype), goal

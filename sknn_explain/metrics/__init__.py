@@ -39,14 +39,43 @@ Definitions (``f`` is the explained output, ``r`` the reference, ``a`` the attri
 * **sparseness** (Chalasani et al., 2020): Gini index of ``|a|`` per sample, 0 for equal
   attributions, ``(p - 1) / p`` when one feature gets everything.
 
+Evaluation on inputs of any rank (tabular ``(n, p)``, signals ``(n, C, L)``, images
+``(n, C, H, W)``, channels first; ``predict_fn`` receives batches of that shape):
+
+* **region perturbation / pixel flipping** (Bach et al., 2015; Samek et al., 2017):
+  :func:`region_perturbation_curve` removes regions (grid cells of ``region_size`` or
+  ``segments``) cumulatively, MoRF / LeRF / random, replaced by a reference, the sample's
+  mean or uniform noise; :func:`aopc` is the area over that curve.
+* **ROAD** (Rong et al., 2022): :func:`road_curve` imputes the removed positions with
+  :func:`noisy_linear_imputation` instead of a constant (signals and images).
+* **IROF** (Rieger & Hansen, 2020): :func:`irof_curve` / :func:`irof` remove segments by
+  mean relevance; the area over ``f(x^(k)) / f(x)``.
+* **MPRT** (Adebayo et al., 2018): :func:`model_parameter_randomisation` re-initialises a
+  private copy's layers from the output down and reports the Spearman rank correlation
+  (:func:`spearman_similarity`) and / or SSIM (:func:`ssim_similarity`) of the attributions
+  per layer and sample as a tidy DataFrame (plot it with
+  :func:`sknn_explain.plotting.plot_randomisation`; curves with
+  :func:`sknn_explain.plotting.plot_perturbation_curves`).
+
 Modules: ``_checks`` (input checks), ``_evaluation`` (batched model calls), ``_curves``
 (deletion / insertion), ``_perturbation`` (faithfulness, infidelity, max-sensitivity),
-``_model_free`` (completeness, sparseness), ``_scorers`` (the scikit-learn scorers).
+``_model_free`` (completeness, sparseness), ``_regions`` (inputs of any rank, regions and
+their removal), ``_region_perturbation`` (region perturbation, AOPC), ``_road``, ``_irof``,
+``_randomisation`` (MPRT), ``_scorers`` (the scikit-learn scorers).
 """
 
 from ._curves import deletion_auc, deletion_curve, insertion_auc, insertion_curve
+from ._irof import irof, irof_curve
 from ._model_free import completeness_error, sparseness
 from ._perturbation import faithfulness_correlation, infidelity, max_sensitivity
+from ._randomisation import (
+    model_parameter_randomisation,
+    randomisable_layers,
+    spearman_similarity,
+    ssim_similarity,
+)
+from ._region_perturbation import aopc, region_perturbation_curve
+from ._road import noisy_linear_imputation, road_curve
 from ._scorers import (
     ExplainedRows,
     ExplanationScorer,
@@ -58,6 +87,7 @@ from ._scorers import (
 __all__ = [
     "ExplainedRows",
     "ExplanationScorer",
+    "aopc",
     "completeness_error",
     "deletion_auc",
     "deletion_curve",
@@ -67,7 +97,16 @@ __all__ = [
     "infidelity",
     "insertion_auc",
     "insertion_curve",
+    "irof",
+    "irof_curve",
     "make_explanation_scorer",
     "max_sensitivity",
+    "model_parameter_randomisation",
+    "noisy_linear_imputation",
+    "randomisable_layers",
+    "region_perturbation_curve",
+    "road_curve",
     "sparseness",
+    "spearman_similarity",
+    "ssim_similarity",
 ]

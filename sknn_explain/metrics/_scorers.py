@@ -15,8 +15,10 @@ import numpy as np
 from ._checks import check_weights, to_numpy
 from ._curves import deletion_auc, insertion_auc
 from ._evaluation import ExplainFn, PredictFn
+from ._irof import irof
 from ._model_free import completeness_error, sparseness
 from ._perturbation import faithfulness_correlation, infidelity, max_sensitivity
+from ._region_perturbation import aopc
 
 
 @dataclass
@@ -98,6 +100,18 @@ def _sparseness_from_rows(rows: ExplainedRows, w: np.ndarray, **kwargs) -> float
     return sparseness(rows.values, sample_weight=w, **kwargs)
 
 
+def _irof_from_rows(rows: ExplainedRows, w: np.ndarray, **kwargs) -> float:
+    kwargs.setdefault("perturbation", "reference")  # a row's own mean means nothing tabular
+    return _with_predict(irof)(rows, w, **kwargs)
+
+
+def _aopc_from_rows(rows: ExplainedRows, w: np.ndarray, **kwargs) -> float:
+    if kwargs.get("order", "morf") != "morf":  # LeRF AOPC is lower-is-better
+        raise ValueError("the 'aopc' scorer is MoRF AOPC (higher is better); order must be "
+                         "'morf'")
+    return _with_predict(aopc)(rows, w, **kwargs)
+
+
 #: metric name -> (evaluator, greater_is_better, uses random_state)
 _METRICS: dict[str, tuple[Callable[..., float], bool, bool]] = {
     "completeness_error": (_completeness_from_rows, False, False),
@@ -107,6 +121,8 @@ _METRICS: dict[str, tuple[Callable[..., float], bool, bool]] = {
     "infidelity": (_with_predict(infidelity, uses_scale=True), False, True),
     "max_sensitivity": (_sensitivity_from_rows, False, True),
     "sparseness": (_sparseness_from_rows, True, False),
+    "aopc": (_aopc_from_rows, True, True),
+    "irof": (_irof_from_rows, True, True),
 }
 
 
@@ -176,8 +192,9 @@ def make_explanation_scorer(metric: str, **kwargs: object) -> ExplanationScorer:
     ----------
     metric : str
         ``"completeness_error"``, ``"deletion_auc"``, ``"insertion_auc"``,
-        ``"faithfulness_correlation"``, ``"infidelity"``, ``"max_sensitivity"`` or
-        ``"sparseness"``. The reference (default: the transformer's ``reference_``, the mean
+        ``"faithfulness_correlation"``, ``"infidelity"``, ``"max_sensitivity"``,
+        ``"sparseness"``, ``"aopc"`` (MoRF region perturbation) or ``"irof"``.
+        The reference (default: the transformer's ``reference_``, the mean
         of its training data) and the perturbation scale (its ``scale_``) come from the
         transformer unless given.
     **kwargs

@@ -13,6 +13,8 @@
   second feature (shap's dependence plot).
 * :func:`plot_image_grid` - images x outputs for papers: the input image, then one heatmap
   per output, one colour bar.
+* :func:`plot_perturbation_curves` / :func:`plot_randomisation` - evaluation results of
+  :mod:`sknn_explain.metrics`: mean perturbation curves, MPRT similarity per layer.
 
 All return a :class:`seaborn.FacetGrid` (``grid.figure`` is the matplotlib Figure,
 ``grid.axes`` a 2D array of Axes, ``grid.data`` the tidy data drawn), or the given ``ax``
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ._dependence import dependence_panels
+from ._evaluation import plot_perturbation_curves, plot_randomisation
 from ._global import global_panels
 from ._local import local_panels
 from ._panel import GLOBAL_KINDS, LOCAL_KINDS, Panel
@@ -51,6 +54,8 @@ __all__ = [
     "plot_global",
     "plot_image_grid",
     "plot_local",
+    "plot_perturbation_curves",
+    "plot_randomisation",
 ]
 
 _PLOTLY_HINT = (
