@@ -24,8 +24,12 @@ sys.path.insert(0, str(DOCS.parent))  # the checkout's package, also without `pi
 
 import sphinx.ext.autosummary as _autosummary  # noqa: E402
 from docutils import nodes  # noqa: E402
+from sphinx.util import logging  # noqa: E402
 
 import sknn_explain  # noqa: E402
+
+sys.path.insert(0, str(DOCS))
+import docstring_gate  # noqa: E402
 
 project = "sknn_explain"
 author = "The sknn_explain developers"
@@ -56,7 +60,13 @@ autosummary_imported_members = True
 autodoc_typehints = "none"  # numpydoc's Parameters section states the types
 numpydoc_show_class_members = False  # the class template lists the members
 numpydoc_class_members_toctree = False
-numpydoc_validation_checks: set[str] = set()  # phase 2 (issue #17) turns the gate on
+
+# --- the docstring quality gate (docs/docstring_gate.py; also run by tests/test_docs_site.py) ---
+numpydoc_validation_checks = set(docstring_gate.CHECKS)
+numpydoc_validation_exclude = [
+    *docstring_gate.foreign_member_patterns(),  # scikit-learn's / torch's members: not ours
+    *(rf"^{re.escape(name)}$" for name in docstring_gate.BACKLOG),
+]
 
 
 def _aliases() -> dict[str, str]:
@@ -107,12 +117,23 @@ def _summary_keeping_inline_markup(doc, settings) -> str:
     return " ".join(paragraph.split())
 
 
+_logger = logging.getLogger(__name__)
 _extract_summary = _autosummary.extract_summary
 _autosummary.extract_summary = _summary_keeping_inline_markup
 
 
+def _require_examples(app, what, name, obj, options, lines) -> None:
+    """The gate's checks for public classes and functions only (``TOP_LEVEL_CHECKS``: an
+    Examples section); their methods are shown by the class's examples."""
+    if what not in ("class", "exception", "function") or name in docstring_gate.BACKLOG:
+        return
+    if not any(line.strip() in ("Examples", ".. rubric:: Examples") for line in lines):
+        _logger.warning("[numpydoc] %s: EX01 No examples section found", name)
+
+
 def setup(app) -> None:
     app.connect("autodoc-process-docstring", _escape_shape_underscores, priority=400)
+    app.connect("autodoc-process-docstring", _require_examples, priority=600)
     app.connect("autodoc-skip-member", _skip_generated_sklearn_members)
 
 # --- user guide: the markdown pages of docs/ through MyST ---

@@ -226,8 +226,8 @@ class Explainer(BaseEstimator):
     reference data; ``explain(X, output_idx=None, output_label=None)`` returns an
     :class:`~sknn_explain.Attribution`.
 
-    Common parameters
-    -----------------
+    Other Parameters
+    ----------------
     ignore_last_act : bool
         Explain the model output before its last activation (softmax / sigmoid), as innsight.
     channels_first : bool
@@ -242,10 +242,21 @@ class Explainer(BaseEstimator):
     verbose : bool
         Show a tqdm progress bar over chunks.
 
+    Notes
+    -----
     Hyperparameters are checked against ``_parameter_constraints`` (scikit-learn's
     constraint language; subclasses extend the dict) at ``fit`` and again at ``explain``,
     so values changed with ``set_params`` after ``fit`` are checked too. Invalid values
     raise ``InvalidParameterError`` (a ``ValueError`` and a ``TypeError``).
+
+    Examples
+    --------
+    Every explainer is an ``Explainer``; the common parameters are keyword arguments of each:
+
+    >>> from sknn_explain import Explainer, Gradient
+    >>> explainer = Gradient(batch_size=64)
+    >>> isinstance(explainer, Explainer), explainer.get_params()["batch_size"]
+    (True, 64)
     """
 
     #: scikit-learn parameter constraints (``name -> list of accepted kinds of values``)

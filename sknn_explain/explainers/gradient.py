@@ -296,12 +296,19 @@ _COMMON_DOC = """
         Model rows per pass (samples x steps); None picks one from the input width.
     verbose : bool, default=False
         Show a progress bar over chunks.
-    embeddings : "auto", list of str or None, default="auto"
+    space : {"network", "raw"}, default="network"
+        For a pipeline of scalers in front of a network: explain the network's own inputs
+        (per original column) or the raw columns with the scalers folded in.
+"""
+
+#: the ``embeddings`` parameter of the gradient explainers (after ``_COMMON_DOC``)
+_EMBEDDINGS_DOC = """embeddings : "auto", list of str or None, default="auto"
         Categorical embeddings of torch / skorch models: with "auto", every ``nn.Embedding``
         fed by integer category codes of the input is explained through its output, and its
         attribution, summed over the embedding dimension, is reported for the column of
-        codes that feeds it (see :mod:`sknn_explain.explainers.embedding`). A list names the
-        embedding modules (paths as in ``named_modules``); None explains the model as is.
+        codes that feeds it (see "Categorical embeddings" in the user guide's pipelines
+        page). A list names the embedding modules (paths as in ``named_modules``); None
+        explains the model as is.
 """
 
 
@@ -313,7 +320,7 @@ class Gradient(EmbeddingSupport, Explainer):
     times_input : bool, default=False
         Multiply the gradient by the input (Gradient x Input); its decomposition goal is
         ``f(x) - f(0)``, met exactly by linear models and bias-free ReLU networks.
-    {_COMMON_DOC}
+    {_COMMON_DOC}    {_EMBEDDINGS_DOC}
     Examples
     --------
     >>> import torch
@@ -380,7 +387,7 @@ class SmoothGrad(EmbeddingSupport, Explainer):
         (``vargrad``, Adebayo et al., 2018; ``mean(a^2) - mean(a)^2``). The two variants
         are non-negative magnitudes: they do not decompose the output, and their units
         are squared.
-    {_COMMON_DOC}
+    {_COMMON_DOC}    {_EMBEDDINGS_DOC}
     Examples
     --------
     >>> import torch
@@ -460,7 +467,7 @@ class IntegratedGradients(EmbeddingSupport, Explainer):
         sample with ``n_samples`` (captum's and shap's name).
     times_input : bool, default=True
         Multiply the averaged gradient by ``x - x_ref``.
-    {_COMMON_DOC}
+    {_COMMON_DOC}    {_EMBEDDINGS_DOC}
     Examples
     --------
     >>> import torch
@@ -526,7 +533,7 @@ class ExpectedGradients(EmbeddingSupport, Explainer):
         sample with ``n_samples`` (captum's and shap's name).
     random_state : int, RandomState, Generator or None
         Seed of the draws; an int gives identical attributions on every call.
-    {_COMMON_DOC}
+    {_COMMON_DOC}    {_EMBEDDINGS_DOC}
     Examples
     --------
     >>> import torch
