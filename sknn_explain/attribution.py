@@ -108,11 +108,11 @@ class Attribution:
         self.channels_first = channels_first
         #: the encoded-space result behind per-column values (pipelines), else None
         self._encoded: Attribution | None = None
-        #: the user's row labels (a DataFrame's index), else None (0-based positions)
+        #: the user's row labels (a DataFrame's index), else None (0-based positions).
         self.row_index: pd.Index | None = None
         #: for pipelines: "network" (attributions on the network's inputs, i.e. after the
         #: preprocessing, one value per original column) or "raw" (scalers folded into the
-        #: network: attributions in raw units); None for plain networks
+        #: network: attributions in raw units); None for plain networks.
         self.input_space: str | None = None
 
     # ------------------------------------------------------------------ column groups

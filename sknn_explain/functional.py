@@ -1,6 +1,6 @@
 """Functional gradient methods on any torch module: tensors in, tensors out.
 
-Same maths as the Explainer classes (:mod:`sknn_explain.explainers.gradient`), without
+Same maths as the explainer classes (:class:`sknn_explain.Gradient` and its kin), without
 ``fit``: the module is used as it is (its dtype and device) in eval mode. The user's module
 is never modified, not even for the duration of the call (so calls from several threads on
 one module are safe): a module whose submodules are all in eval mode is run directly (an
@@ -159,8 +159,27 @@ def torch_grad(
 ) -> torch.Tensor | list | Attribution:
     """Gradient (``times_input``: Gradient x Input) of ``model`` at ``x``.
 
-    Returns ``(n, *input_shape, n_outputs)`` (a list for several inputs), or an
-    :class:`Attribution` with ``return_object=True``.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, used as it is (its dtype and device; never modified).
+    x : torch.Tensor or list of torch.Tensor
+        The samples to explain, ``(n, *input_shape)``; a list for a model with several inputs.
+    output_idx : int, list of int, or list of (list of int or None), optional
+        0-based output nodes to explain; a list of lists selects per output layer.
+        Default: the first ten nodes of the first output layer.
+    times_input : bool, default=False
+        Multiply the gradient by the input (Gradient x Input).
+    batch_size : int, optional
+        Model rows per pass (samples x outputs); None picks one from the input width.
+    return_object : bool, default=False
+        Return an :class:`~sknn_explain.Attribution` instead of the bare values.
+
+    Returns
+    -------
+    torch.Tensor, list of torch.Tensor or Attribution
+        The attributions, ``(n, *input_shape, n_outputs)`` (a list for several inputs), or
+        an :class:`~sknn_explain.Attribution` with ``return_object=True``.
 
     Examples
     --------
@@ -189,7 +208,44 @@ def torch_smoothgrad(
     batch_size: int | None = None,
     return_object: bool = False,
 ) -> torch.Tensor | list | Attribution:
-    """SmoothGrad of ``model`` at ``x`` (see :class:`sknn_explain.SmoothGrad`)."""
+    """SmoothGrad of ``model`` at ``x`` (see :class:`sknn_explain.SmoothGrad`).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, used as it is (its dtype and device; never modified).
+    x : torch.Tensor or list of torch.Tensor
+        The samples to explain, ``(n, *input_shape)``; a list for a model with several inputs.
+    output_idx : int, list of int, or list of (list of int or None), optional
+        0-based output nodes to explain; a list of lists selects per output layer.
+        Default: the first ten nodes of the first output layer.
+    n : int, default=50
+        Number of noisy copies of each sample.
+    noise_level : float, default=0.1
+        Standard deviation of the Gaussian noise, relative to the range of each sample.
+    times_input : bool, default=False
+        Multiply the gradient by the input.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seed of the random draws (None: not reproducible).
+    batch_size : int, optional
+        Model rows per pass (samples x noisy copies); None picks one from the input width.
+    return_object : bool, default=False
+        Return an :class:`~sknn_explain.Attribution` instead of the bare values.
+
+    Returns
+    -------
+    torch.Tensor, list of torch.Tensor or Attribution
+        The attributions, ``(n, *input_shape, n_outputs)`` (a list for several inputs), or
+        an :class:`~sknn_explain.Attribution` with ``return_object=True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.functional import torch_smoothgrad
+    >>> net = torch.nn.Linear(3, 2)
+    >>> torch_smoothgrad(net, torch.ones(4, 3), n=5, random_state=0).shape
+    torch.Size([4, 3, 2])
+    """
     return _run(
         "SmoothGrad", smoothgrad_attribution, model, x, output_idx, batch_size, return_object,
         None, n=int(n), noise_level=float(noise_level), times_input=bool(times_input),
@@ -210,7 +266,41 @@ def torch_intgrad(
 ) -> torch.Tensor | list | Attribution:
     """Integrated gradients of ``model`` at ``x`` from the baseline ``x_ref`` (default 0).
 
-    ``x_ref`` is one row per input (``(1, *shape)``) or several rows whose mean is used.
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, used as it is (its dtype and device; never modified).
+    x : torch.Tensor or list of torch.Tensor
+        The samples to explain, ``(n, *input_shape)``; a list for a model with several inputs.
+    x_ref : torch.Tensor or list of torch.Tensor, optional
+        The baseline: one row per input (``(1, *shape)``) or several rows whose mean is
+        used. None: zeros.
+    output_idx : int, list of int, or list of (list of int or None), optional
+        0-based output nodes to explain; a list of lists selects per output layer.
+        Default: the first ten nodes of the first output layer.
+    n : int, default=50
+        Number of steps of the path integral.
+    times_input : bool, default=True
+        Multiply the gradient by ``x - x_ref``.
+    batch_size : int, optional
+        Model rows per pass (samples x steps); None picks one from the input width.
+    return_object : bool, default=False
+        Return an :class:`~sknn_explain.Attribution` instead of the bare values.
+
+    Returns
+    -------
+    torch.Tensor, list of torch.Tensor or Attribution
+        The attributions, ``(n, *input_shape, n_outputs)`` (a list for several inputs), or
+        an :class:`~sknn_explain.Attribution` with ``return_object=True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.functional import torch_intgrad
+    >>> net = torch.nn.Linear(3, 2)
+    >>> a = torch_intgrad(net, torch.ones(4, 3), n=10)
+    >>> torch.allclose(a.sum(1), net(torch.ones(4, 3)) - net(torch.zeros(1, 3)))
+    True
     """
     refs = None
     if x_ref is not None:
@@ -234,7 +324,42 @@ def torch_expgrad(
     batch_size: int | None = None,
     return_object: bool = False,
 ) -> torch.Tensor | list | Attribution:
-    """Expected gradients of ``model`` at ``x`` against the reference data ``data_ref``."""
+    """Expected gradients of ``model`` at ``x`` against the reference data ``data_ref``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network, used as it is (its dtype and device; never modified).
+    x : torch.Tensor or list of torch.Tensor
+        The samples to explain, ``(n, *input_shape)``; a list for a model with several inputs.
+    data_ref : torch.Tensor or list of torch.Tensor
+        Reference data the baselines are drawn from, ``(n_ref, *input_shape)``.
+    output_idx : int, list of int, or list of (list of int or None), optional
+        0-based output nodes to explain; a list of lists selects per output layer.
+        Default: the first ten nodes of the first output layer.
+    n : int, default=50
+        Number of baseline draws (and path points) per sample.
+    random_state : int, numpy.random.Generator or None, default=None
+        Seed of the random draws (None: not reproducible).
+    batch_size : int, optional
+        Model rows per pass (samples x draws); None picks one from the input width.
+    return_object : bool, default=False
+        Return an :class:`~sknn_explain.Attribution` instead of the bare values.
+
+    Returns
+    -------
+    torch.Tensor, list of torch.Tensor or Attribution
+        The attributions, ``(n, *input_shape, n_outputs)`` (a list for several inputs), or
+        an :class:`~sknn_explain.Attribution` with ``return_object=True``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.functional import torch_expgrad
+    >>> net = torch.nn.Linear(3, 2)
+    >>> torch_expgrad(net, torch.ones(4, 3), torch.zeros(8, 3), n=5, random_state=0).shape
+    torch.Size([4, 3, 2])
+    """
     check_reference_shapes(x, data_ref, "data_ref")
     refs = _as_tensors(data_ref, "data_ref")
     refs = _like_x(refs, x)

@@ -73,7 +73,7 @@ class GraphModel(AdapterBase):
         self._fallback_candidate = fallback_model
         self._fallback: TorchModel | None = None
         self.conversion_error: str | None = None
-        #: the graph was built for the shapes of the first call (no shapes known at fit)
+        #: the graph was built for the shapes of the first call (no shapes known at fit).
         self.shapes_from_first_call = False
         self.n_inputs = graph.n_inputs if graph is not None else source.n_inputs
         self.full_graph: Graph | None = None

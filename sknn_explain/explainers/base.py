@@ -262,7 +262,7 @@ class Explainer(BaseEstimator):
     #: scikit-learn parameter constraints (``name -> list of accepted kinds of values``)
     _parameter_constraints: dict = dict(COMMON_PARAMETER_CONSTRAINTS)
 
-    #: name shown in results
+    #: name shown in results.
     method_name = "Explainer"
     #: whether ``fit`` needs ``X_ref``
     _requires_reference = False

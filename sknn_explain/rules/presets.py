@@ -62,7 +62,7 @@ class Preset(ValueObject):
         The rule of the first Dense / Conv layer(s); None: the preset's own.
     """
 
-    #: the first-layer rule when ``first_layer`` is None (a name) or None for no special rule
+    #: the first-layer rule when ``first_layer`` is None (a name) or None for no special rule.
     default_first_layer: str | None = None
 
     def __init__(self, epsilon: float = 1e-6, stabilizer: float = 1e-6,
@@ -167,7 +167,7 @@ class EpsilonGammaBox(Preset):
         return super()._first_rule()
 
 
-#: preset name -> class (the names zennit gives its composites)
+#: preset name -> class (the names zennit gives its composites).
 PRESETS: dict[str, type[Preset]] = {
     cls.__name__: cls
     for cls in (EpsilonPlus, EpsilonPlusFlat, EpsilonAlpha2Beta1, EpsilonAlpha2Beta1Flat,

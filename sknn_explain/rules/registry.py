@@ -12,7 +12,7 @@ from .structural import EqualSplit, Pass
 __all__ = ["LAYER_KEYS", "RULES", "LayerRules", "get_rule", "resolve_rules"]
 
 
-#: name -> rule class
+#: name -> rule class.
 RULES: dict[str, type[Rule]] = {
     cls.name: cls
     for cls in (Simple, Epsilon, AlphaBeta, ZPlus, Gamma, Flat, WSquare, ZBox, Pass, EqualSplit)
