@@ -15,11 +15,14 @@ from .activation import (
 )
 from .base import Layer
 from .conv import Conv
+from .conv_transpose import ConvTranspose
 from .dense import Dense
+from .layer_norm import LayerNorm, RMSNorm
 from .merge import Add, Concat
 from .normalization import BatchNorm, ElementwiseAffine
 from .pooling import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from .reshape import Flatten, Pad, Reshape
+from .tensor_ops import Index, Permute, Reduce
 
 __all__ = [
     "ACTIVATION_ALIASES",
@@ -34,12 +37,18 @@ __all__ = [
     "BatchNorm",
     "Concat",
     "Conv",
+    "ConvTranspose",
     "Dense",
     "ElementwiseAffine",
     "Flatten",
+    "Index",
     "Layer",
+    "LayerNorm",
     "MaxPool",
     "Pad",
+    "Permute",
+    "RMSNorm",
+    "Reduce",
     "Reshape",
     "torch_activation_modules",
 ]

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Layer
+from .elementwise import ELEMENTWISE_FUNCTIONS, ELEMENTWISE_PARAMS
 
 __all__ = [
     "ACTIVATION_ALIASES", "ACTIVATION_PARAMS", "Activation", "SKLEARN_ACTIVATIONS",
@@ -28,6 +29,7 @@ ACTIVATION_PARAMS: dict[str, dict[str, object]] = {
     "gelu": {"approximate": "none"},
     "silu": {},
     "exp": {},
+    **ELEMENTWISE_PARAMS,
 }
 
 #: torch activation modules -> graph activation name. None: an activation without a graph
@@ -37,8 +39,12 @@ TORCH_ACTIVATION_MODULES: dict[type[nn.Module], str | None] = {
     nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.Tanh: "tanh",
     nn.Sigmoid: "sigmoid", nn.Softplus: "softplus", nn.GELU: "gelu", nn.SiLU: "silu",
     nn.Softmax: "softmax", nn.Softmax2d: "softmax", nn.LogSoftmax: "log_softmax",
-    nn.Softmin: None, nn.SELU: None, nn.Hardtanh: None, nn.ReLU6: None, nn.Mish: None,
-    nn.LogSigmoid: None,
+    nn.Softmin: None,
+    # element-wise functions of .elementwise
+    nn.SELU: "selu", nn.CELU: "celu", nn.Mish: "mish", nn.ReLU6: "relu6",
+    nn.Hardtanh: "hardtanh", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid",
+    nn.LogSigmoid: "logsigmoid", nn.Softsign: "softsign", nn.Tanhshrink: "tanhshrink",
+    nn.PReLU: "prelu",
 }
 
 #: scikit-learn MLP activation names (``activation``, ``out_activation_``) -> graph
@@ -61,7 +67,7 @@ def torch_activation_modules(convertible: bool = False) -> tuple[type[nn.Module]
     --------
     >>> nn.ReLU in torch_activation_modules(convertible=True)
     True
-    >>> nn.Mish in torch_activation_modules(convertible=True)
+    >>> nn.Softmin in torch_activation_modules(convertible=True)
     False
     """
     return tuple(cls for cls, name in TORCH_ACTIVATION_MODULES.items()
@@ -119,6 +125,8 @@ class Activation(Layer):
             return torch.exp(x)
         if self.name == "gelu":
             return F.gelu(x, approximate=p["approximate"])
+        if self.name in ELEMENTWISE_FUNCTIONS:
+            return ELEMENTWISE_FUNCTIONS[self.name](x, **p)
         return F.silu(x)
 
     def extra_repr(self) -> str:

@@ -1,4 +1,4 @@
-"""Convolution (1d / 2d) with zero padding; other padding modes become a Pad layer first."""
+"""Convolution (1d / 2d / 3d) with zero padding; other padding modes become a Pad layer first."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from .base import Layer
 
 
 class Conv(Layer):
-    """Convolution over 1 or 2 spatial axes (``weight.ndim - 2``).
+    """Convolution over 1, 2 or 3 spatial axes (``weight.ndim - 2``).
 
     Parameters
     ----------
@@ -33,8 +33,8 @@ class Conv(Layer):
         self.register_buffer("weight", self._buffer(weight))
         self.register_buffer("bias", self._buffer(bias))
         nd = weight.ndim - 2
-        if nd not in (1, 2):
-            raise ValueError(f"Conv supports 1d and 2d kernels, got a {nd}d kernel")
+        if nd not in (1, 2, 3):
+            raise ValueError(f"Conv supports 1d, 2d and 3d kernels, got a {nd}d kernel")
         self.spatial_dims = nd
         self.stride = tuple(stride) if len(stride) == nd else tuple(stride) * nd
         self.padding = tuple(padding) if len(padding) == nd else tuple(padding) * nd
@@ -42,7 +42,7 @@ class Conv(Layer):
         self.groups = int(groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn = F.conv1d if self.spatial_dims == 1 else F.conv2d
+        fn = (F.conv1d, F.conv2d, F.conv3d)[self.spatial_dims - 1]
         return fn(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:

@@ -13,7 +13,7 @@ def _tuple(v, nd: int) -> tuple[int, ...]:
 
 
 class AvgPool(Layer):
-    """Average pooling over ``spatial_dims`` (1 or 2) axes."""
+    """Average pooling over ``spatial_dims`` (1, 2 or 3) axes."""
 
     def __init__(self, spatial_dims: int, kernel_size, stride=None, padding=0, ceil_mode=False,
                  count_include_pad=True, divisor_override=None) -> None:
@@ -30,15 +30,16 @@ class AvgPool(Layer):
         if self.spatial_dims == 1:
             return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                 self.count_include_pad)
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
-                            self.count_include_pad, self.divisor_override)
+        fn = F.avg_pool2d if self.spatial_dims == 2 else F.avg_pool3d
+        return fn(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                  self.count_include_pad, self.divisor_override)
 
     def extra_repr(self) -> str:
         return f"{self.spatial_dims}d, kernel={self.kernel_size}, stride={self.stride}"
 
 
 class MaxPool(Layer):
-    """Max pooling over ``spatial_dims`` (1 or 2) axes."""
+    """Max pooling over ``spatial_dims`` (1, 2 or 3) axes."""
 
     def __init__(self, spatial_dims: int, kernel_size, stride=None, padding=0, dilation=1,
                  ceil_mode=False) -> None:
@@ -51,7 +52,7 @@ class MaxPool(Layer):
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn = F.max_pool1d if self.spatial_dims == 1 else F.max_pool2d
+        fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[self.spatial_dims - 1]
         return fn(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
     def extra_repr(self) -> str:
@@ -67,7 +68,8 @@ class AdaptiveAvgPool(Layer):
         self.output_size = _tuple(output_size, spatial_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn = F.adaptive_avg_pool1d if self.spatial_dims == 1 else F.adaptive_avg_pool2d
+        fn = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
+              F.adaptive_avg_pool3d)[self.spatial_dims - 1]
         return fn(x, self.output_size)
 
     def extra_repr(self) -> str:
@@ -83,7 +85,8 @@ class AdaptiveMaxPool(Layer):
         self.output_size = _tuple(output_size, spatial_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fn = F.adaptive_max_pool1d if self.spatial_dims == 1 else F.adaptive_max_pool2d
+        fn = (F.adaptive_max_pool1d, F.adaptive_max_pool2d,
+              F.adaptive_max_pool3d)[self.spatial_dims - 1]
         return fn(x, self.output_size)
 
     def extra_repr(self) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.nn.grad import conv1d_input, conv2d_input
+from torch.nn.grad import conv1d_input, conv2d_input, conv3d_input
 
 from .._output_selection import OutputSelection
 from ..convert.graph import Graph, Node, input_name
@@ -109,13 +109,13 @@ class ConvOp(LinearOp):
     def fwd(self, x, weights=KEEP, bias=None):
         la = self.layer
         b = None if bias is None or la.bias is None else bias(la.bias)
-        fn = F.conv1d if la.spatial_dims == 1 else F.conv2d
+        fn = (F.conv1d, F.conv2d, F.conv3d)[la.spatial_dims - 1]
         return fn(x, weights(la.weight), b, la.stride, la.padding, la.dilation, la.groups)
 
     def bwd(self, g, weights=KEEP):
         la = self.layer
         k, n = g.shape[:2]
-        fn = conv1d_input if la.spatial_dims == 1 else conv2d_input
+        fn = (conv1d_input, conv2d_input, conv3d_input)[la.spatial_dims - 1]
         out = fn((k * n, *self.in_shape), weights(la.weight),
                  g.reshape(k * n, *g.shape[2:]), la.stride, la.padding, la.dilation, la.groups)
         return out.reshape(k, n, *self.in_shape)
@@ -194,10 +194,11 @@ def linear_vjp(fn: Callable[[torch.Tensor], torch.Tensor], in_shape: Sequence[in
 def pool_indices(layer: MaxPool | AdaptiveMaxPool, x: torch.Tensor):
     """Max pooling of ``x`` with the winners' flat spatial indices."""
     if isinstance(layer, MaxPool):
-        fn = F.max_pool1d if layer.spatial_dims == 1 else F.max_pool2d
+        fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[layer.spatial_dims - 1]
         return fn(x, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
                   layer.ceil_mode, return_indices=True)
-    fn = F.adaptive_max_pool1d if layer.spatial_dims == 1 else F.adaptive_max_pool2d
+    fn = (F.adaptive_max_pool1d, F.adaptive_max_pool2d,
+          F.adaptive_max_pool3d)[layer.spatial_dims - 1]
     return fn(x, layer.output_size, return_indices=True)
 
 
@@ -234,7 +235,7 @@ class _WindowMean:
         xp = F.pad(x, pads)
         c = x.shape[1]
         weight = x.new_full((c, 1, *la.kernel_size), 1.0 / math.prod(la.kernel_size))
-        fn = F.conv1d if nd == 1 else F.conv2d
+        fn = (F.conv1d, F.conv2d, F.conv3d)[nd - 1]
         return fn(xp, weight, None, la.stride, 0, la.dilation, c)
 
 
@@ -244,7 +245,8 @@ class _AdaptiveWindowMean:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         la = self.layer
-        fn = F.adaptive_avg_pool1d if la.spatial_dims == 1 else F.adaptive_avg_pool2d
+        fn = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
+              F.adaptive_avg_pool3d)[la.spatial_dims - 1]
         return fn(x, la.output_size)
 
 

@@ -53,6 +53,7 @@ from ._ops import (
     walk,
     window_mean,
 )
+from .extended_layers import extended_deeplift
 
 __all__ = ["deeplift_backward", "deeplift_eps"]
 
@@ -176,7 +177,9 @@ def deeplift_backward(
             return [linear_vjp(layer, x.shape[1:], m)]
         if isinstance(layer, (MaxPool, AdaptiveMaxPool)):
             return [_maxpool(node, m)]
-        out = structural_backward(node, m, vx)
+        out = extended_deeplift(node, m, vx, vr, deeplift_eps(vx[node.name].dtype))
+        if out is None:
+            out = structural_backward(node, m, vx)
         if out is None:
             raise TypeError(
                 f"DeepLift has no rule for layer {type(layer).__name__} ({node.name})"

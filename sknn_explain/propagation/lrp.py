@@ -43,6 +43,7 @@ from ._ops import (
     structural_backward,
     walk,
 )
+from .extended_layers import extended_lrp
 
 __all__ = ["lrp_backward"]
 
@@ -77,6 +78,8 @@ def lrp_backward(
             z = None if isinstance(layer, (MaxPool, AdaptiveMaxPool)) else values[node.name]
             return [rule.relevance(linear_op(layer, x), x, r, z)]
         out = structural_backward(node, r, values)
+        if out is None:
+            out = extended_lrp(node, r, values, rules)
         if out is None:
             raise TypeError(f"LRP has no rule for layer {type(layer).__name__} ({node.name})")
         return out

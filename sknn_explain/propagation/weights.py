@@ -25,6 +25,7 @@ from ..layers import (
     MaxPool,
 )
 from ._ops import linear_op, structural_backward, walk
+from .extended_layers import extended_connection_weights
 
 __all__ = ["connection_weights_backward"]
 
@@ -44,6 +45,8 @@ def connection_weights_backward(
                               AdaptiveMaxPool)):
             return [linear_op(layer, values[node.inputs[0]]).bwd(m)]
         out = structural_backward(node, m, values)
+        if out is None:
+            out = extended_connection_weights(node, m, values)
         if out is None:
             raise TypeError(
                 f"Connection Weights has no rule for layer {type(layer).__name__} ({node.name})"

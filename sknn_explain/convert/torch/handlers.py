@@ -36,6 +36,7 @@ from ...layers import (
 )
 from ..errors import BatchStatisticsError, UnsupportedLayerError
 from .describe import what, where
+from .handlers_ops import OPS_FUNCTIONS, OPS_METHODS, OPS_MODULES, reduce_handler
 from .walker import REQ, Converter, Handler, as_tuple, bind
 
 __all__ = ["FUNCTIONS", "METHODS", "MODULES", "ends_with_activation", "handler_for", "scan"]
@@ -43,7 +44,8 @@ __all__ = ["FUNCTIONS", "METHODS", "MODULES", "ends_with_activation", "handler_f
 _SPATIAL = {
     nn.Conv1d: 1, nn.Conv2d: 2, nn.MaxPool1d: 1, nn.MaxPool2d: 2, nn.AvgPool1d: 1,
     nn.AvgPool2d: 2, nn.AdaptiveAvgPool1d: 1, nn.AdaptiveAvgPool2d: 2, nn.AdaptiveMaxPool1d: 1,
-    nn.AdaptiveMaxPool2d: 2,
+    nn.AdaptiveMaxPool2d: 2, nn.Conv3d: 3, nn.MaxPool3d: 3, nn.AvgPool3d: 3,
+    nn.AdaptiveAvgPool3d: 3, nn.AdaptiveMaxPool3d: 3,
 }
 
 
@@ -213,12 +215,10 @@ def _mean(cv: Converter, node: fx.Node) -> str:
     rank = len(cv.shape(x))
     dims = cv.val(b["dim"])
     if dims is None or rank not in (3, 4) or b["dtype"] is not None:
-        raise cv.unsupported(node, "only the mean over all spatial axes (global average "
-                             "pooling) is supported")
+        return reduce_handler("mean")(cv, node)
     dims = {int(d) % rank for d in (dims if isinstance(dims, (tuple, list)) else [dims])}
     if dims != set(range(2, rank)):
-        raise cv.unsupported(node, "only the mean over all spatial axes (global average "
-                             "pooling) is supported")
+        return reduce_handler("mean")(cv, node)
     out = cv.add(node, AdaptiveAvgPool(rank - 2, 1), [cv.data(x, node)],
                  "" if cv.val(b["keepdim"]) else "_pool")
     if not cv.val(b["keepdim"]):
@@ -241,7 +241,7 @@ def _conv_padding(cv: Converter, node: fx.Node, x: str, pad: Sequence[int], nd: 
 
 def _conv_from(cv, node, x, weight, bias, stride, padding, dilation, groups) -> str:
     nd = weight.ndim - 2
-    if nd not in (1, 2):
+    if nd not in (1, 2, 3):
         raise cv.unsupported(node, f"{nd}d convolutions are not supported")
     dilation = as_tuple(dilation, nd)
     if isinstance(padding, str):
@@ -338,12 +338,12 @@ def _pool_module(cv: Converter, node: fx.Node) -> str:
     mod = cv.gm.get_submodule(node.target)
     nd = _SPATIAL[type(mod)]
     x = cv.data(node.args[0], node)
-    if isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d)):
+    if isinstance(mod, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)):
         if mod.return_indices:
             raise cv.unsupported(node, "return_indices=True")
         layer = MaxPool(nd, mod.kernel_size, mod.stride, mod.padding, mod.dilation,
                         mod.ceil_mode)
-    elif isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d)):
+    elif isinstance(mod, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
         layer = AvgPool(nd, mod.kernel_size, mod.stride, mod.padding, mod.ceil_mode,
                         mod.count_include_pad, getattr(mod, "divisor_override", None))
     else:
@@ -375,7 +375,7 @@ def _pool_fn(kind: str, nd: int) -> Handler:
         elif kind == "avg":
             spec = [("input", REQ), ("kernel_size", REQ), ("stride", None), ("padding", 0),
                     ("ceil_mode", False), ("count_include_pad", True)]
-            if nd == 2:
+            if nd >= 2:
                 spec.append(("divisor_override", None))
             b = bind(node, spec)
             stride = cv.val(b["stride"]) or None
@@ -438,11 +438,13 @@ def _act_module(cv: Converter, node: fx.Node) -> str:
 
 MODULES: dict[type, Handler] = {
     nn.Linear: _linear_module,
-    nn.Conv1d: _conv_module, nn.Conv2d: _conv_module,
-    nn.MaxPool1d: _pool_module, nn.MaxPool2d: _pool_module,
-    nn.AvgPool1d: _pool_module, nn.AvgPool2d: _pool_module,
+    nn.Conv1d: _conv_module, nn.Conv2d: _conv_module, nn.Conv3d: _conv_module,
+    nn.MaxPool1d: _pool_module, nn.MaxPool2d: _pool_module, nn.MaxPool3d: _pool_module,
+    nn.AvgPool1d: _pool_module, nn.AvgPool2d: _pool_module, nn.AvgPool3d: _pool_module,
     nn.AdaptiveAvgPool1d: _pool_module, nn.AdaptiveAvgPool2d: _pool_module,
+    nn.AdaptiveAvgPool3d: _pool_module,
     nn.AdaptiveMaxPool1d: _pool_module, nn.AdaptiveMaxPool2d: _pool_module,
+    nn.AdaptiveMaxPool3d: _pool_module,
     nn.BatchNorm1d: _bn_module, nn.BatchNorm2d: _bn_module,
     nn.Flatten: _flatten_module, nn.Unflatten: _reshape_handler(),
     nn.Dropout: _skip, nn.Dropout1d: _skip, nn.Dropout2d: _skip, nn.AlphaDropout: _skip,
@@ -480,13 +482,17 @@ FUNCTIONS: dict[object, Handler] = {
     F.log_softmax: _softmax_like("log_softmax", _SOFTMAX_SPEC),
     torch.log_softmax: _softmax_like("log_softmax", _TORCH_SOFTMAX_SPEC),
     F.linear: _linear_fn,
-    F.conv1d: _conv_fn, F.conv2d: _conv_fn,
+    F.conv1d: _conv_fn, F.conv2d: _conv_fn, F.conv3d: _conv_fn,
     F.max_pool1d: _pool_fn("max", 1), F.max_pool2d: _pool_fn("max", 2),
+    F.max_pool3d: _pool_fn("max", 3),
     F.avg_pool1d: _pool_fn("avg", 1), F.avg_pool2d: _pool_fn("avg", 2),
+    F.avg_pool3d: _pool_fn("avg", 3),
     F.adaptive_avg_pool1d: _pool_fn("adaptive_avg", 1),
     F.adaptive_avg_pool2d: _pool_fn("adaptive_avg", 2),
+    F.adaptive_avg_pool3d: _pool_fn("adaptive_avg", 3),
     F.adaptive_max_pool1d: _pool_fn("adaptive_max", 1),
     F.adaptive_max_pool2d: _pool_fn("adaptive_max", 2),
+    F.adaptive_max_pool3d: _pool_fn("adaptive_max", 3),
     F.batch_norm: _bn_fn, F.pad: _pad_fn,
     F.dropout: _skip, F.dropout1d: _skip, F.dropout2d: _skip, F.alpha_dropout: _skip,
     F.feature_alpha_dropout: _skip,
@@ -517,6 +523,11 @@ METHODS: dict[str, Handler] = {
     "sub_": _binary("sub"), "mul": _binary("mul"), "mul_": _binary("mul"),
     "div": _binary("div"), "div_": _binary("div"), "neg": _neg, "mean": _mean,
 }
+
+# issue #12 part 1: tensor ops, more activations, LayerNorm / RMSNorm, ConvTranspose
+MODULES.update(OPS_MODULES)
+FUNCTIONS.update(OPS_FUNCTIONS)
+METHODS.update(OPS_METHODS)
 
 #: methods / functions whose result is shape information, not data
 _META_METHODS = {"size", "dim", "numel", "ndimension", "nelement"}
