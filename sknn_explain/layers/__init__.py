@@ -13,12 +13,15 @@ from .activation import (
     Activation,
     torch_activation_modules,
 )
+from .attention import MaskedSoftmax
 from .base import Layer
 from .conv import Conv
 from .dense import Dense
+from .embedding import Embedding
 from .merge import Add, Concat
 from .normalization import BatchNorm, ElementwiseAffine
 from .pooling import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
+from .products import MatMul, Multiply
 from .reshape import Flatten, Pad, Reshape
 
 __all__ = [
@@ -36,9 +39,13 @@ __all__ = [
     "Conv",
     "Dense",
     "ElementwiseAffine",
+    "Embedding",
     "Flatten",
     "Layer",
+    "MaskedSoftmax",
+    "MatMul",
     "MaxPool",
+    "Multiply",
     "Pad",
     "Reshape",
     "torch_activation_modules",
