@@ -307,6 +307,8 @@ def test_embedding_ids_are_validated():
         layer(torch.tensor([[1.5]], dtype=D))
     with pytest.raises(ValueError, match="dtype torch.bool"):
         layer(torch.tensor([[True]]))
+    with pytest.raises(TypeError, match="gradients with respect to ids"):
+        layer(torch.tensor([[1.0]], dtype=D, requires_grad=True))
 
 
 def test_deeplift_refuses_a_mean_of_several_id_references():

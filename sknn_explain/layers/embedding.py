@@ -40,6 +40,13 @@ class Embedding(Layer):
             When an id is not a whole number or out of range.
         """
         n = self.weight.shape[0]
+        if x.requires_grad:
+            raise TypeError(
+                f"{self.name} reads integer ids: gradients with respect to ids are not "
+                "defined, so gradient-based methods need float inputs here. Attribute per id "
+                "through the embedding outputs (embeddings='auto', the default), or use "
+                "KernelSHAP or LIME fitted on integer X_ref"
+            )
         if x.is_floating_point():
             bad = x != torch.round(x)
             if bool(bad.any()):
