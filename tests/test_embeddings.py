@@ -320,7 +320,7 @@ def test_propagation_methods_refuse_embeddings_and_point_to_the_gradient_family(
             self.lin = nn.Linear(2, 1)
 
         def forward(self, x):
-            return self.lin(self.emb(x).flatten(1))
+            return self.lin(self.emb(x * 1).flatten(1))  # computed ids: refused
 
     from sknn_explain.convert.errors import UnsupportedLayerError
 

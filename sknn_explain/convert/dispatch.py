@@ -194,7 +194,10 @@ def convert(
             "input_shape=(C, H, W) (channels first; a list of shapes for several inputs) or "
             "X_ref"
         )
-    if source.input_shapes is not None and [tuple(s) for s in source.input_shapes] != shapes:
+    # an input read by nn.Linear implies its last axis only: (tokens, features) fits (features,)
+    if source.input_shapes is not None and any(
+            len(s) < len(e) or tuple(s[len(s) - len(e):]) != tuple(e)
+            for s, e in zip(shapes, source.input_shapes)):
         raise ValueError(f"the {source.description} expects input shape(s) "
                          f"{source.input_shapes}, got {shapes}")
     data = None if ref is None else ref.to_tensors(dt, dev)

@@ -55,6 +55,10 @@ class Source:
         """The layer graph; ``xs`` is an example batch (model layout, ``dtype``/``device``)."""
         raise NotImplementedError
 
+    def as_example(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Random example inputs made valid for the model (e.g. ids of embeddings)."""
+        return xs
+
     def reference(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor] | None:
         """The original model's outputs on ``xs`` as ``(n, k)`` tensors (None: no reference)."""
         return None
@@ -150,10 +154,10 @@ def finish(
             f"the {source.description} takes {source.n_inputs} input(s), got "
             f"{len(shapes)} input shape(s)"
         )
-    build_xs = example_inputs(shapes, 2, source.dtype, source.device, seed=0)
+    build_xs = source.as_example(example_inputs(shapes, 2, source.dtype, source.device, seed=0))
     graph = source.build(build_xs)  # build may run (and so modify) its private example batch
     if check:
-        xs = example_inputs(shapes, 3, source.dtype, source.device, seed=1)
+        xs = source.as_example(example_inputs(shapes, 3, source.dtype, source.device, seed=1))
         if check_data is not None:
             xs = [
                 torch.cat([x, d[:8].detach().to(dtype=x.dtype, device=x.device)])

@@ -8,7 +8,7 @@ import torch
 from .._data import InputBatch
 from .._validation import BOOLEAN, POSITIVE_INT, RANDOM_STATE, StrOptions
 from ..convert.graph import input_name
-from ..propagation import deeplift_backward, predictions, start_states
+from ..propagation import deeplift_backward, id_inputs, predictions, start_states
 from .base import random_streams
 from .gradient import _COMMON_DOC
 from .graph_explainer import GraphExplainer
@@ -102,6 +102,10 @@ class DeepLift(_DeepLiftBase):
 
     def _attribute(self, xs, selection, batch_size):
         graph = self.graph_
+        if self.x_ref_ is None and id_inputs(graph):  # never silently explain against id 0
+            raise ValueError("the model reads ids through nn.Embedding: DeepLift needs an "
+                             "explicit baseline; fit with X_ref = one row of baseline ids "
+                             "(e.g. the padding index)")
         refs = self.x_ref_ if self.x_ref_ is not None else [torch.zeros_like(x[:1]) for x in xs]
         vr = self._forward_all(refs)
         ref_pred = predictions(graph, vr, selection)

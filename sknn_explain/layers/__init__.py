@@ -13,14 +13,17 @@ from .activation import (
     Activation,
     torch_activation_modules,
 )
+from .attention import MaskedSoftmax
 from .base import Layer
 from .conv import Conv
 from .conv_transpose import ConvTranspose
 from .dense import Dense
+from .embedding import Embedding
 from .layer_norm import LayerNorm, RMSNorm
 from .merge import Add, Concat
 from .normalization import BatchNorm, ElementwiseAffine
 from .pooling import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
+from .products import MatMul, Multiply
 from .reshape import Flatten, Pad, Reshape
 from .tensor_ops import Index, Permute, Reduce
 
@@ -40,11 +43,15 @@ __all__ = [
     "ConvTranspose",
     "Dense",
     "ElementwiseAffine",
+    "Embedding",
     "Flatten",
     "Index",
     "Layer",
     "LayerNorm",
+    "MaskedSoftmax",
+    "MatMul",
     "MaxPool",
+    "Multiply",
     "Pad",
     "Permute",
     "RMSNorm",

@@ -9,11 +9,13 @@ from ._ops import input_layers, predictions, start_states, walk
 from .canonize import merge_batchnorm
 from .deeplift import deeplift_backward
 from .lrp import lrp_backward
+from .products import id_inputs
 from .weights import connection_weights_backward
 
 __all__ = [
     "connection_weights_backward",
     "deeplift_backward",
+    "id_inputs",
     "input_layers",
     "lrp_backward",
     "merge_batchnorm",

@@ -54,6 +54,7 @@ from ._ops import (
     window_mean,
 )
 from .extended_layers import extended_deeplift
+from .products import deeplift_products
 
 __all__ = ["deeplift_backward", "deeplift_eps"]
 
@@ -155,6 +156,9 @@ def deeplift_backward(
 
     def backward(node: Node, m):
         layer = node.layer
+        special = deeplift_products(node, m, vx, vr, deeplift_eps(vx[node.name].dtype))
+        if special is not None:  # products, masked softmax, embeddings
+            return special
         if isinstance(layer, Activation):
             return [activation(node, m)]
         if isinstance(layer, Add):

@@ -44,6 +44,7 @@ from ._ops import (
     walk,
 )
 from .extended_layers import extended_lrp
+from .products import lrp_products
 
 __all__ = ["lrp_backward"]
 
@@ -58,9 +59,13 @@ def lrp_backward(
 ) -> dict[str, torch.Tensor]:
     """Relevance of every graph input, ``(K, n, *shape)``, from output start relevances."""
     first = input_layers(graph)
+    outputs = set(graph.outputs)
 
     def backward(node: Node, r: torch.Tensor):
         layer = node.layer
+        special = lrp_products(node, r, values, outputs)  # products, softmax, embeddings
+        if special is not None:
+            return special
         if isinstance(layer, Activation):
             return [r]
         if isinstance(layer, Add):

@@ -26,6 +26,7 @@ from ..layers import (
 )
 from ._ops import linear_op, structural_backward, walk
 from .extended_layers import extended_connection_weights
+from .products import weights_refusal
 
 __all__ = ["connection_weights_backward"]
 
@@ -37,6 +38,9 @@ def connection_weights_backward(
 
     def backward(node: Node, m: torch.Tensor):
         layer = node.layer
+        refusal = weights_refusal(node)
+        if refusal is not None:
+            raise refusal
         if isinstance(layer, Activation):
             return [m]
         if isinstance(layer, Add):

@@ -35,8 +35,15 @@ from ...layers import (
     torch_activation_modules,
 )
 from ..errors import BatchStatisticsError, UnsupportedLayerError
+from .attention import (
+    ATTENTION_FUNCTIONS,
+    ATTENTION_METHODS,
+    ATTENTION_MODULES,
+    multiply,
+)
 from .describe import what, where
 from .handlers_ops import OPS_FUNCTIONS, OPS_METHODS, OPS_MODULES, reduce_handler
+from .tuples import is_multi_output
 from .walker import REQ, Converter, Handler, as_tuple, bind
 
 __all__ = ["FUNCTIONS", "METHODS", "MODULES", "ends_with_activation", "handler_for", "scan"]
@@ -165,7 +172,9 @@ def _binary(op: str) -> Handler:
         da, db = cv.is_data(a), cv.is_data(b)
         alpha = float(cv.val(alpha))
         if da and db:
-            if op in ("mul", "div"):
+            if op == "mul":
+                return multiply(cv, node, a, b)
+            if op == "div":
                 raise cv.unsupported(node, "products of two input-dependent tensors are not "
                                      "layers of the graph")
             if cv.shape(a) != out_shape or cv.shape(b) != out_shape:
@@ -455,6 +464,7 @@ MODULES: dict[type, Handler] = {
     nn.ReplicationPad2d: _pad_module, nn.CircularPad1d: _pad_module,
     nn.CircularPad2d: _pad_module,
     **{cls: _act_module for cls in torch_activation_modules(convertible=True)},
+    **ATTENTION_MODULES,
 }
 
 _ACT_SPEC = [("input", REQ), ("inplace", False)]
@@ -507,6 +517,7 @@ FUNCTIONS: dict[object, Handler] = {
     operator.neg: _neg, torch.neg: _neg,
     torch.cat: _cat, torch.concat: _cat, torch.concatenate: _cat,
     torch.mean: _mean,
+    **ATTENTION_FUNCTIONS,
 }
 
 METHODS: dict[str, Handler] = {
@@ -522,6 +533,7 @@ METHODS: dict[str, Handler] = {
     "add": _binary("add"), "add_": _binary("add"), "sub": _binary("sub"),
     "sub_": _binary("sub"), "mul": _binary("mul"), "mul_": _binary("mul"),
     "div": _binary("div"), "div_": _binary("div"), "neg": _neg, "mean": _mean,
+    **ATTENTION_METHODS,
 }
 
 # issue #12 part 1: tensor ops, more activations, LayerNorm / RMSNorm, ConvTranspose
@@ -546,7 +558,7 @@ def handler_for(node: fx.Node, gm: fx.GraphModule) -> Handler | None:
 
 def scan(gm: fx.GraphModule, inputs: Sequence[str]) -> None:
     """Shape-free check that every input-dependent operation has a graph layer."""
-    dynamic, meta = set(inputs), set()
+    dynamic, meta, multi = set(inputs), set(), set()
     for node in gm.graph.nodes:
         if node.op in ("placeholder", "get_attr", "output"):
             continue
@@ -562,6 +574,13 @@ def scan(gm: fx.GraphModule, inputs: Sequence[str]) -> None:
         if is_meta:
             meta.add(node.name)
             continue
+        if node.target is operator.getitem and node.args[0].name in multi:
+            continue  # an item of a multi-output operation (resolved by the walker)
+        if is_multi_output(handler_for(node, gm)):
+            multi.add(node.name)
+        refusal = getattr(handler_for(node, gm), "precheck", None)  # shape-free refusals
+        if refusal is not None and refusal(node) is not None:
+            raise UnsupportedLayerError(what(node, gm), where(node), refusal(node))
         if handler_for(node, gm) is None:
             reason = ""
             if node.op == "call_function" and node.target is operator.getitem:

@@ -15,6 +15,7 @@ from ...layers import Activation
 from ..errors import ConversionError, ExampleInputsError, UnsupportedLayerError
 from ..graph import Graph
 from ..source import Source, private_inputs
+from .attention import code_inputs
 from .handlers import ends_with_activation, handler_for, scan
 from .shapes import Recorder, infer_input_shapes
 from .tracing import trace_module
@@ -54,11 +55,20 @@ class TorchSource(Source):
             err.with_ends_with_activation(self.ends_with_activation)  # for the fallback
             raise
         self.input_shapes = infer_input_shapes(self.gm, self.inputs)
+        self.code_inputs = code_inputs(self.gm, self.inputs)  # ids of nn.Embedding: int64
         self.class_names = None if class_names is None else list(class_names)
 
     def _run_original(self, xs: Sequence[torch.Tensor]) -> object:
         with torch.no_grad():  # on copies: the module may modify its inputs in place
-            return self.module(*private_inputs(xs))
+            return self.module(*self._cast_codes(private_inputs(xs)))
+
+    def _cast_codes(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [x.long() if code else x for x, code in zip(xs, self.code_inputs)]
+
+    def as_example(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Random rows -> valid ids (``0 .. num_embeddings - 1``) for the embedding inputs."""
+        return [x if not code else (x.abs() * 997).floor() % code
+                for x, code in zip(xs, self.code_inputs)]
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         self._run_original(xs)
@@ -67,7 +77,7 @@ class TorchSource(Source):
         rec = Recorder(self.gm)
         try:
             with torch.no_grad():
-                rec.run(*private_inputs(xs))
+                rec.run(*self._cast_codes(private_inputs(xs)))
         except Exception as err:  # noqa: BLE001
             shapes = ", ".join(str(tuple(x.shape[1:])) for x in xs)
             raise ExampleInputsError(

@@ -17,6 +17,7 @@ from ..errors import ConversionError, UnsupportedLayerError
 from ..graph import Graph
 from ..nodes import NodeBuilder, input_name
 from .describe import what, where
+from .tuples import is_multi_output, tuple_item
 
 __all__ = ["REQ", "Converter", "Handler", "as_tuple", "bind", "contains_tensor"]
 
@@ -131,12 +132,21 @@ class Converter:
             value = self.values.get(node.name)
             if not isinstance(value, torch.Tensor):
                 if contains_tensor(value):
-                    raise self.unsupported(node, "it returns several tensors")
+                    handler = self.lookup(node, self.gm)
+                    if not is_multi_output(handler):
+                        raise self.unsupported(node, "it returns several tensors")
+                    self.dynamic.add(node.name)
+                    self.alias[node.name] = handler(self, node)  # one name per item
+                    continue
                 # shape arithmetic (x.size(0), x.shape[1], x.dtype, ...): a constant, and so
                 # is a tensor built only from it (torch.arange(x.shape[1]), as _scan allows)
                 continue
             self.dynamic.add(node.name)
             self.check_constant_write(node, value)
+            item = tuple_item(self, node)
+            if item is not None:
+                self.alias[node.name] = item
+                continue
             handler = self.lookup(node, self.gm)
             if handler is None:
                 raise self.unsupported(node)

@@ -1,0 +1,319 @@
+"""Handlers for products of two activations, attention and embeddings (issue #12, part 2).
+
+========================================  ==================================================
+torch                                     graph layers
+========================================  ==================================================
+``a * b`` (both input-dependent)          :class:`~sknn_explain.layers.Multiply`
+``a @ b``, ``torch.matmul`` / ``bmm``,    :class:`~sknn_explain.layers.MatMul` (``x @ W``
+``torch.einsum`` (two operands)           with a constant matrix: ``Dense``)
+``F.scaled_dot_product_attention``        ``MatMul`` (scores), ``MaskedSoftmax`` (or
+                                          softmax), ``MatMul`` (values)
+``nn.MultiheadAttention``                 ``Dense`` q / k / v, head ``Reshape`` s, the
+(``batch_first=True``)                    above, ``Reshape``, ``Dense`` output projection
+``nn.Embedding``, ``F.embedding``         :class:`~sknn_explain.layers.Embedding` on a
+                                          model input of integer ids
+========================================  ==================================================
+
+Masks must be constants that are the same for every sample (``attn_mask`` of shape
+``(L, S)``, ``is_causal``, a ``key_padding_mask`` whose rows are all equal); a mask computed
+from the input (e.g. ``ids == pad``) is refused. ``nn.MultiheadAttention`` returns a tuple:
+multi-output handlers (:mod:`.tuples`) return one graph name per item (None: an item that is not a
+graph value, the averaged attention weights), which :func:`.tuples.tuple_item` resolves for the
+``getitem`` that reads it.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import string
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from ...layers import Activation, Dense, Embedding, MaskedSoftmax, MatMul, Multiply, Reshape
+from ..errors import ExampleInputsError
+from .walker import REQ, Converter, Handler, bind
+
+__all__ = ["ATTENTION_FUNCTIONS", "ATTENTION_METHODS", "ATTENTION_MODULES", "code_inputs",
+           "multiply"]
+
+
+def multiply(cv: Converter, node: fx.Node, a: fx.Node, b: fx.Node) -> str:
+    """``a * b`` of two input-dependent tensors (no broadcasting)."""
+    out_shape = tuple(cv.values[node.name].shape)
+    if cv.shape(a) != out_shape or cv.shape(b) != out_shape:
+        raise cv.unsupported(node, f"a product broadcasting {cv.shape(a)} with {cv.shape(b)} "
+                             "(both factors must have the shape of the result)")
+    return cv.add(node, Multiply(), [cv.alias[a.name], cv.alias[b.name]])
+
+
+def _matmul_equation(rank: int) -> str:
+    """einsum of ``a @ b`` for two operands of the same ``rank`` >= 3 (batch axis first)."""
+    mid = string.ascii_lowercase[:rank - 3]
+    return f"z{mid}ij,z{mid}jk->z{mid}ik"
+
+
+def _matmul(cv: Converter, node: fx.Node) -> str:
+    if node.op == "call_method":
+        a, b = node.args[0], node.args[1] if len(node.args) > 1 else node.kwargs["mat2"]
+    else:
+        a = node.args[0] if node.args else node.kwargs.get("input")
+        b = node.args[1] if len(node.args) > 1 else node.kwargs.get(
+            "other", node.kwargs.get("mat2"))
+    da, db = cv.is_data(a), cv.is_data(b)
+    if da and not db:
+        w = cv.val(b)
+        if isinstance(w, torch.Tensor) and w.ndim == 2:  # x @ W: a linear layer
+            return cv.add(node, Dense(cv.buf(w.T)), [cv.alias[a.name]])
+        raise cv.unsupported(node, "a product with a constant that is not a matrix")
+    if not da:
+        raise cv.unsupported(node, "a constant times an input-dependent tensor (only "
+                             "x @ W with a constant matrix W is a layer)")
+    sa, sb = cv.shape(a), cv.shape(b)
+    if len(sa) != len(sb) or len(sa) < 3 or sa[:-2] != sb[:-2]:
+        raise cv.unsupported(node, f"a matrix product of shapes {sa} and {sb} (both "
+                             "operands need the same batch axes, rank >= 3, no broadcasting)")
+    layer = MatMul(_matmul_equation(len(sa)))
+    return cv.add(node, layer, [cv.alias[a.name], cv.alias[b.name]])
+
+
+def _einsum(cv: Converter, node: fx.Node) -> str:
+    eq, *ops = node.args
+    if len(ops) == 1 and isinstance(ops[0], (tuple, list)):
+        ops = list(ops[0])
+    if len(ops) != 2 or not all(cv.is_data(o) for o in ops):
+        raise cv.unsupported(node, "only einsum of two input-dependent operands is a layer")
+    try:
+        layer = MatMul(str(cv.val(eq)))
+    except ValueError as err:
+        raise cv.unsupported(node, str(err)) from None
+    return cv.add(node, layer, [cv.alias[o.name] for o in ops])
+
+
+# ---------------------------------------------------------------------------- masks
+def _per_sample(cv: Converter, node: fx.Node, m: torch.Tensor, full_rank: int,
+                what: str) -> torch.Tensor:
+    """A mask broadcast against the batched scores -> broadcast against one sample."""
+    if m.ndim == full_rank:
+        if m.shape[0] != 1:
+            raise cv.unsupported(node, f"the {what} differs between samples (shape "
+                                 f"{tuple(m.shape)}); only masks shared by all samples are "
+                                 "supported")
+        m = m[0]
+    elif m.ndim > full_rank:
+        raise cv.unsupported(node, f"the {what} has shape {tuple(m.shape)}")
+    return m
+
+
+def _softmax_node(cv: Converter, node: fx.Node, scores: str, shape: tuple[int, ...],
+                  attn_mask: object, is_causal: bool, key_padding_mask: object = None,
+                  bool_true_masks: bool = False) -> str:
+    """Softmax over the last axis of ``scores`` (batched ``shape``) with constant masks.
+
+    ``bool_true_masks``: boolean ``attn_mask`` entries that are True are masked out
+    (``nn.MultiheadAttention``); otherwise True means "takes part" (SDPA).
+    """
+    full = len(shape)
+    length, source = shape[-2], shape[-1]
+    keep = torch.ones(shape[1:], dtype=torch.bool, device=cv.device)
+    add = torch.zeros(shape[1:], dtype=cv.dtype, device=cv.device)
+    masked = False
+    for mask, what in ((attn_mask, "attn_mask"), (key_padding_mask, "key_padding_mask")):
+        if mask is None:
+            continue
+        if cv.is_data(mask) or isinstance(mask, fx.Node) and mask.name in cv.dynamic:
+            raise cv.unsupported(node, f"the {what} depends on the model input; only constant "
+                                 "masks are supported (the gradient methods handle it)")
+        m = cv.val(mask)
+        if not isinstance(m, torch.Tensor):
+            raise cv.unsupported(node, f"the {what} is not a tensor")
+        if what == "key_padding_mask":  # (N, S): one row per sample
+            if m.ndim != 2 or bool((m != m[:1]).any()):
+                raise cv.unsupported(node, "the key_padding_mask differs between samples; "
+                                     "only a mask shared by all samples is supported")
+            m = m[:1].reshape(*([1] * (full - 2)), source)
+            drop = m if m.dtype == torch.bool else torch.isneginf(m)
+        else:
+            m = _per_sample(cv, node, m, full, what)
+            if m.dtype == torch.bool:
+                drop = m if bool_true_masks else ~m
+            else:
+                drop = torch.isneginf(m)
+        if m.dtype != torch.bool:
+            add = add + torch.where(drop, torch.zeros_like(m), m).to(cv.dtype)
+        keep = keep & ~drop.to(keep.device)
+        masked = True
+    if is_causal:
+        keep = keep & torch.ones(length, source, dtype=torch.bool, device=cv.device).tril()
+        masked = True
+    if not masked:
+        return cv.add(node, Activation("softmax", dim=full - 1), [scores], "_softmax")
+    return cv.add(node, MaskedSoftmax(add, keep), [scores], "_softmax")
+
+
+def _letters(k: int) -> str:
+    return string.ascii_lowercase[:k]
+
+
+def _attention_core(cv: Converter, node: fx.Node, q: str, k: str, v: str,
+                    q_shape: tuple[int, ...], k_shape: tuple[int, ...],
+                    v_shape: tuple[int, ...], scale: float, attn_mask: object,
+                    is_causal: bool, key_padding_mask: object = None,
+                    bool_true_masks: bool = False) -> str:
+    """``softmax(q k^T * scale + mask) v`` over batched ``(n, *mid, L, E)`` operands."""
+    if not (q_shape[:-2] == k_shape[:-2] == v_shape[:-2]) or k_shape[-2] != v_shape[-2] \
+            or q_shape[-1] != k_shape[-1]:
+        raise cv.unsupported(node, f"attention over shapes {q_shape}, {k_shape}, {v_shape} "
+                             "(broadcasting and grouped heads are not supported)")
+    mid = _letters(len(q_shape) - 3)
+    scores = cv.add(node, MatMul(f"z{mid}qe,z{mid}se->z{mid}qs", scale), [q, k], "_scores")
+    shape = (*q_shape[:-1], k_shape[-2])
+    probs = _softmax_node(cv, node, scores, shape, attn_mask, is_causal, key_padding_mask,
+                          bool_true_masks)
+    return cv.add(node, MatMul(f"z{mid}qs,z{mid}sv->z{mid}qv"), [probs, v])
+
+
+_SDPA_SPEC = [("query", REQ), ("key", REQ), ("value", REQ), ("attn_mask", None),
+              ("dropout_p", 0.0), ("is_causal", False), ("scale", None), ("enable_gqa", False)]
+
+
+def _sdpa(cv: Converter, node: fx.Node) -> str:
+    b = bind(node, _SDPA_SPEC)
+    if float(cv.val(b["dropout_p"])) != 0.0:
+        raise cv.unsupported(node, "dropout_p > 0 (random attention weights)")
+    if cv.val(b["enable_gqa"]):
+        raise cv.unsupported(node, "enable_gqa=True")
+    q, k, v = b["query"], b["key"], b["value"]
+    names = [cv.data(t, node) for t in (q, k, v)]
+    qs = cv.shape(q)
+    if len(qs) < 3:  # e.g. an input shape (features,) guessed from the q projection
+        raise ExampleInputsError(f"scaled_dot_product_attention got a query of shape {qs}: "
+                                 "a batched (N, ..., L, E) query is needed")
+    scale = cv.val(b["scale"])
+    scale = 1.0 / math.sqrt(qs[-1]) if scale is None else float(scale)
+    return _attention_core(cv, node, *names, qs, cv.shape(k), cv.shape(v), scale,
+                           b["attn_mask"], bool(cv.val(b["is_causal"])))
+
+
+_MHA_SPEC = [("query", REQ), ("key", REQ), ("value", REQ), ("key_padding_mask", None),
+             ("need_weights", True), ("attn_mask", None), ("average_attn_weights", True),
+             ("is_causal", False)]
+
+
+def _mha_module(cv: Converter, node: fx.Node) -> tuple[str, None]:
+    mod: nn.MultiheadAttention = cv.gm.get_submodule(node.target)
+    b = bind(node, _MHA_SPEC)
+    if not mod.batch_first:
+        raise cv.unsupported(node, "batch_first=False: the sequence axis comes first, but "
+                             "the graph's first axis is the sample axis; build the module "
+                             "with batch_first=True")
+    if mod.bias_k is not None or mod.add_zero_attn:
+        raise cv.unsupported(node, "add_bias_kv / add_zero_attn")
+    e, h = mod.embed_dim, mod.num_heads
+    d = e // h
+    if mod._qkv_same_embed_dim:
+        wq, wk, wv = mod.in_proj_weight.chunk(3)
+    else:
+        wq, wk, wv = mod.q_proj_weight, mod.k_proj_weight, mod.v_proj_weight
+    biases = (None,) * 3 if mod.in_proj_bias is None else mod.in_proj_bias.chunk(3)
+    heads = []
+    for arg, w, bias, suffix in zip((b["query"], b["key"], b["value"]), (wq, wk, wv), biases,
+                                    ("_q", "_k", "_v")):
+        shp = cv.shape(arg)
+        if len(shp) != 3:
+            raise ExampleInputsError(f"nn.MultiheadAttention got an input of shape {shp}: a "
+                                     "batched (N, L, E) input is needed")
+        proj = cv.add(node, Dense(cv.buf(w), None if bias is None else cv.buf(bias)),
+                      [cv.data(arg, node)], suffix)
+        heads.append((cv.add(node, Reshape((shp[1], h, d)), [proj], suffix + "_heads"),
+                      (shp[0], h, shp[1], d)))
+    (q, qs), (k, ks), (v, vs) = heads
+    scores = cv.add(node, MatMul("zqhe,zshe->zhqs", 1.0 / math.sqrt(d)), [q, k], "_scores")
+    shape = (qs[0], h, qs[2], ks[2])
+    probs = _softmax_node(cv, node, scores, shape, b["attn_mask"], False,
+                          b["key_padding_mask"], bool_true_masks=True)
+    ctx = cv.add(node, MatMul("zhqs,zshv->zqhv"), [probs, v], "_context")
+    ctx = cv.add(node, Reshape((qs[2], e)), [ctx], "_merge")
+    out_bias = mod.out_proj.bias
+    out = cv.add(node, Dense(cv.buf(mod.out_proj.weight),
+                             None if out_bias is None else cv.buf(out_bias)), [ctx], "_out")
+    return out, None
+
+
+_mha_module.multi_output = True  # type: ignore[attr-defined]  # see .tuples
+
+
+# ---------------------------------------------------------------------------- embeddings
+def _embedding_layer(cv: Converter, node: fx.Node, ids: object, weight: torch.Tensor,
+                     name: str, max_norm: object = None) -> str:
+    if max_norm is not None:
+        raise cv.unsupported(node, "max_norm (the lookup renormalises the weights in place)")
+    if not (isinstance(ids, fx.Node) and ids.op == "placeholder"):
+        raise cv.unsupported(node, "its ids are computed in the model; an embedding must read "
+                             "a model input of integer ids directly")
+    return cv.add(node, Embedding(cv.buf(weight), name), [cv.data(ids, node)])
+
+
+def _computed_ids(node: fx.Node) -> str | None:
+    """Shape-free refusal (checked before conversion): ids computed inside the model."""
+    ids = node.args[0] if node.args else node.kwargs.get("input")
+    if isinstance(ids, fx.Node) and ids.op != "placeholder":
+        return ("its ids are computed in the model; an embedding must read a model input of "
+                "integer ids directly (the gradient methods handle computed ids)")
+    return None
+
+
+def _embedding_module(cv: Converter, node: fx.Node) -> str:
+    mod: nn.Embedding = cv.gm.get_submodule(node.target)
+    return _embedding_layer(cv, node, node.args[0] if node.args else node.kwargs["input"],
+                            mod.weight, f"nn.Embedding '{node.target}'", mod.max_norm)
+
+
+def _embedding_fn(cv: Converter, node: fx.Node) -> str:
+    b = bind(node, [("input", REQ), ("weight", REQ), ("padding_idx", None), ("max_norm", None),
+                     ("norm_type", 2.0), ("scale_grad_by_freq", False), ("sparse", False)])
+    if cv.is_data(b["weight"]):
+        raise cv.unsupported(node, "input-dependent weights")
+    return _embedding_layer(cv, node, b["input"], cv.val(b["weight"]), "F.embedding",
+                            cv.val(b["max_norm"]))
+
+
+def code_inputs(gm: fx.GraphModule, inputs: Sequence[str]) -> list[int]:
+    """Per model input, the number of ids of the ``nn.Embedding`` / ``F.embedding`` it feeds
+    (the smallest if several; 0: not an id input). The module runs on id inputs as int64."""
+    nodes = {n.name: n for n in gm.graph.nodes}
+    sizes = []
+    for name in inputs:
+        found: list[int] = []
+        for user in nodes[name].users:
+            if user.op == "call_module":
+                mod = gm.get_submodule(user.target)
+                if isinstance(mod, nn.Embedding):
+                    found.append(int(mod.num_embeddings))
+            elif user.op == "call_function" and user.target is F.embedding:
+                w = user.args[1] if len(user.args) > 1 else user.kwargs.get("weight")
+                if isinstance(w, fx.Node) and w.op == "get_attr":
+                    found.append(int(gm.get_parameter(str(w.target)).shape[0]))
+        sizes.append(min(found) if found else 0)
+    return sizes
+
+
+_embedding_module.precheck = _computed_ids  # type: ignore[attr-defined]
+_embedding_fn.precheck = _computed_ids  # type: ignore[attr-defined]
+
+ATTENTION_MODULES: dict[type, Handler] = {
+    nn.MultiheadAttention: _mha_module,
+    nn.Embedding: _embedding_module,
+}
+
+ATTENTION_FUNCTIONS: dict[object, Handler] = {
+    torch.matmul: _matmul, operator.matmul: _matmul, torch.bmm: _matmul,
+    torch.einsum: _einsum,
+    F.scaled_dot_product_attention: _sdpa,
+    F.embedding: _embedding_fn,
+}
+
+ATTENTION_METHODS: dict[str, Handler] = {"matmul": _matmul, "bmm": _matmul}
