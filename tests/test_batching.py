@@ -14,7 +14,7 @@ The bound, for ``n`` rows of ``p`` features and ``k`` selected outputs, ``dtype=
 (the float64 X is the caller's array; :class:`~sknn_explain.Attribution` keeps a reference to
 it, not a copy). Run this file as a script to measure one configuration::
 
-    python tests/test_memory.py --rows 1000000 --features 50 --outputs 10 --method ig
+    python tests/test_batching.py --rows 1000000 --features 50 --outputs 10 --method ig
 """
 
 from __future__ import annotations
