@@ -1,8 +1,11 @@
-"""Explainer API: inputs, output selection, errors, model safety, sklearn protocol."""
+"""The explainer base class (``sknn_explain.explainers.base``): inputs, output selection,
+errors, model safety, state, the sklearn protocol and layouts, on the gradient family; the
+foreign QA's findings on the foundation are marked as non-regression tests."""
 
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -10,6 +13,7 @@ import pytest
 import torch
 from _torch_models import TwoInput, assert_unchanged, cnn, mlp, snapshot
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from torch import nn
 
 from sknn_explain import (
@@ -18,7 +22,10 @@ from sknn_explain import (
     Gradient,
     IntegratedGradients,
     SmoothGrad,
+    torch_expgrad,
     torch_grad,
+    torch_intgrad,
+    torch_smoothgrad,
 )
 
 ALL = [
@@ -29,6 +36,13 @@ ALL = [
     ExpectedGradients(n=4, random_state=0),
 ]
 IDS = ["grad", "gradxinput", "smoothgrad", "intgrad", "expgrad"]
+TIMES_INPUT_FAMILY = [
+    Gradient(times_input=True),
+    SmoothGrad(n=3, random_state=0, times_input=True),
+    IntegratedGradients(n=4),
+    ExpectedGradients(n=4, random_state=0),
+]
+TIMES_INPUT_IDS = ["gradxinput", "smoothgrad", "intgrad", "expgrad"]
 
 
 @pytest.fixture
@@ -205,48 +219,6 @@ def test_ignore_last_act_drops_trailing_softmax(tabular):
     assert np.allclose(probs.sum(1), 1, atol=1e-5)
 
 
-def test_multi_input_multi_output_model():
-    model = TwoInput()
-    torch.manual_seed(0)
-    img, tab = torch.randn(3, 2, 6, 6), torch.randn(3, 4)
-    res = IntegratedGradients(n=30, dtype="double").fit(model).explain(
-        [img, tab], output_idx=[[0, 2], [1]]
-    )
-    values = res.values
-    assert len(values) == 2 and len(values[0]) == 2
-    assert values[0][0].shape == (3, 2, 6, 6, 2) and values[0][1].shape == (3, 4, 2)
-    assert values[1][0].shape == (3, 2, 6, 6, 1)
-    # reference: torch autograd on the right output node
-    x = [img.double().requires_grad_(), tab.double().requires_grad_()]
-    m = model.double()
-    out = m(*x)[1][:, 1].sum()
-    g = torch.autograd.grad(out, x)
-    plain = Gradient(dtype="double").fit(model).explain([img, tab], output_idx=[None, [1]])
-    assert np.allclose(plain.values[0][..., 0], g[0].numpy())
-    assert np.allclose(plain.values[1][..., 0], g[1].numpy())
-    frame = res.to_frame()
-    assert set(frame["model_output"]) == {"Output_1", "Output_2"}
-    assert set(frame["input_dimension"]) == {1, 3}
-    assert np.allclose(res.decomp_sum[0], res.decomp_goal[0], atol=1e-2)
-
-
-def test_channels_last_layout_round_trips():
-    model = cnn()
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 8, 8)
-    first = Gradient().fit(model).explain(x)
-    last = Gradient(channels_first=False).fit(model).explain(x.permute(0, 2, 3, 1))
-    assert last.values.shape == (2, 8, 8, 3, 10)
-    assert np.allclose(np.moveaxis(last.values, 3, 1), first.values)
-    f1, f2 = first.to_frame(), last.to_frame()
-    pd.testing.assert_frame_equal(
-        f1.sort_values(["data", "channel", "feature", "feature_2", "output_node"]).reset_index(
-            drop=True),
-        f2.sort_values(["data", "channel", "feature", "feature_2", "output_node"]).reset_index(
-            drop=True),
-        rtol=1e-4,
-    )
-
 
 # ---------------------------------------------------------------- skorch
 @pytest.fixture(scope="module")
@@ -398,7 +370,6 @@ def test_pipeline_and_gridsearch_misuse_point_to_attribution_transformer():
         search.fit(X, y)
 
 
-
 def test_to_frame_keeps_the_dataframe_index_for_joins(tabular):
     model, X = tabular
     df = pd.DataFrame(np.asarray(X[:4]), index=["a", "b", "c", "d"],
@@ -411,3 +382,376 @@ def test_to_frame_keeps_the_dataframe_index_for_joins(tabular):
     assert row["c0"].item() == df.loc["c", "c0"]
     plain = IntegratedGradients(n=5).fit(model, X).explain(X[:3], output_idx=[0]).to_frame()
     assert sorted(set(plain["index"])) == [0, 1, 2]
+
+
+# ------------------------------------------------ model safety: BatchNorm, buffers, dtypes
+# (former tests/test_qa_foundation.py: the foundation QA's findings)
+class _Untraceable(nn.Module):
+    """Data-dependent control flow: torch.fx cannot trace it (gradient methods fall back)."""
+
+    def __init__(self, n_in: int = 4, n_out: int = 3) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(n_in, 6)
+        self.bn = nn.BatchNorm1d(6)
+        self.b = nn.Linear(6, n_out)
+
+    def forward(self, x):
+        h = self.bn(self.a(x))
+        if h.sum() > 1e9:
+            h = h * 2
+        return self.b(torch.tanh(h))
+
+
+class _Buffered(nn.Module):
+    """BatchNorm + a float buffer + a frozen parameter, traceable."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(4, 6)
+        self.bn = nn.BatchNorm1d(6)
+        self.b = nn.Linear(6, 3)
+        self.register_buffer("offset", torch.linspace(-1, 1, 4))
+
+    def forward(self, x):
+        return self.b(torch.relu(self.bn(self.a(x - self.offset))))
+
+
+# non-regression: foundation QA finding (named by the test)
+@pytest.mark.parametrize("cls", [_Buffered, _Untraceable], ids=["converted", "fallback"])
+def test_train_mode_batchnorm_statistics_survive_every_method(cls):
+    torch.manual_seed(0)
+    model = cls()
+    X = torch.randn(16, 4)
+    model.train()
+    model(X)  # non-trivial running statistics
+    model.a.weight.requires_grad_(False)
+    before = snapshot(model)
+    stats = [model.bn.running_mean.clone(), model.bn.running_var.clone(),
+             model.bn.num_batches_tracked.clone()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for explainer in TIMES_INPUT_FAMILY:
+            clone(explainer).fit(model, X).explain(X)
+    torch_grad(model, X)
+    torch_smoothgrad(model, X, n=2, random_state=0)
+    torch_intgrad(model, X, n=3)
+    torch_expgrad(model, X, X, n=3, random_state=0)
+    with pytest.raises(ValueError):
+        torch_grad(model, X[:, :3])
+    assert_unchanged(model, before)
+    assert model.training and all(m.training for m in model.modules())
+    for old, new in zip(stats, [model.bn.running_mean, model.bn.running_var,
+                                model.bn.num_batches_tracked]):
+        assert torch.equal(old, new)
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_explanation_uses_eval_statistics_buffers_and_frozen_parameters():
+    torch.manual_seed(0)
+    model = _Buffered()
+    X = torch.randn(8, 4, dtype=torch.float64)
+    model.train()
+    model(X.float())
+    model.a.weight.requires_grad_(False)
+    res = Gradient(dtype="double").fit(model, X).explain(X)
+    ref_model = _Buffered().double()
+    ref_model.load_state_dict(model.state_dict())
+    ref_model.eval()
+    xr = X.clone().requires_grad_(True)
+    out = ref_model(xr)
+    ref = torch.stack([torch.autograd.grad(out[:, k].sum(), xr, retain_graph=True)[0]
+                       for k in range(3)], -1)
+    np.testing.assert_allclose(res.values, ref.numpy(), atol=1e-6)
+    assert model.training and not model.a.weight.requires_grad
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_float64_model_with_float_dtype_is_cast_on_a_copy():
+    model = mlp(4, 3, act=nn.Tanh).double()
+    X = np.random.default_rng(0).normal(size=(5, 4))
+    single = Gradient().fit(model).explain(X)
+    double = Gradient(dtype="double").fit(model).explain(X)
+    assert single.values.dtype == np.float32 and double.values.dtype == np.float64
+    np.testing.assert_allclose(single.values, double.values, atol=1e-5)
+    assert all(p.dtype == torch.float64 for p in model.parameters())
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_functional_api_on_a_model_that_promotes_the_input_dtype():
+    """A float64 buffer promotes float32 inputs; the functional API used to crash with a raw
+    'index_add_(): self (Float) and source (Double)' RuntimeError."""
+    model = _Buffered().double().eval()
+    x = torch.randn(5, 4)
+    g = torch_grad(model, x, times_input=True)
+    ref = torch_grad(model, x.double(), times_input=True)
+    assert g.dtype == torch.float32
+    np.testing.assert_allclose(g.numpy(), ref.numpy(), atol=1e-5)
+    ig = torch_intgrad(model, x, n=5, return_object=True)
+    assert np.isfinite(ig.decomp_goal).all()
+
+
+# ---------------------------------------------------------------- clear errors (QA findings)
+# non-regression: foundation QA finding (named by the test)
+def test_model_failing_on_x_ref_at_fit_is_a_value_error():
+    """The deferred conversion of a CNN ran the model on X_ref without wrapping its error."""
+    for explainer in (Gradient(), IntegratedGradients()):
+        with pytest.raises(ValueError, match="the model failed on input"):
+            explainer.fit(cnn(), torch.randn(2, 3, 4, 4))  # too small for the kernels
+        with pytest.raises(ValueError, match="the model failed on input"):
+            explainer.fit(cnn(), torch.randn(2, 2, 8, 8))  # wrong channel count
+    with pytest.raises(ValueError, match="X_ref has 5 features, but the model expects 4"):
+        Gradient().fit(mlp(4, 3), np.zeros((2, 5)))
+
+
+class _Detached(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.lin(x.detach())
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_outputs_without_gradient_give_a_clear_error():
+    explainer = Gradient().fit(_Detached())
+    with pytest.raises(ValueError, match="do not depend on the input through differentiable"):
+        explainer.explain(torch.randn(3, 4))
+    with pytest.raises(ValueError, match="do not depend on the input"):
+        torch_grad(_Detached(), torch.randn(3, 4))
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_explaining_under_no_grad_works_and_inference_mode_is_named():
+    model = mlp(4, 3)
+    X = torch.randn(5, 4)
+    explainer = IntegratedGradients(n=4).fit(model, X)
+    ref = explainer.explain(X).values
+    with torch.no_grad():
+        np.testing.assert_array_equal(explainer.explain(X).values, ref)
+        assert torch_grad(model, X).shape == (5, 4, 3)
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match="inside torch.inference_mode"):
+            explainer.explain(X)
+        with pytest.raises(ValueError, match="inside torch.inference_mode"):
+            torch_grad(model, X)
+        X_inference = torch.randn(5, 4)
+    # tensors created in inference mode are fine inputs outside it
+    assert explainer.explain(X_inference).values.shape == (5, 4, 3)
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_values_overflowing_float32_are_rejected_not_turned_into_inf():
+    model = mlp(4, 3)
+    big = np.full((2, 4), 1e39)
+    with pytest.raises(ValueError, match=r"X has values beyond the range of float32.*double"):
+        Gradient().fit(model).explain(big)
+    with pytest.raises(ValueError, match=r"X_ref has values beyond the range of float32"):
+        IntegratedGradients().fit(model, big)
+    with pytest.raises(ValueError, match=r"X\[1\] has values beyond the range"):
+        Gradient().fit(TwoInput()).explain([np.zeros((1, 2, 6, 6)), np.full((1, 4), -1e39)])
+    res = Gradient(dtype="double").fit(model).explain(big)
+    assert np.isfinite(res.values).all()
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_failed_reference_fit_leaves_the_explainer_unfitted():
+    """A refit whose reference step fails must not keep the new model with the old data_ref_."""
+    X = np.random.default_rng(0).normal(size=(10, 4))
+    explainer = ExpectedGradients(n=3, random_state=0).fit(mlp(4, 3), X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="failed on input"):
+            explainer.fit(_Untraceable(4, 3), np.zeros((5, 7)))  # fallback copy fails on X_ref
+    with pytest.raises(NotFittedError):
+        explainer.explain(X)
+
+
+# ---------------------------------------------------------- state and protocol (QA findings)
+# non-regression: foundation QA finding (named by the test)
+def test_refit_on_another_model_resets_feature_attributes():
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(6, 4)), columns=list("abcd"))
+    explainer = Gradient().fit(mlp(4, 3), df)
+    assert explainer.n_features_in_ == 4 and list(explainer.feature_names_in_) == list("abcd")
+    conv = nn.Sequential(nn.Conv1d(2, 2, 2), nn.Flatten())
+    explainer.fit(conv, torch.randn(3, 2, 5))
+    assert explainer.input_shapes_ == [(2, 5)]
+    assert not hasattr(explainer, "n_features_in_")
+    assert not hasattr(explainer, "feature_names_in_")
+    explainer.fit(mlp(4, 3), df.to_numpy())  # same model, no names this time
+    assert explainer.n_features_in_ == 4 and not hasattr(explainer, "feature_names_in_")
+    assert explainer.explain(df).input_names == [[list("abcd")]]
+
+
+# non-regression: foundation QA finding (named by the test)
+@pytest.mark.parametrize("explainer", TIMES_INPUT_FAMILY, ids=TIMES_INPUT_IDS)
+def test_batch_size_one_and_auto_give_identical_results(explainer):
+    model = mlp(4, 3, act=nn.Tanh)
+    X = np.random.default_rng(0).normal(size=(7, 4))
+    base = clone(explainer).set_params(dtype="double")
+    auto = clone(base).fit(model, X).explain(X)
+    one = clone(base).set_params(batch_size=1).fit(model, X).explain(X)
+    three = clone(base).set_params(batch_size=3).fit(model, X).explain(X)
+    for other in (one, three):
+        np.testing.assert_allclose(other.values, auto.values, atol=1e-12)
+        np.testing.assert_allclose(other.predictions, auto.predictions, atol=1e-12)
+        if auto.decomp_goal is not None:
+            np.testing.assert_allclose(other.decomp_goal, auto.decomp_goal, atol=1e-12)
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_pickle_and_clone_of_explainers_on_converted_pipeline_and_fx_graph():
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4))
+    y = np.array(["x", "y", "z"])[rng.integers(0, 3, 40)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe = make_pipeline(StandardScaler(), MLPClassifier((5,), max_iter=50,
+                                                             random_state=0)).fit(X, y)
+
+    class Residual(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.b(torch.tanh(self.a(x)) + x)
+
+    for model in (pipe, Residual()):
+        for explainer in (IntegratedGradients(n=5), ExpectedGradients(n=5, random_state=1)):
+            fitted = explainer.fit(model, X)
+            res = fitted.explain(X[:3])
+            restored = pickle.loads(pickle.dumps(fitted))
+            np.testing.assert_array_equal(restored.explain(X[:3]).values, res.values)
+            np.testing.assert_array_equal(clone(fitted).fit(model, X).explain(X[:3]).values,
+                                          res.values)
+            assert restored.model_.converted
+
+
+# non-regression: foundation QA finding — device auto resolves and runs
+def test_device_auto_resolves_and_runs():
+    explainer = Gradient(device="auto").fit(mlp(4, 3))
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert explainer.device_.type == expected
+    assert explainer.get_params()["device"] == "auto"
+    assert explainer.explain(np.zeros((2, 4))).values.shape == (2, 4, 3)
+
+
+# ------------------------------------------ layouts: channels last, several inputs / outputs
+# non-regression: foundation QA finding (named by the test)
+@pytest.mark.parametrize("kind", ["image", "signal"])
+def test_channels_last_matches_channels_first_for_every_method(kind):
+    """Also the former ``test_channels_last_layout_round_trips``: result shape and the whole
+    long frame agree between the two layouts."""
+    torch.manual_seed(0)
+    if kind == "image":
+        model, x = cnn(n_out=3), torch.randn(4, 3, 8, 8, dtype=torch.float64)
+    else:
+        model = nn.Sequential(nn.Conv1d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 2))
+        x = torch.randn(4, 3, 10, dtype=torch.float64)
+    x_last = np.moveaxis(x.numpy(), 1, -1)
+    for explainer in (Gradient(times_input=True), IntegratedGradients(n=6),
+                      ExpectedGradients(n=6, random_state=0)):
+        first = clone(explainer).set_params(dtype="double").fit(model, x[:2]).explain(x)
+        last = clone(explainer).set_params(dtype="double", channels_first=False).fit(
+            model, x_last[:2]).explain(x_last)
+        np.testing.assert_allclose(last.values, np.moveaxis(first.values, 1, -2), atol=1e-12)
+        np.testing.assert_allclose(last.decomp_goal, first.decomp_goal, atol=1e-12)
+    assert last.values.shape == (4, *x_last.shape[1:], model(x.float()).shape[1])
+    frame = last.to_frame()
+    keys = [c for c in ("data", "channel", "feature", "feature_2", "output_node") if c in frame]
+    pd.testing.assert_frame_equal(
+        first.to_frame().sort_values(keys).reset_index(drop=True),
+        frame.sort_values(keys).reset_index(drop=True), rtol=1e-10)
+    # the frame maps each channels-last value to its channel / position names
+    if kind == "image":
+        row = frame[(frame.data == "data_2") & (frame.channel == "C3") & (frame.feature == "H5")
+                    & (frame.feature_2 == "W2") & (frame.output_node == "Y2")]
+        assert row.value.item() == pytest.approx(last.values[1, 4, 1, 2, 1])
+    else:
+        row = frame[(frame.data == "data_2") & (frame.channel == "C3") & (frame.feature == "L5")
+                    & (frame.output_node == "Y2")]
+        assert row.value.item() == pytest.approx(last.values[1, 4, 2, 1])
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_multi_input_multi_output_values_frame_and_goal_are_consistent():
+    """Also the former ``test_multi_input_multi_output_model``: nested result shapes and the
+    frame's ``model_output`` / ``input_dimension`` columns."""
+    torch.manual_seed(0)
+    model = TwoInput()
+    img, tab = torch.randn(3, 2, 6, 6), torch.randn(3, 4)
+    explainer = IntegratedGradients(n=300, dtype="double").fit(
+        model, [torch.zeros(1, 2, 6, 6), torch.zeros(1, 4)])
+    res = explainer.explain([img, tab], output_idx=[[2, 0], [1]])
+    ref = model.double().eval()
+    o1, o2 = ref(img.double(), tab.double())
+    z1, z2 = ref(torch.zeros(1, 2, 6, 6, dtype=torch.float64),
+                 torch.zeros(1, 4, dtype=torch.float64))
+    np.testing.assert_allclose(res.predictions[0], o1[:, [2, 0]].detach(), atol=1e-12)
+    np.testing.assert_allclose(res.predictions[1], o2[:, [1]].detach(), atol=1e-12)
+    np.testing.assert_allclose(res.decomp_goal[1], (o2 - z2)[:, [1]].detach(), atol=1e-12)
+    np.testing.assert_allclose(res.decomp_goal[0], (o1 - z1)[:, [2, 0]].detach(), atol=1e-12)
+    for sums, goal in zip(res.decomp_sum, res.decomp_goal):
+        assert np.abs(sums - goal).max() < 2e-3
+    values = res.values
+    assert len(values) == 2 and len(values[0]) == 2
+    assert values[0][0].shape == (3, 2, 6, 6, 2) and values[0][1].shape == (3, 4, 2)
+    assert values[1][0].shape == (3, 2, 6, 6, 1)
+    frame = res.to_frame()
+    assert set(frame["model_output"]) == {"Output_1", "Output_2"}
+    assert set(frame["input_dimension"]) == {1, 3}
+    agg = frame.groupby(["data", "model_output", "output_node"], observed=True).agg(
+        value=("value", "sum"), decomp_sum=("decomp_sum", "first"), pred=("pred", "first"))
+    np.testing.assert_allclose(agg.value, agg.decomp_sum, atol=1e-10)
+    assert list(agg.loc["data_1"].index) == [("Output_1", "Y1_3"), ("Output_1", "Y1_1"),
+                                             ("Output_2", "Y2_2")]
+    np.testing.assert_allclose(agg.loc["data_2"].pred, [o1[1, 2].item(), o1[1, 0].item(),
+                                                        o2[1, 1].item()], atol=1e-12)
+    # gradient of the second output layer w.r.t. both inputs
+    grad = Gradient(dtype="double").fit(model).explain([img, tab], output_idx=[None, [1]])
+    leaves = [img.double().requires_grad_(True), tab.double().requires_grad_(True)]
+    g_img, g_tab = torch.autograd.grad(ref(*leaves)[1][:, 1].sum(), leaves)
+    assert grad.output_layers == [1]
+    np.testing.assert_allclose(grad.values[0][..., 0], g_img.numpy(), atol=1e-12)
+    np.testing.assert_allclose(grad.values[1][..., 0], g_tab.numpy(), atol=1e-12)
+
+
+class _TupleOut(nn.Module):
+    """Untraceable module with two outputs (logits, auxiliary regression)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a = nn.Linear(4, 3)
+        self.b = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.sum() > 1e9:
+            x = x * 2
+        return self.a(x), self.b(x)
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_skorch_nonlinearity_applies_to_the_first_output_only_on_the_fallback():
+    """skorch's predict_proba applies its nonlinearity to the first output; the plain-copy
+    fallback used to apply the softmax to every output (the auxiliary output became a
+    probability vector)."""
+    from skorch import NeuralNetClassifier
+
+    net = NeuralNetClassifier(_TupleOut, criterion=nn.CrossEntropyLoss).initialize()
+    X = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        explainer = Gradient(ignore_last_act=False).fit(net, X)
+    res = explainer.explain(X, output_idx=[[0, 1, 2], [0, 1]])
+    logits, aux = net.module_(torch.as_tensor(X))
+    np.testing.assert_allclose(res.predictions[0], torch.softmax(logits, -1).detach(), atol=1e-6)
+    np.testing.assert_allclose(res.predictions[1], aux.detach(), atol=1e-6)
