@@ -1,4 +1,4 @@
-"""Test utility: small torch models and the equivalent sknn_explain Graphs.
+"""Hand-built sknn_explain Graphs, independent of the library's converter.
 
 ``sequential_graph`` maps an ``nn.Sequential`` of the common layers to a Graph node by node
 (independent of the library's converter, so the propagation tests do not depend on it).
@@ -69,48 +69,6 @@ def sequential_graph(seq: nn.Sequential, input_shape: tuple[int, ...]) -> Graph:
         nodes.append(Node(f"n{i}", layer_of(m), [prev]))
         prev = f"n{i}"
     return Graph(nodes, 1, [prev], input_shapes=[tuple(input_shape)])
-
-
-def mlp(n_in=5, hidden=(16, 12), n_out=10, act=nn.ReLU, bias=True, seed=0, batchnorm=False):
-    torch.manual_seed(seed)
-    layers, width = [], n_in
-    for h in hidden:
-        layers.append(nn.Linear(width, h, bias=bias))
-        if batchnorm:
-            bn = nn.BatchNorm1d(h)
-            bn.running_mean.uniform_(-0.5, 0.5)
-            bn.running_var.uniform_(0.5, 2.0)
-            bn.weight.data.uniform_(0.5, 1.5)
-            bn.bias.data.uniform_(-0.3, 0.3)
-            layers.append(bn)
-        layers.append(act())
-        width = h
-    layers.append(nn.Linear(width, n_out, bias=bias))
-    return nn.Sequential(*layers).eval()
-
-
-def cnn(n_out=10, pool="max", bias=True, seed=0, batchnorm=False, in_ch=3):
-    torch.manual_seed(seed)
-    pool1 = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
-    layers = [nn.Conv2d(in_ch, 4, 3, padding=1, bias=bias)]
-    if batchnorm:
-        bn = nn.BatchNorm2d(4)
-        bn.running_mean.uniform_(-0.5, 0.5)
-        bn.running_var.uniform_(0.5, 2.0)
-        layers.append(bn)
-    layers += [nn.ReLU(), pool1, nn.Conv2d(4, 6, 3, bias=bias), nn.Tanh(),
-               nn.AvgPool2d(2) if pool == "max" else nn.MaxPool2d(2),
-               nn.Flatten(), nn.Linear(6, n_out, bias=bias)]
-    return nn.Sequential(*layers).eval()
-
-
-def cnn1d(n_out=4, seed=0):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv1d(2, 3, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool1d(3, stride=2),
-        nn.Conv1d(3, 4, 2, dilation=2), nn.ReLU(), nn.AdaptiveAvgPool1d(2),
-        nn.Flatten(), nn.Linear(8, n_out),
-    ).eval()
 
 
 class ResidualNet(nn.Module):

@@ -1,4 +1,11 @@
-"""Small seeded torch models shared by the tests."""
+"""Small seeded torch models shared by the tests, and a check that a model was left untouched.
+
+One factory per architecture: :func:`mlp`, :func:`cnn` (optionally with BatchNorm),
+:func:`cnn1d`, :class:`TwoInput` (two inputs, two outputs). Every factory seeds torch itself and
+returns the model in eval mode, so the same arguments give the same weights. Models that come
+with a hand-built :class:`~sknn_explain.convert.Graph` (residual, concatenating) live in
+``_graphs.py``.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +13,60 @@ import torch
 from torch import nn
 
 
+def _randomise_batchnorm(bn: nn.Module) -> nn.Module:
+    """Non-trivial running statistics and affine parameters (eval-mode BatchNorm)."""
+    bn.running_mean.uniform_(-0.5, 0.5)
+    bn.running_var.uniform_(0.5, 2.0)
+    bn.weight.data.uniform_(0.5, 1.5)
+    bn.bias.data.uniform_(-0.3, 0.3)
+    return bn
+
+
 def mlp(n_in: int = 5, n_out: int = 10, act: type[nn.Module] = nn.ReLU, seed: int = 0,
-        softmax: bool = False) -> nn.Sequential:
+        softmax: bool = False, *, hidden: tuple[int, ...] = (16, 12), bias: bool = True,
+        batchnorm: bool = False) -> nn.Sequential:
+    """``n_in -> hidden... -> n_out`` with ``act`` after each hidden layer (eval mode)."""
     torch.manual_seed(seed)
-    layers = [nn.Linear(n_in, 16), act(), nn.Linear(16, 12), act(), nn.Linear(12, n_out)]
+    layers, width = [], n_in
+    for h in hidden:
+        layers.append(nn.Linear(width, h, bias=bias))
+        if batchnorm:
+            layers.append(_randomise_batchnorm(nn.BatchNorm1d(h)))
+        layers.append(act())
+        width = h
+    layers.append(nn.Linear(width, n_out, bias=bias))
     if softmax:
         layers.append(nn.Softmax(dim=-1))
-    return nn.Sequential(*layers)
+    return nn.Sequential(*layers).eval()
 
 
-def cnn(n_out: int = 10, seed: int = 0) -> nn.Sequential:
+def cnn(n_out: int = 10, seed: int = 0, *, pool: str = "max", bias: bool = True,
+        batchnorm: bool = False, in_ch: int = 3) -> nn.Sequential:
+    """A 2d CNN on ``(in_ch, 8, 8)`` images: conv, [BatchNorm], ReLU, pool, conv, tanh, pool,
+    dense. ``pool="max"`` puts max pooling first and average pooling second, ``"avg"`` the
+    other way round (eval mode)."""
+    torch.manual_seed(seed)
+    pool1 = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(2)
+    layers = [nn.Conv2d(in_ch, 4, 3, padding=1, bias=bias)]
+    if batchnorm:
+        bn = nn.BatchNorm2d(4)
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+        layers.append(bn)
+    layers += [nn.ReLU(), pool1, nn.Conv2d(4, 6, 3, bias=bias), nn.Tanh(),
+               nn.AvgPool2d(2) if pool == "max" else nn.MaxPool2d(2),
+               nn.Flatten(), nn.Linear(6, n_out, bias=bias)]
+    return nn.Sequential(*layers).eval()
+
+
+def cnn1d(n_out: int = 4, seed: int = 0) -> nn.Sequential:
+    """A 1d CNN on ``(2, L)`` signals with stride, dilation and adaptive pooling (eval mode)."""
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(4, 6, 3), nn.Tanh(), nn.AvgPool2d(2),
-        nn.Flatten(), nn.Linear(6, n_out),
-    )
+        nn.Conv1d(2, 3, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool1d(3, stride=2),
+        nn.Conv1d(3, 4, 2, dilation=2), nn.ReLU(), nn.AdaptiveAvgPool1d(2),
+        nn.Flatten(), nn.Linear(8, n_out),
+    ).eval()
 
 
 class TwoInput(nn.Module):
@@ -56,6 +101,7 @@ def snapshot(model: nn.Module) -> dict:
 
 
 def assert_unchanged(model: nn.Module, before: dict) -> None:
+    """``model`` is exactly as :func:`snapshot` saw it."""
     after = snapshot(model)
     assert after["training"] == before["training"]
     assert after["requires_grad"] == before["requires_grad"]

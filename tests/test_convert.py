@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _estimators import quiet_fit
 from _torch_models import TwoInput, assert_unchanged, cnn, mlp, snapshot
 from torch import nn
 
@@ -192,11 +191,6 @@ def test_skorch_classifier(dtype):
     assert np.allclose(probs, net.predict_proba(X), atol=1e-6)
 
 
-def _fit_quietly(est, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return est.fit(X, y)
-
 
 @pytest.fixture(scope="module")
 def tabular_data():
@@ -216,7 +210,7 @@ def test_sklearn_pipeline_standard_scaler_mlp(tabular_data, dtype, activation):
 
     X, y = tabular_data
     df = pd.DataFrame(X, columns=["age", "income", "debt", "rate"])
-    pipe = _fit_quietly(make_pipeline(
+    pipe = quiet_fit(make_pipeline(
         StandardScaler(),
         MLPClassifier(hidden_layer_sizes=(6, 5), activation=activation, max_iter=40,
                       random_state=0),
@@ -242,7 +236,7 @@ def test_sklearn_binary_multilabel_and_regressors(tabular_data):
     from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler
 
     X, y = tabular_data
-    binary = _fit_quietly(MLPClassifier(hidden_layer_sizes=(4,), max_iter=30, random_state=0),
+    binary = quiet_fit(MLPClassifier(hidden_layer_sizes=(4,), max_iter=30, random_state=0),
                           X, y == "a")
     g = convert(binary, dtype="double")
     assert g.output_names == [[True]]  # the single unit is P(classes_[1])
@@ -251,7 +245,7 @@ def test_sklearn_binary_multilabel_and_regressors(tabular_data):
         p = g(torch.as_tensor(X, dtype=torch.float64))[0].numpy()
     assert np.abs(p[:, 0] - binary.predict_proba(X)[:, 1]).max() < 1e-10
 
-    multilabel = _fit_quietly(MLPClassifier(hidden_layer_sizes=(4,), max_iter=30,
+    multilabel = quiet_fit(MLPClassifier(hidden_layer_sizes=(4,), max_iter=30,
                                             random_state=0),
                               X, np.c_[X[:, 0] > 0, X[:, 1] > 5].astype(int))
     g = convert(make_pipeline(MinMaxScaler().fit(X), multilabel), dtype="double")
@@ -261,7 +255,7 @@ def test_sklearn_binary_multilabel_and_regressors(tabular_data):
 
     for loss, out_act in [("squared_error", "Dense"), ("poisson", "Activation")]:
         target = np.c_[np.abs(X[:, 0]) + 1, np.abs(X[:, 1]) + 1] if loss == "poisson" else X[:, :2]
-        pipe = _fit_quietly(make_pipeline(
+        pipe = quiet_fit(make_pipeline(
             RobustScaler(), MaxAbsScaler(), "passthrough",
             MLPRegressor(hidden_layer_sizes=(5,), loss=loss, max_iter=30, random_state=0)),
             X, target)
@@ -537,7 +531,7 @@ def test_sklearn_errors(tabular_data):
     X, y = tabular_data
     with pytest.raises(ValueError, match="MLPClassifier is not fitted"):
         convert(MLPClassifier())
-    mlp_ = _fit_quietly(MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0), X, y)
+    mlp_ = quiet_fit(MLPClassifier(hidden_layer_sizes=(3,), max_iter=5, random_state=0), X, y)
     with pytest.raises(UnsupportedLayerError, match=r"clip=True.*'minmaxscaler'"):
         convert(make_pipeline(MinMaxScaler(clip=True).fit(X), mlp_))
     with pytest.raises(UnsupportedLayerError, match="PolynomialFeatures at pipeline step"):

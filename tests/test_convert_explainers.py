@@ -1,4 +1,6 @@
-"""Explainers on converted models: sklearn MLPs / Pipelines, lazy conversion, fallback."""
+"""Explainers on converted models: sklearn MLPs / Pipelines, lazy conversion, fallback; scalers
+folded exactly, the decomposition goal of the explained outputs, skorch's last activation and
+feature names checked against the model (the converter QA's findings)."""
 
 from __future__ import annotations
 
@@ -9,18 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _estimators import quiet_fit
 from _torch_models import assert_unchanged, cnn, mlp, snapshot
 from torch import nn
 
 from sknn_explain import ExpectedGradients, Gradient, IntegratedGradients
 from sknn_explain._model import TorchModel
-from sknn_explain.convert import GraphModel, UnsupportedLayerError, VerificationError
-
-
-def _fit_quietly(est, X, y):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return est.fit(X, y)
+from sknn_explain.convert import GraphModel, UnsupportedLayerError, VerificationError, convert
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +35,7 @@ def pipe(data):
     from sklearn.preprocessing import StandardScaler
 
     df, y = data
-    return _fit_quietly(make_pipeline(
+    return quiet_fit(make_pipeline(
         StandardScaler(), MLPClassifier(hidden_layer_sizes=(8,), activation="tanh",
                                         max_iter=200, random_state=0)), df, y)
 
@@ -70,7 +67,7 @@ def test_gradient_of_fitted_mlp_equals_finite_differences(data):
 
     df, y = data
     X = df.to_numpy()
-    est = _fit_quietly(MLPClassifier(hidden_layer_sizes=(6, 5), max_iter=100, random_state=0),
+    est = quiet_fit(MLPClassifier(hidden_layer_sizes=(6, 5), max_iter=100, random_state=0),
                        X, y)
     probs = Gradient(dtype="double", ignore_last_act=False).fit(est, X).explain(X[:5])
     fd = _finite_difference(est.predict_proba, X[:5])
@@ -114,7 +111,7 @@ def test_binary_mlp_single_output_named_positive_class(data):
     from sklearn.neural_network import MLPClassifier
 
     df, y = data
-    est = _fit_quietly(MLPClassifier(hidden_layer_sizes=(4,), max_iter=100, random_state=0),
+    est = quiet_fit(MLPClassifier(hidden_layer_sizes=(4,), max_iter=100, random_state=0),
                        df.to_numpy(), y == "a")
     res = Gradient(dtype="double", ignore_last_act=False).fit(est).explain(df.to_numpy()[:3])
     assert res.output_names == [[True]]
@@ -259,3 +256,168 @@ def test_graph_and_dict_models_can_be_explained():
     d = graph.to_dict()
     res2 = Gradient().fit(d).explain(np.ones((2, 5)), output_label="v")
     assert np.allclose(res.values, res2.values)
+
+
+# ------------------------------------------------------------------ scikit-learn sources
+# (former tests/test_qa_converter.py: the converter QA's findings on sklearn / skorch
+# models and names)
+@pytest.fixture(scope="module")
+def tab():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)) * [1.0, 10.0, 100.0] + [0.0, 5.0, -50.0]
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 5)
+    return X, y
+
+
+def _fd(f, X: np.ndarray) -> np.ndarray:
+    cols = []
+    for j in range(X.shape[1]):
+        h = 1e-6 * max(1.0, np.abs(X[:, j]).max())
+        e = np.zeros(X.shape[1])
+        e[j] = h
+        cols.append((f(X + e) - f(X - e)) / (2 * h))
+    return np.stack(cols, axis=1)
+
+
+@pytest.mark.parametrize("scalers", [
+    lambda: [_sk("StandardScaler", with_mean=False)],
+    lambda: [_sk("StandardScaler", with_std=False)],
+    lambda: [_sk("RobustScaler", with_centering=False)],
+    lambda: [_sk("RobustScaler", with_scaling=False, quantile_range=(10.0, 90.0))],
+    lambda: [_sk("MinMaxScaler", feature_range=(-2, 3))],
+    lambda: ["passthrough", _sk("StandardScaler"), _sk("MaxAbsScaler")],
+], ids=["std-no-mean", "std-no-std", "robust-no-center", "robust-no-scale", "minmax",
+        "chain"])
+# non-regression: converter QA finding — scaler flags are folded exactly
+def test_scaler_flags_are_folded_exactly(tab, scalers):
+    """StandardScaler(with_mean=False) keeps a fitted mean_ it never subtracts (regression:
+    the converter used to subtract it and the conversion failed verification)."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+
+    X, y = tab
+    pipe = quiet_fit(make_pipeline(*scalers(), MLPClassifier(
+        (5,), activation="logistic", max_iter=100, random_state=0)), X, y)
+    res = Gradient(dtype="double", ignore_last_act=False, space="raw").fit(pipe).explain(X[:4])
+    ref = _fd(pipe.predict_proba, X[:4])
+    assert np.abs(res.values - ref).max() < 1e-6 * np.abs(ref).max()
+
+
+def _sk(name: str, **kwargs):
+    import sklearn.preprocessing as pre
+
+    return getattr(pre, name)(**kwargs)
+
+
+def _mlp_logits(est, X: np.ndarray) -> np.ndarray:
+    acts = {"tanh": np.tanh, "relu": lambda z: np.maximum(z, 0)}
+    h = X
+    for i, (w, b) in enumerate(zip(est.coefs_, est.intercepts_)):
+        h = h @ w + b
+        if i < len(est.coefs_) - 1:
+            h = acts[est.activation](h)
+    return h
+
+
+# non-regression: converter QA finding — integrated gradients goal uses the explained outputs
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regressor"])
+def test_integrated_gradients_goal_uses_the_explained_outputs(tab, kind):
+    """pred and decomp_goal follow ignore_last_act: logits with True, probabilities (the
+    estimator's own predict_proba) with False, and IG sums to that goal."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    X, y = tab
+    Xs = X / [1.0, 10.0, 100.0]
+    if kind == "regressor":
+        est = quiet_fit(MLPRegressor(hidden_layer_sizes=(6,), activation="tanh", max_iter=200,
+                                      random_state=0), Xs, Xs[:, 0] * 2)
+    else:
+        labels = np.array(["lo", "mid", "hi"])[y] if kind == "multiclass" else np.array(
+            ["no", "yes"])[(y > 0).astype(int)]
+        est = quiet_fit(MLPClassifier((6,), activation="tanh", max_iter=200, random_state=0),
+                         Xs, labels)
+    ref_row = Xs[:1] * 0.5
+    for ila in (True, False):
+        res = IntegratedGradients(n=400, dtype="double", ignore_last_act=ila).fit(
+            est, ref_row).explain(Xs[:5])
+        if ila or kind == "regressor":
+            f = lambda z: _mlp_logits(est, z)  # noqa: E731
+        elif kind == "binary":
+            f = lambda z: est.predict_proba(z)[:, 1:]  # noqa: E731
+        else:
+            f = est.predict_proba
+        np.testing.assert_allclose(res.predictions, f(Xs[:5]), atol=1e-10)
+        np.testing.assert_allclose(res.decomp_goal, f(Xs[:5]) - f(ref_row), atol=1e-10)
+        assert np.abs(res.decomp_sum - res.decomp_goal).max() < 5e-3
+    if kind == "binary":
+        assert res.output_names == [["yes"]]
+    if kind == "multiclass":
+        by_label = Gradient().fit(est).explain(Xs[:3], output_label=["mid", "hi"])
+        by_idx = Gradient().fit(est).explain(Xs[:3], output_idx=[
+            list(est.classes_).index("mid"), list(est.classes_).index("hi")])
+        assert by_label.output_names == [["mid", "hi"]]
+        np.testing.assert_array_equal(by_label.values, by_idx.values)
+
+
+class _SoftmaxNet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seq = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3), nn.Softmax(dim=-1))
+
+    def forward(self, x):
+        return self.seq(x)
+
+
+# non-regression: converter QA finding — skorch last activation is dropped once
+@pytest.mark.parametrize("setup", ["nll-softmax-module", "cross-entropy-logits"])
+def test_skorch_last_activation_is_dropped_once(setup):
+    """NLLLoss + a module ending in Softmax (skorch's identity nonlinearity) and
+    CrossEntropyLoss + a logits module (skorch's softmax) both explain logits by default
+    and skorch's predict_proba with ignore_last_act=False."""
+    from skorch import NeuralNetClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    torch.manual_seed(0)
+    if setup == "nll-softmax-module":
+        net = NeuralNetClassifier(_SoftmaxNet, criterion=nn.NLLLoss, max_epochs=1,
+                                  train_split=None, verbose=0)
+    else:
+        net = NeuralNetClassifier(nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)),
+                                  criterion=nn.CrossEntropyLoss, max_epochs=1,
+                                  train_split=None, verbose=0)
+    net.fit(X, y)
+    proba = net.predict_proba(X[:5]).astype(np.float64)
+    logits = Gradient(dtype="double").fit(net, X).explain(X[:5])
+    probs = Gradient(dtype="double", ignore_last_act=False).fit(net, X).explain(X[:5])
+    np.testing.assert_allclose(probs.predictions, proba, atol=1e-6)
+    log_ratio = np.log(proba) - np.log(proba[:, :1])  # logits up to a per-row constant
+    np.testing.assert_allclose(logits.predictions - logits.predictions[:, :1], log_ratio,
+                               atol=1e-5)
+    assert not np.allclose(logits.predictions.sum(1), 1.0)
+
+
+# non-regression: converter QA finding — x ref columns must match the models feature names
+def test_x_ref_columns_must_match_the_models_feature_names(tab):
+    """A Pipeline fitted on a DataFrame knows its column order: an X_ref with shuffled
+    columns used to give a silently wrong baseline / wrong names."""
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = tab
+    df = pd.DataFrame(X, columns=["a", "b", "c"])
+    pipe = quiet_fit(make_pipeline(StandardScaler(), MLPClassifier(
+        (4,), max_iter=50, random_state=0)), df, y)
+    shuffled = df[["c", "b", "a"]]
+    with pytest.raises(ValueError, match=r"X_ref has feature names \['c', 'b', 'a'\]"):
+        IntegratedGradients(space="raw").fit(pipe, shuffled)
+    with pytest.raises(ValueError, match=r"X_ref has the pipeline's columns in another order"):
+        IntegratedGradients().fit(pipe, shuffled)  # network space: the scaler runs first
+    with pytest.raises(ValueError, match=r"X_ref has feature names \['c', 'b', 'a'\]"):
+        convert(pipe, X_ref=shuffled)
+    ig = IntegratedGradients(dtype="double", space="raw").fit(pipe, df[:5])
+    np.testing.assert_allclose(ig.x_ref_[0].numpy(), X[:5].mean(0, keepdims=True))
+    assert list(ig.feature_names_in_) == ["a", "b", "c"]
+    assert convert(pipe, X_ref=df).input_names == [[["a", "b", "c"]]]

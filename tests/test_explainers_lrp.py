@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from _graphs import ConcatNet, ResidualNet, cnn, mlp, odd_pooling_graph, sequential_graph
-from _torch_models import assert_unchanged, snapshot
+from _graphs import ConcatNet, ResidualNet, odd_pooling_graph, sequential_graph
+from _torch_models import assert_unchanged, cnn, mlp, snapshot
 from sklearn.base import clone
 from torch import nn
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _torch_models import mlp as mlp_factory
 from torch import nn
 
 from sknn_explain import Gradient, IntegratedGradients
@@ -268,3 +269,45 @@ def test_model_state_untouched_after_failed_layout_trials():
         with pytest.raises(ValueError):
             Gradient().fit(cnn).explain(X)
     assert _same_state(snapshot, _state(cnn))
+
+
+# ---------------------------------------------------------------- input coercion (QA findings)
+# (former tests/test_qa_foundation.py)
+# non-regression: foundation QA finding (named by the test)
+def test_all_numeric_input_types_give_the_float_result():
+    model = mlp_factory(4, 3)
+    explainer = Gradient(times_input=True).fit(model)
+    ints = np.arange(20).reshape(5, 4)
+    ref = explainer.explain(ints.astype(np.float64)).values
+    cols = list("abcd")
+    same = [
+        ints, ints.astype(np.uint8), ints.astype(np.float16), torch.tensor(ints),
+        torch.tensor(ints, dtype=torch.float16), torch.tensor(ints, dtype=torch.bfloat16),
+        pd.DataFrame(ints, columns=cols).astype("Int64"),
+        pd.DataFrame(ints, columns=cols).astype("Float64"), ints.tolist(),
+        [torch.tensor(r) for r in ints],  # a list of rows, single-input model
+        [r for r in ints],
+    ]
+    for inp in same:
+        np.testing.assert_allclose(explainer.explain(inp).values, ref, err_msg=repr(type(inp)))
+    bools = ints % 3 == 0
+    ref_bool = explainer.explain(bools.astype(float)).values
+    for inp in (bools, torch.tensor(bools), pd.DataFrame(bools, columns=cols).astype("boolean")):
+        np.testing.assert_allclose(explainer.explain(inp).values, ref_bool)
+    one = explainer.explain(ints[:1])
+    assert one.values.shape == (1, 4, 3) and one.n_samples == 1
+
+
+# non-regression: foundation QA finding (named by the test)
+def test_pandas_missing_values_and_bad_columns_are_named():
+    explainer = Gradient().fit(mlp_factory(4, 3))
+    df = pd.DataFrame(np.arange(20).reshape(5, 4), columns=list("abcd")).astype("Int64")
+    with pytest.raises(ValueError, match=r"1 NaN.*first rows: \[2\]"):
+        explainer.explain(df.mask(df == 9))
+    with pytest.raises(TypeError, match="column 'b' has non-numeric dtype"):
+        explainer.explain(df.assign(b=pd.date_range("2020", periods=5)))
+    with pytest.raises(ValueError, match="leading sample axis"):
+        explainer.explain(np.zeros(4))
+    fitted = Gradient().fit(mlp_factory(4, 3), df.astype(float))
+    with pytest.raises(ValueError, match="same columns in the same order"):
+        fitted.explain(df[["b", "a", "c", "d"]])

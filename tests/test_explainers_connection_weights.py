@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _graphs import ConcatNet, ResidualNet, cnn, mlp
-from _torch_models import assert_unchanged, snapshot
+from _graphs import ConcatNet, ResidualNet
+from _torch_models import assert_unchanged, cnn, mlp, snapshot
 from torch import nn
 
 from sknn_explain.explainers.connection_weights import ConnectionWeights

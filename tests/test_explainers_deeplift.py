@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from _graphs import ConcatNet, ResidualNet, cnn, cnn1d, mlp, odd_pooling_graph
-from _torch_models import assert_unchanged, snapshot
+from _graphs import ConcatNet, ResidualNet, odd_pooling_graph
+from _torch_models import assert_unchanged, cnn, cnn1d, mlp, snapshot
 from sklearn.base import clone
 from torch import nn
 

@@ -1,6 +1,8 @@
-"""Reliability of the converter (issue #10): no silent wrong answers from in-place operations,
-stale per-shape graphs, float32 constants in double graphs, batch-statistics BatchNorm or
-unchecked model dicts; tracing is thread-safe."""
+"""Converting torch modules (``sknn_explain.convert.torch``): no silent wrong answers from
+in-place operations, stale per-shape graphs, float32 constants in double graphs,
+batch-statistics BatchNorm or unchecked model dicts; tracing is thread-safe (issue #10); and,
+below, gradients through the converted graph equal the module's for every supported layer and
+functional expression, in double precision (the converter QA's findings)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from sknn_explain import Gradient, IntegratedGradients, SmoothGrad
@@ -363,3 +366,236 @@ def test_model_dict_concatenate_and_flatten_axes_follow_innsight():
     default = convert(_dict_model(layer2_start_dim=None))
     assert default.node_shapes()[default.nodes[2].name] == (8,)
     assert convert(_dict_model(layer5_dim=-1)).nodes[-1].layer.params["dim"] == 1
+
+
+# ------------------------------------------------ gradients through every converted layer
+# (former tests/test_qa_converter.py: the converter QA's layer-by-layer findings)
+def _jacobian(model: nn.Module, xs: list[torch.Tensor], k: int) -> list[np.ndarray]:
+    """Autograd reference: per input, (n, *shape, k) gradients of the first k outputs."""
+    leaves = [x.clone().requires_grad_(True) for x in xs]
+    out = model(*leaves)
+    out = (out[0] if isinstance(out, tuple) else out).reshape(xs[0].shape[0], -1)
+    cols = [torch.autograd.grad(out[:, j].sum(), leaves, retain_graph=True) for j in range(k)]
+    return [torch.stack([c[i] for c in cols], -1).numpy() for i in range(len(xs))]
+
+
+def _assert_graph_gradient(model: nn.Module, shape: tuple[int, ...], k: int = 3) -> None:
+    torch.manual_seed(1)
+    model = model.double().eval()
+    x = torch.randn(4, *shape, dtype=torch.float64)
+    explainer = Gradient(dtype="double", ignore_last_act=False).fit(model, x)
+    assert isinstance(explainer.model_, GraphModel) and explainer.model_.converted, (
+        getattr(explainer.model_, "conversion_error", None))
+    n_out = model(x).reshape(4, -1).shape[1]
+    k = min(k, n_out)
+    res = explainer.explain(x, output_idx=list(range(k)))
+    (ref,) = _jacobian(model, [x], k)
+    np.testing.assert_allclose(res.values, ref, atol=1e-10)
+    np.testing.assert_allclose(res.predictions, model(x).reshape(4, -1)[:, :k].detach().numpy(),
+                               atol=1e-10)
+
+
+def _bn(cls, n: int, affine: bool = True) -> nn.Module:
+    bn = cls(n, affine=affine)
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2.0)
+        if affine:
+            bn.weight.uniform_(0.5, 2.0)
+            bn.bias.uniform_(-1, 1)
+    return bn
+
+
+CONV_KWARGS = [
+    dict(stride=2), dict(dilation=2, padding=2), dict(groups=2), dict(padding=1, stride=3),
+    dict(padding=3, padding_mode="reflect"), dict(padding=2, padding_mode="replicate"),
+    dict(padding=2, padding_mode="circular"), dict(padding="same"),
+    dict(padding="same", dilation=2), dict(padding="valid", bias=False),
+]
+
+
+# non-regression: converter QA finding — conv gradients equal torch
+@pytest.mark.parametrize("kwargs", CONV_KWARGS, ids=lambda k: ",".join(f"{a}={b}" for a, b in
+                                                                      k.items()))
+@pytest.mark.parametrize("nd", [1, 2])
+def test_conv_gradients_equal_torch(kwargs, nd):
+    torch.manual_seed(0)
+    conv = (nn.Conv1d if nd == 1 else nn.Conv2d)(4, 6, 4 if kwargs.get("padding") == "same"
+                                                 else 3, **kwargs)
+    shape = (4, 13) if nd == 1 else (4, 9, 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note on even kernels with padding="same"
+        _assert_graph_gradient(nn.Sequential(conv, nn.Tanh(), nn.Flatten()), shape)
+
+
+POOLS_1D = [
+    nn.MaxPool1d(3, 2, 1), nn.MaxPool1d(3, 2, 1, ceil_mode=True), nn.MaxPool1d(2, dilation=2),
+    nn.AvgPool1d(3, 2, 1), nn.AvgPool1d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+    nn.AdaptiveAvgPool1d(3), nn.AdaptiveMaxPool1d(5), nn.AdaptiveAvgPool1d(1),
+]
+POOLS_2D = [
+    nn.MaxPool2d(3, 2, 1), nn.MaxPool2d((3, 2), (2, 1), (1, 0), ceil_mode=True),
+    nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+    nn.AvgPool2d(3, 2, 1, divisor_override=2), nn.AvgPool2d(2, ceil_mode=True),
+    nn.AdaptiveAvgPool2d((3, None)), nn.AdaptiveMaxPool2d((2, 3)), nn.AdaptiveAvgPool2d(1),
+]
+
+
+# non-regression: converter QA finding — pooling gradients equal torch
+@pytest.mark.parametrize("pool", POOLS_1D + POOLS_2D, ids=repr)
+def test_pooling_gradients_equal_torch(pool):
+    torch.manual_seed(0)
+    nd = 1 if "1d" in type(pool).__name__ else 2
+    conv = nn.Conv1d(2, 3, 2) if nd == 1 else nn.Conv2d(2, 3, 2)
+    shape = (2, 15) if nd == 1 else (2, 11, 10)
+    _assert_graph_gradient(nn.Sequential(conv, pool, nn.Flatten()), shape)
+
+
+ACTIVATIONS = [
+    nn.GELU(), nn.GELU("tanh"), nn.SiLU(), nn.Softplus(beta=2.5, threshold=3.0),
+    nn.LeakyReLU(0.3), nn.ELU(alpha=0.5), nn.Sigmoid(), nn.Tanh(), nn.ReLU(),
+    nn.Softmax(dim=1), nn.LogSoftmax(dim=-1),
+]
+
+
+# non-regression: converter QA finding — activation parameters survive conversion
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=repr)
+def test_activation_parameters_survive_conversion(act):
+    torch.manual_seed(0)
+    # the second activation makes the explained output nonlinear even when the first is linear
+    # for these inputs; both carry the module's own parameters (slope, beta, alpha, dim)
+    _assert_graph_gradient(nn.Sequential(nn.Linear(5, 6), act, nn.Linear(6, 4), act), (5,))
+
+
+@pytest.mark.parametrize("name,model,shape", [
+    ("bn1d", lambda: nn.Sequential(nn.Linear(5, 6), _bn(nn.BatchNorm1d, 6), nn.ReLU(),
+                                   nn.Linear(6, 2)), (5,)),
+    ("bn1d-signal", lambda: nn.Sequential(nn.Conv1d(2, 3, 2), _bn(nn.BatchNorm1d, 3),
+                                          nn.Flatten()), (2, 6)),
+    ("bn1d-no-affine", lambda: nn.Sequential(nn.Conv1d(2, 3, 2),
+                                             _bn(nn.BatchNorm1d, 3, affine=False),
+                                             nn.Flatten()), (2, 6)),
+    ("bn2d-flatten2", lambda: nn.Sequential(nn.Conv2d(2, 3, 2), _bn(nn.BatchNorm2d, 3),
+                                            nn.Flatten(2), nn.Flatten()), (2, 5, 5)),
+    ("flatten(1,2)", lambda: nn.Sequential(nn.Conv2d(2, 3, 2), nn.Flatten(1, 2),
+                                           nn.Flatten()), (2, 5, 5)),
+    ("flatten(-2,-1)", lambda: nn.Sequential(nn.Conv2d(2, 3, 2), nn.Flatten(-2, -1),
+                                             nn.Flatten()), (2, 5, 5)),
+    ("unflatten", lambda: nn.Sequential(nn.Conv2d(2, 3, 2), nn.Unflatten(1, (1, 3)),
+                                        nn.Flatten()), (2, 5, 5)),
+    ("zeropad", lambda: nn.Sequential(nn.ZeroPad2d((1, 2, 0, 3)), nn.Conv2d(2, 2, 2),
+                                      nn.Flatten()), (2, 5, 5)),
+    ("reflectpad", lambda: nn.Sequential(nn.ReflectionPad2d(2), nn.Conv2d(2, 2, 2),
+                                         nn.Flatten()), (2, 5, 5)),
+    ("replicatepad", lambda: nn.Sequential(nn.ReplicationPad1d((1, 3)), nn.Conv1d(2, 2, 2),
+                                           nn.Flatten()), (2, 6)),
+    ("circularpad", lambda: nn.Sequential(nn.CircularPad2d(1), nn.Conv2d(2, 2, 2),
+                                          nn.Flatten()), (2, 5, 5)),
+    ("constantpad", lambda: nn.Sequential(nn.ConstantPad1d(2, 0.7), nn.Conv1d(2, 2, 2),
+                                          nn.Tanh(), nn.Flatten()), (2, 6)),
+])
+# non-regression: converter QA finding — normalisation reshape and padding gradients equal torch
+def test_normalisation_reshape_and_padding_gradients_equal_torch(name, model, shape):
+    torch.manual_seed(0)
+    _assert_graph_gradient(model(), shape)
+
+
+class _Fn(nn.Module):
+    """A module whose forward is one of the functional expressions below."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.fn = fn
+        self.lin = nn.Linear(4, 3)
+        self.conv = nn.Conv2d(2, 3, 3, padding=1)
+        self.p = nn.Parameter(torch.randn(4))
+        self.w = nn.Parameter(torch.randn(1, 3, 1, 1))
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
+TABULAR_FUNCTIONS = {
+    "2 - x": lambda s, x: s.lin(2 - x),
+    "add(x, p, alpha)": lambda s, x: s.lin(torch.add(x, s.p, alpha=2)),
+    "add(p, x, alpha)": lambda s, x: s.lin(torch.add(s.p, x, alpha=3)),
+    "sub(p, x, alpha)": lambda s, x: s.lin(torch.sub(s.p, x, alpha=3)),
+    "sub(x, tanh x, alpha)": lambda s, x: s.lin(torch.sub(x, torch.tanh(x), alpha=0.5)),
+    "x.sub(p, alpha)": lambda s, x: s.lin(x.sub(s.p, alpha=2)),
+    "x.add(tanh x, alpha)": lambda s, x: s.lin(x.add(torch.tanh(x), alpha=3)),
+    "x * p": lambda s, x: s.lin(x * s.p),
+    "x / (|p| + 1)": lambda s, x: s.lin(x / (s.p.abs() + 1)),
+    "-x": lambda s, x: s.lin(-x),
+    "x + x": lambda s, x: s.lin(x + x),
+    "x + arange": lambda s, x: s.lin(x + torch.arange(4.0, dtype=x.dtype)),
+    "view(size(0), -1)": lambda s, x: s.lin(x.view(x.size(0), -1)),
+    "unsqueeze/squeeze": lambda s, x: s.lin(x.unsqueeze(1).squeeze(1)),
+    "cat(dim=-1)": lambda s, x: torch.cat([s.lin(x), torch.tanh(s.lin(x))], dim=-1),
+    "F.linear kw": lambda s, x: F.linear(input=x, weight=s.lin.weight),
+    "exp": lambda s, x: s.lin(torch.exp(x)),
+    "log_softmax method": lambda s, x: s.lin(x).log_softmax(-1),
+}
+IMAGE_FUNCTIONS = {
+    "mean((2, 3))": lambda s, x: s.conv(x).mean((2, 3)),
+    "mean((-1, -2), keepdim)": lambda s, x: s.conv(x).mean((-1, -2), keepdim=True).flatten(1),
+    "x * per-channel": lambda s, x: (s.conv(x) * s.w).flatten(1),
+    "x + per-channel (3,1,1)": lambda s, x: (s.conv(x) + s.w[0]).flatten(1),
+    "F.pad reflect": lambda s, x: s.conv(F.pad(x, (1, 2, 0, 1), mode="reflect")).flatten(1),
+    "F.pad value": lambda s, x: s.conv(F.pad(x, (1, 1, 1, 1), value=0.5)).flatten(1),
+    "F.conv2d same": lambda s, x: F.conv2d(x, s.conv.weight, s.conv.bias, padding="same",
+                                           dilation=2).flatten(1),
+    "F.conv2d tuples": lambda s, x: F.conv2d(x, s.conv.weight, None, (2, 1), (1, 0)).flatten(1),
+    "F.max_pool2d": lambda s, x: F.max_pool2d(s.conv(x), 2, padding=1).flatten(1),
+    "F.avg_pool2d ceil": lambda s, x: F.avg_pool2d(s.conv(x), 3, 2, 1, True, False).flatten(1),
+    "F.avg_pool2d divisor": lambda s, x: F.avg_pool2d(s.conv(x), 2,
+                                                      divisor_override=3).flatten(1),
+    "F.adaptive_max_pool2d": lambda s, x: F.adaptive_max_pool2d(s.conv(x), (2, 1)).flatten(1),
+    "F.batch_norm": lambda s, x: F.batch_norm(
+        s.conv(x), s.w.detach().flatten() * 0.3, s.w.detach().flatten() ** 2 + 1,
+        s.w.flatten(), None, False, 0.1, 1e-3).flatten(1),
+    "softmax(dim=1)": lambda s, x: torch.softmax(s.conv(x), 1).flatten(1),
+    "cat channels": lambda s, x: torch.cat([s.conv(x), x], 1).flatten(1),
+    "view(n, 3, -1)": lambda s, x: s.conv(x).view(x.shape[0], 3, -1).flatten(1),
+}
+
+
+# non-regression: converter QA finding — functional tabular expressions gradients equal torch
+@pytest.mark.parametrize("name", list(TABULAR_FUNCTIONS))
+def test_functional_tabular_expressions_gradients_equal_torch(name):
+    _assert_graph_gradient(_Fn(TABULAR_FUNCTIONS[name]), (4,))
+
+
+# non-regression: converter QA finding — functional image expressions gradients equal torch
+@pytest.mark.parametrize("name", list(IMAGE_FUNCTIONS))
+def test_functional_image_expressions_gradients_equal_torch(name):
+    _assert_graph_gradient(_Fn(IMAGE_FUNCTIONS[name]), (2, 5, 5))
+
+
+class _TwoHeads(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = nn.Linear(4, 6)
+        self.a = nn.Linear(6, 3)
+        self.b = nn.Linear(6, 2)
+
+    def forward(self, x):
+        h = torch.tanh(self.body(x))
+        return torch.softmax(self.a(h), dim=1), torch.sigmoid(self.b(h))
+
+
+# non-regression: converter QA finding — ignore_last_act on every output layer (per-layer idx)
+def test_ignore_last_act_on_every_output_layer_with_per_layer_output_idx():
+    model = _TwoHeads().double().eval()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    res = Gradient(dtype="double").fit(model, x).explain(x, output_idx=[[2, 0], [1]])
+    logits = [model.a(torch.tanh(model.body(x))), model.b(torch.tanh(model.body(x)))]
+    np.testing.assert_allclose(res.predictions[0], logits[0][:, [2, 0]].detach(), atol=1e-12)
+    np.testing.assert_allclose(res.predictions[1], logits[1][:, [1]].detach(), atol=1e-12)
+    xr = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(model.b(torch.tanh(model.body(xr)))[:, 1].sum(), xr)
+    np.testing.assert_allclose(res.values[1][..., 0], g.numpy(), atol=1e-12)
+    kept = Gradient(dtype="double", ignore_last_act=False).fit(model, x).explain(
+        x, output_idx=[None, [1]])
+    np.testing.assert_allclose(kept.predictions, model(x)[1][:, [1]].detach(), atol=1e-12)

@@ -9,7 +9,7 @@ import types
 import numpy as np
 import pytest
 import torch
-from _graphs import cnn, mlp
+from _torch_models import cnn, mlp
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
 from sklearn.neural_network import MLPClassifier

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _explainers import all_explainers, explainer_id
 from _torch_models import assert_unchanged, snapshot
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -19,17 +20,11 @@ from sknn_explain import (
     LIME,
     LRP,
     ConnectionWeights,
-    Deconvolution,
-    DeepLift,
     DeepSHAP,
     ExpectedGradients,
-    FeatureAblation,
     Gradient,
-    GuidedBackprop,
     IntegratedGradients,
     KernelSHAP,
-    Occlusion,
-    ShapleyValueSampling,
     SmoothGrad,
 )
 from sknn_explain.functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
@@ -50,23 +45,10 @@ def data():
     return _net(), rng.normal(size=(6, 4)).astype(np.float32)
 
 
-# every explainer class, with cheap settings
-EXPLAINERS = [
-    Gradient(),
-    SmoothGrad(n=2, random_state=0),
-    IntegratedGradients(n=2),
-    ExpectedGradients(n=2, random_state=0),
-    LRP(),
-    DeepLift(),
-    DeepSHAP(limit_ref=3, random_state=0),
-    ConnectionWeights(),
-    KernelSHAP(limit_ref=3, random_state=0),
-    LIME(n_samples=20, random_state=0),
-    Occlusion((2,)),
-    FeatureAblation(),
-    ShapleyValueSampling(n_samples=2, random_state=0),
-]
-IDS = [type(e).__name__ for e in EXPLAINERS]
+# every explainer class, with cheap settings (the shared catalogue); GuidedBackprop /
+# Deconvolution need ReLUs and the fixture is a Tanh net
+EXPLAINERS = all_explainers(relu_free=True)
+IDS = [explainer_id(e) for e in EXPLAINERS]
 
 _POOL = [object(), "invalid", True, np.inf, np.nan, -1, 0, 2.5, -1.0, (), [0]]
 
@@ -84,13 +66,9 @@ def _invalid_values(constraints: list) -> list:
     return [v for v in candidates if not any(c.is_satisfied_by(v) for c in made)]
 
 
-def test_every_hyperparameter_has_a_constraint():
-    # GuidedBackprop / Deconvolution need ReLUs (the shared fixture is a Tanh net): their
-    # invalid-value test is in test_modified_gradients.py
-    for explainer in [*EXPLAINERS, GuidedBackprop(), Deconvolution()]:
-        assert set(explainer.get_params()) == set(type(explainer)._parameter_constraints), (
-            type(explainer).__name__
-        )
+def test_every_hyperparameter_has_a_constraint(any_explainer):
+    # GuidedBackprop / Deconvolution: their invalid-value test is in test_explainers_guided.py
+    assert set(any_explainer.get_params()) == set(type(any_explainer)._parameter_constraints)
 
 
 @pytest.mark.parametrize("explainer", EXPLAINERS, ids=IDS)

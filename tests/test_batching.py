@@ -14,7 +14,7 @@ The bound, for ``n`` rows of ``p`` features and ``k`` selected outputs, ``dtype=
 (the float64 X is the caller's array; :class:`~sknn_explain.Attribution` keeps a reference to
 it, not a copy). Run this file as a script to measure one configuration::
 
-    python tests/test_memory.py --rows 1000000 --features 50 --outputs 10 --method ig
+    python tests/test_batching.py --rows 1000000 --features 50 --outputs 10 --method ig
 """
 
 from __future__ import annotations
@@ -28,8 +28,11 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import sknn_explain as sx
+from sknn_explain import Gradient
+from sknn_explain._batching import auto_batch_size
 
 MB = 2**20
 
@@ -154,3 +157,20 @@ if __name__ == "__main__":  # pragma: no cover - manual measurement
     r["bound"] = bound(a.rows, a.features, a.outputs)
     print(json.dumps({k: (round(v / MB, 1) if k != "seconds" else round(v, 1))
                       for k, v in r.items()}))
+
+
+# ---------------------------------------------------------------- auto batch size (QA finding)
+# non-regression: foundation QA finding (named by the test)
+def test_auto_batch_size_is_bounded_for_many_outputs():
+    """Gradients of a chunk hold K values per input value: a chunk sized for the input alone
+    needed 16 GB for 1000 outputs of a 3x16x16 image."""
+    shapes = [(3, 16, 16)]
+    assert auto_batch_size(shapes) == auto_batch_size(shapes, n_outputs=16)  # defaults kept
+    rows = auto_batch_size(shapes, n_outputs=1000)
+    assert rows * 3 * 16 * 16 * 1000 <= 16 * 2**22
+    assert auto_batch_size([(5,)], n_outputs=100_000) >= 1
+    big = nn.Sequential(nn.Linear(4, 300))
+    X = np.random.default_rng(0).normal(size=(9, 4))
+    res = Gradient(dtype="double").fit(big).explain(X, output_idx=np.arange(300)[::-1])
+    np.testing.assert_allclose(res.values[3, :, 0], big[0].weight[299].detach().double())
+    np.testing.assert_allclose(res.values[5], big[0].weight.detach().double().numpy()[::-1].T)
