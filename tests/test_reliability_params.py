@@ -28,6 +28,10 @@ from sknn_explain import (
     GuidedBackprop,
     IntegratedGradients,
     KernelSHAP,
+    LayerDeepLift,
+    LayerGradient,
+    LayerIntegratedGradients,
+    LayerLRP,
     Occlusion,
     ShapleyValueSampling,
     SmoothGrad,
@@ -65,6 +69,7 @@ EXPLAINERS = [
     Occlusion((2,)),
     FeatureAblation(),
     ShapleyValueSampling(n_samples=2, random_state=0),
+    LayerGradient("0"), LayerIntegratedGradients("0", n=2), LayerDeepLift("0"), LayerLRP("0"),
 ]
 IDS = [type(e).__name__ for e in EXPLAINERS]
 

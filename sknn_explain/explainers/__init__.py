@@ -13,6 +13,7 @@ from .gradient import (
     SmoothGrad,
 )
 from .guided import Deconvolution, GuidedBackprop
+from .layer import LayerDeepLift, LayerGradient, LayerIntegratedGradients, LayerLRP
 from .lrp import LRP
 from .perturbation import FeatureAblation, Occlusion, ShapleyValueSampling
 
@@ -32,6 +33,10 @@ __all__ = [
     "GuidedBackprop",
     "IntegratedGradient",
     "IntegratedGradients",
+    "LayerDeepLift",
+    "LayerGradient",
+    "LayerIntegratedGradients",
+    "LayerLRP",
     "Occlusion",
     "ShapleyValueSampling",
     "SmoothGrad",

@@ -1,0 +1,214 @@
+"""Layer attribution (LayerGradient, LayerIntegratedGradients, LayerDeepLift, LayerLRP),
+Grad-CAM / Grad-CAM++ and Excitation Backprop, against captum and the papers' formulas."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from sknn_explain import (
+    LRP,
+    LayerDeepLift,
+    LayerGradient,
+    LayerIntegratedGradients,
+    LayerLRP,
+)
+
+captum_attr = pytest.importorskip("captum.attr")
+
+TOL = 1e-6
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 6), nn.ReLU(),
+                         nn.Linear(6, 3)).double().eval()
+
+
+def _cnn(pool: type = nn.AvgPool2d) -> nn.Module:
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), pool(2),
+                        nn.Conv2d(4, 6, 3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 2 * 2, 3))
+    net = net.double()
+    with torch.no_grad():
+        net[1].running_mean.normal_()
+        net[1].running_var.uniform_(0.5, 2.0)
+        net[1].weight.normal_()
+    return net.eval()
+
+
+def _data(net: nn.Module):
+    gen = torch.Generator().manual_seed(2)
+    shape = (5,) if isinstance(net[0], nn.Linear) else (1, 8, 8)
+    return (torch.randn(6, *shape, generator=gen, dtype=torch.float64),
+            torch.randn(1, *shape, generator=gen, dtype=torch.float64))
+
+
+def _captum(explainer, net, X, k=3, **kw) -> np.ndarray:
+    return np.stack([explainer.attribute(X, target=j, **kw).detach().numpy() for j in range(k)], -1)
+
+
+CASES = [("mlp", "1"), ("mlp", "2"), ("mlp", "3"), ("cnn", "1"), ("cnn", "2"), ("cnn", "4")]
+
+
+def _net(kind):
+    return _mlp() if kind == "mlp" else _cnn()
+
+
+@pytest.mark.parametrize(("kind", "path"), CASES)
+def test_layer_gradients_match_captum(kind, path):
+    net = _net(kind)
+    X, _ = _data(net)
+    module = net[int(path)]
+    ours = LayerGradient(path, dtype="double").fit(net).explain(X, output_idx=[0, 1, 2])
+    theirs = _captum(captum_attr.LayerGradientXActivation(net, module, multiply_by_inputs=False),
+                     net, X)
+    assert ours.values.shape == theirs.shape
+    assert np.abs(ours.values - theirs).max() < TOL
+    ours = LayerGradient(path, times_input=True, dtype="double").fit(net).explain(
+        X, output_idx=[0, 1, 2])
+    theirs = _captum(captum_attr.LayerGradientXActivation(net, module), net, X)
+    assert np.abs(ours.values - theirs).max() < TOL
+
+
+@pytest.mark.parametrize(("kind", "path"), CASES)
+def test_layer_integrated_gradients_match_captum(kind, path):
+    net = _net(kind)
+    X, ref = _data(net)
+    ours = LayerIntegratedGradients(path, n=16, dtype="double").fit(net, ref).explain(
+        X, output_idx=[0, 1, 2])
+    theirs = _captum(captum_attr.LayerIntegratedGradients(net, net[int(path)]), net, X,
+                     baselines=ref, n_steps=16, method="riemann_right")
+    assert np.abs(ours.values - theirs).max() < TOL
+    # the goal: f(x) - f(x_ref) for a sequential net (all paths pass the layer)
+    f = net(X).detach().numpy() - net(ref).detach().numpy()
+    np.testing.assert_allclose(ours.decomp_goal, f, atol=1e-10)
+
+
+@pytest.mark.parametrize(("kind", "path"), CASES)
+def test_layer_deeplift_matches_captum(kind, path):
+    net = _net(kind)
+    X, ref = _data(net)
+    ours = LayerDeepLift(path, dtype="double").fit(net, ref).explain(X, output_idx=[0, 1, 2])
+    theirs = _captum(captum_attr.LayerDeepLift(net, net[int(path)]), net, X, baselines=ref)
+    assert np.abs(ours.values - theirs).max() < TOL
+    np.testing.assert_allclose(ours.decomp_sum, ours.decomp_goal, atol=1e-10)
+
+
+def test_layer_deeplift_is_exact_where_captum_is_not():
+    """ReLU followed by MaxPool: captum's LayerDeepLift at the BatchNorm output breaks
+    summation-to-delta (its ReLU and MaxPool hooks interact); ours is exact there."""
+    net = _cnn(nn.MaxPool2d)
+    X, ref = _data(net)
+    ours = LayerDeepLift("1", dtype="double").fit(net, ref).explain(X, output_idx=[0, 1, 2])
+    np.testing.assert_allclose(ours.decomp_sum, ours.decomp_goal, atol=1e-10)
+    f = net(X).detach().numpy() - net(ref).detach().numpy()
+    np.testing.assert_allclose(ours.decomp_goal, f, atol=1e-10)
+    # above the ReLU the two agree again
+    ours = LayerDeepLift("2", dtype="double").fit(net, ref).explain(X, output_idx=[0, 1, 2])
+    theirs = _captum(captum_attr.LayerDeepLift(net, net[2]), net, X, baselines=ref)
+    assert np.abs(ours.values - theirs).max() < TOL
+
+
+def test_layer_lrp_equals_lrp_of_the_network_above():
+    """The relevance at a layer is the intermediate relevance of the full pass: LRP of the
+    sub-network above the layer, explaining the layer's activation, gives the same."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 6), nn.ReLU(),
+                        nn.Linear(6, 3)).double().eval()
+    X = torch.randn(7, 5, dtype=torch.float64)
+    res = LayerLRP("1", rule_name="epsilon", dtype="double").fit(net).explain(X)
+    above = net[2:]
+    h = net[:2](X)
+    ref = LRP(rule_name="epsilon", dtype="double").fit(above).explain(h.detach())
+    assert res.values.shape == (7, 8, 3)
+    np.testing.assert_allclose(res.values, ref.values, atol=1e-12)
+    np.testing.assert_allclose(res.inputs, h.detach().numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("path", ["0", "1", "2", "3"])
+def test_layer_lrp_conserves_on_bias_free_nets(path):
+    torch.manual_seed(4)
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                        nn.Flatten(), nn.Linear(27, 2, bias=False)).double().eval()
+    X = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    res = LayerLRP(path, dtype="double").fit(net).explain(X)
+    full = LRP(dtype="double").fit(net).explain(X)
+    np.testing.assert_allclose(res.decomp_sum, full.decomp_goal, atol=1e-10)
+    np.testing.assert_allclose(full.decomp_sum, full.decomp_goal, atol=1e-10)
+
+
+def test_layer_names_shapes_and_frame():
+    net = _cnn()
+    X, _ = _data(net)
+    res = LayerGradient("conv2d_4").fit(net).explain(X.float())
+    assert res.layer == "conv2d_4"
+    assert res.values.shape == (6, 6, 2, 2, 3)
+    assert res.input_names[0][0][:2] == ["conv2d_4[0]", "conv2d_4[1]"]
+    assert res.inputs.shape == (6, 6, 2, 2)
+    frame = res.to_frame()
+    assert len(frame) == 6 * 6 * 2 * 2 * 3
+    assert set(frame["channel"]) >= {"conv2d_4[0]"} or "conv2d_4[0]" in set(frame["feature"])
+
+
+def test_unknown_layer_lists_valid_names():
+    net = _mlp()
+    X, _ = _data(net)
+    with pytest.raises(ValueError, match=r"unknown layer 'nope'.*linear_0"):
+        LayerGradient("nope").fit(net).explain(X)
+    with pytest.raises(TypeError, match="'layer' parameter"):
+        LayerGradient(3).fit(net)
+
+
+def test_residual_branch_is_held_at_x():
+    """A layer bypassed by a skip connection: the bypass keeps its value at x (captum)."""
+
+    class Res(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 4)
+            self.block = nn.Sequential(nn.Linear(4, 4), nn.Tanh())
+            self.out = nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = torch.relu(self.fc(x))
+            return self.out(h + self.block(h))
+
+    torch.manual_seed(5)
+    net = Res().double().eval()
+    X = torch.randn(5, 4, dtype=torch.float64)
+    ref = torch.randn(1, 4, dtype=torch.float64)
+    ours = LayerIntegratedGradients("block.1", n=10, dtype="double").fit(net, ref).explain(
+        X, output_idx=[0, 1])
+    theirs = _captum(captum_attr.LayerIntegratedGradients(net, net.block[1]), net, X, k=2,
+                     baselines=ref, n_steps=10, method="riemann_right")
+    assert np.abs(ours.values - theirs).max() < TOL
+
+
+def _state(net: nn.Module):
+    return ({k: v.clone() for k, v in net.state_dict().items()}, net.training,
+            [p.requires_grad for p in net.parameters()],
+            [(len(m._forward_hooks), len(m._backward_hooks), len(m._forward_pre_hooks))
+             for m in net.modules()])
+
+
+def _same(a, b):
+    assert a[1:] == b[1:]
+    assert all(torch.equal(a[0][k], b[0][k]) for k in a[0])
+
+
+@pytest.mark.parametrize("cls", [LayerGradient, LayerIntegratedGradients, LayerDeepLift,
+                                 LayerLRP])
+def test_model_is_never_mutated(cls):
+    net = _cnn()
+    net.train()
+    net[4].weight.requires_grad_(False)
+    X, _ = _data(net)
+    before = _state(net)
+    cls("2").fit(net).explain(X.float())
+    _same(before, _state(net))
+    with pytest.raises(ValueError):
+        cls("nope").fit(net).explain(X.float())
+    _same(before, _state(net))
