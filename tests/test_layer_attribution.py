@@ -10,6 +10,8 @@ from torch import nn
 
 from sknn_explain import (
     LRP,
+    GradCAM,
+    GradCAMPlusPlus,
     LayerDeepLift,
     LayerGradient,
     LayerIntegratedGradients,
@@ -200,7 +202,7 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("cls", [LayerGradient, LayerIntegratedGradients, LayerDeepLift,
-                                 LayerLRP])
+                                 LayerLRP, GradCAM, GradCAMPlusPlus])
 def test_model_is_never_mutated(cls):
     net = _cnn()
     net.train()
@@ -212,3 +214,96 @@ def test_model_is_never_mutated(cls):
     with pytest.raises(ValueError):
         cls("nope").fit(net).explain(X.float())
     _same(before, _state(net))
+
+
+# ------------------------------------------------------------------ Grad-CAM / Grad-CAM++
+def _relu_cnn() -> nn.Module:
+    torch.manual_seed(6)
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Conv2d(4, 5, 3, padding=1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(5 * 5 * 5, 3)).double()
+    with torch.no_grad():
+        net[1].running_mean.normal_()
+        net[1].running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+@pytest.mark.parametrize("upsample", ["bilinear", "nearest", None])
+@pytest.mark.parametrize("path", ["2", "5"])
+def test_gradcam_matches_captum(path, upsample):
+    net = _relu_cnn()
+    X = torch.randn(4, 2, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    res = GradCAM(path, upsample=upsample, dtype="double").fit(net).explain(
+        X, output_idx=[0, 1, 2])
+    cam = captum_attr.LayerGradCam(net, net[int(path)])
+    theirs = []
+    for k in range(3):
+        a = cam.attribute(X, target=k, relu_attributions=True)
+        if upsample is not None:
+            a = captum_attr.LayerAttribution.interpolate(a, (10, 10), interpolate_mode=upsample)
+        theirs.append(a.detach().numpy())
+    theirs = np.stack(theirs, -1)
+    assert res.values.shape == theirs.shape
+    assert np.abs(res.values - theirs).max() < TOL
+    assert res.values.min() >= 0
+    # without the ReLU the negative evidence stays
+    raw = GradCAM(path, relu_attributions=False, upsample=None, dtype="double").fit(
+        net).explain(X, output_idx=[0])
+    ref = cam.attribute(X, target=0).detach().numpy()[..., None]
+    assert np.abs(raw.values - ref).max() < TOL
+
+
+def _gradcam_pp_reference(net, module, X, k):
+    """Grad-CAM++ from the paper's formula, loop by loop (eq. 19 with dS/dA)."""
+    store = {}
+    handle = module.register_forward_hook(lambda m, i, o: store.update(a=o))
+    try:
+        out = net(X)
+    finally:
+        handle.remove()
+    A = store["a"]
+    (G,) = torch.autograd.grad(out[:, k].sum(), A)
+    A, G = A.detach().numpy(), G.numpy()
+    n, C, H, W = A.shape
+    cams = np.zeros((n, H, W))
+    for s in range(n):
+        for c in range(C):
+            total = A[s, c].sum()
+            w = 0.0
+            for i in range(H):
+                for j in range(W):
+                    g = G[s, c, i, j]
+                    if g == 0:
+                        continue
+                    alpha = g ** 2 / (2 * g ** 2 + total * g ** 3)
+                    w += alpha * max(g, 0.0)
+            cams[s] += w * A[s, c]
+    return np.maximum(cams, 0)
+
+
+def test_gradcam_plus_plus_matches_the_papers_formula():
+    net = _relu_cnn()
+    X = torch.randn(3, 2, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    res = GradCAMPlusPlus("5", upsample=None, dtype="double").fit(net).explain(
+        X, output_idx=[0, 2])
+    for col, k in enumerate([0, 2]):
+        ref = _gradcam_pp_reference(net, net[5], X, k)
+        np.testing.assert_allclose(res.values[:, 0, ..., col], ref, atol=1e-10)
+    up = GradCAMPlusPlus("5", dtype="double").fit(net).explain(X, output_idx=[0])
+    assert up.values.shape == (3, 1, 10, 10, 1)
+
+
+def test_gradcam_channels_last_and_plots():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    net = _relu_cnn().float()
+    X = np.random.default_rng(0).normal(size=(2, 10, 10, 2)).astype(np.float32)
+    res = GradCAM("conv2d_4", channels_first=False).fit(net).explain(X, output_idx=[1])
+    assert res.values.shape == (2, 10, 10, 1, 1)
+    assert res.inputs.shape == (2, 10, 10, 1)
+    res.plot_local(0)
+    with pytest.raises(ValueError, match="convolutional layer"):
+        GradCAM("linear_7", channels_first=False).fit(net).explain(X)
+    with pytest.raises(ValueError, match="channels_first"):
+        GradCAM("conv2d_4").fit(net).explain(X)

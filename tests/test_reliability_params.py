@@ -24,6 +24,8 @@ from sknn_explain import (
     DeepSHAP,
     ExpectedGradients,
     FeatureAblation,
+    GradCAM,
+    GradCAMPlusPlus,
     Gradient,
     GuidedBackprop,
     IntegratedGradients,
@@ -92,7 +94,8 @@ def _invalid_values(constraints: list) -> list:
 def test_every_hyperparameter_has_a_constraint():
     # GuidedBackprop / Deconvolution need ReLUs (the shared fixture is a Tanh net): their
     # invalid-value test is in test_modified_gradients.py
-    for explainer in [*EXPLAINERS, GuidedBackprop(), Deconvolution()]:
+    for explainer in [*EXPLAINERS, GuidedBackprop(), Deconvolution(), GradCAM("0"),
+                      GradCAMPlusPlus("0")]:
         assert set(explainer.get_params()) == set(type(explainer)._parameter_constraints), (
             type(explainer).__name__
         )

@@ -4,6 +4,7 @@ from .agnostic import LIME, KernelSHAP
 from .base import Explainer
 from .connection_weights import ConnectionWeights
 from .deeplift import DeepLift, DeepSHAP
+from .gradcam import GradCAM, GradCAMPlusPlus
 from .gradient import (
     ExpectedGradient,
     ExpectedGradients,
@@ -29,6 +30,8 @@ __all__ = [
     "ExpectedGradients",
     "Explainer",
     "FeatureAblation",
+    "GradCAM",
+    "GradCAMPlusPlus",
     "Gradient",
     "GuidedBackprop",
     "IntegratedGradient",

@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 
 from .._batching import accumulate_paths, auto_batch_size
-from .._model import flag_nonfinite_outputs
+from .._model import call_forward, flag_nonfinite_outputs
 from .._output_selection import resolve_outputs
 from .._prepare import encode
 from .._validation import BOOLEAN, POSITIVE_INT
@@ -99,6 +99,9 @@ class LayerExplainer(GraphExplainer):
             X, _ = encode(preprocess, X, self.model_.raw_names, "X")
         batch, _ = self._coerce(X)
         xs = batch.to_tensors(self.dtype_, self.device_)
+        with torch.no_grad():  # a clear error (layout hint) for data the model cannot run
+            call_forward(self.model_, [x[:1] for x in xs],
+                         hint=self._layout_hint(self.model_, xs, "X"))
         first = self._forward_all([x[:1] for x in xs])
         graph = self.graph_
         dims = [first[o].reshape(1, -1).shape[1] for o in graph.outputs]
