@@ -10,6 +10,7 @@ from torch import nn
 
 from sknn_explain import (
     LRP,
+    ExcitationBackprop,
     GradCAM,
     GradCAMPlusPlus,
     LayerDeepLift,
@@ -202,7 +203,7 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("cls", [LayerGradient, LayerIntegratedGradients, LayerDeepLift,
-                                 LayerLRP, GradCAM, GradCAMPlusPlus])
+                                 LayerLRP, GradCAM, GradCAMPlusPlus, ExcitationBackprop])
 def test_model_is_never_mutated(cls):
     net = _cnn()
     net.train()
@@ -307,3 +308,129 @@ def test_gradcam_channels_last_and_plots():
         GradCAM("linear_7", channels_first=False).fit(net).explain(X)
     with pytest.raises(ValueError, match="channels_first"):
         GradCAM("conv2d_4").fit(net).explain(X)
+
+
+# ------------------------------------------------------------------ Excitation Backprop
+def _eb_mlp(bias: bool = True) -> nn.Sequential:
+    torch.manual_seed(9)
+    return nn.Sequential(nn.Linear(5, 7, bias=bias), nn.ReLU(), nn.Linear(7, 6, bias=bias),
+                         nn.ReLU(), nn.Linear(6, 3, bias=bias)).double().eval()
+
+
+def _mwp_reference(net: nn.Sequential, x: np.ndarray, k: int, negate_top: bool = False):
+    """The paper's eqs. 5-7 unit by unit: P(a_j) = sum_i P(a_j|a_i) P(a_i) with
+    P(a_j|a_i) = Z_i a_j w+_ij, Z_i = 1 / sum_j a_j w+_ij. Returns P at every Linear input."""
+    linears = [m for m in net if isinstance(m, nn.Linear)]
+    acts, a = [], x
+    for m in net:
+        if isinstance(m, nn.Linear):
+            acts.append(a)
+        a = m(torch.as_tensor(a)).detach().numpy() if isinstance(a, np.ndarray) else a
+    p = np.zeros(linears[-1].out_features)
+    p[k] = 1.0
+    maps = []
+    for depth, (m, a) in enumerate(zip(reversed(linears), reversed(acts))):
+        W = m.weight.detach().numpy()  # (out, in)
+        if negate_top and depth == 0:
+            W = -W
+        below = np.zeros(W.shape[1])
+        for i in range(W.shape[0]):
+            z = sum(a[j] * max(W[i, j], 0.0) for j in range(W.shape[1]))
+            if z == 0:
+                continue
+            for j in range(W.shape[1]):
+                below[j] += a[j] * max(W[i, j], 0.0) / z * p[i]
+        p = below
+        maps.append(p)
+    return maps[::-1]  # P at the input of each Linear, bottom-up
+
+
+def test_excitation_backprop_matches_the_papers_formula():
+    net = _eb_mlp()
+    X = torch.rand(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    inp = ExcitationBackprop(dtype="double").fit(net).explain(X)
+    hid = ExcitationBackprop("1", dtype="double").fit(net).explain(X)
+    for s in range(4):
+        for k in range(3):
+            ref = _mwp_reference(net, X[s].numpy(), k)
+            np.testing.assert_allclose(inp.values[s, :, k], ref[0], atol=1e-12)
+            np.testing.assert_allclose(hid.values[s, :, k], ref[1], atol=1e-12)
+    # non-negative inputs, every unit excited: a probability distribution
+    np.testing.assert_allclose(inp.values.sum(1), 1.0, atol=1e-12)
+
+
+def test_contrastive_mwp_matches_the_papers_formula():
+    net = _eb_mlp()
+    X = torch.rand(3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(11))
+    res = ExcitationBackprop("3", contrastive="c-mwp", dtype="double").fit(net).explain(X)
+    for s in range(3):
+        for k in range(3):
+            pos = _mwp_reference(net, X[s].numpy(), k)[2]
+            neg = _mwp_reference(net, X[s].numpy(), k, negate_top=True)[2]
+            np.testing.assert_allclose(res.values[s, :, k], pos - neg, atol=1e-12)
+    assert res.decomp_goal is None
+
+
+def _import_zennit():
+    """zennit imports torchvision (not installed here) at import time: stub it for the import
+    only, as tests/test_lrp_presets.py does."""
+    import sys
+    import types
+
+    stubbed = []
+    if "torchvision" not in sys.modules:
+        try:
+            import torchvision  # noqa: F401
+        except ImportError:
+            tv, tvm, tvr = (types.ModuleType(n) for n in
+                            ("torchvision", "torchvision.models", "torchvision.models.resnet"))
+            tvr.Bottleneck = tvr.BasicBlock = type("_Block", (nn.Module,), {})
+            tv.models, tvm.resnet = tvm, tvr
+            for mod in (tv, tvm, tvr):
+                sys.modules[mod.__name__] = mod
+                stubbed.append(mod.__name__)
+    try:
+        import zennit.attribution as zattribution
+        import zennit.composites as zcomposites
+        import zennit.rules as zrules
+    except Exception as err:  # noqa: BLE001 - any import problem: skip the zennit part
+        pytest.skip(f"zennit cannot be imported: {err}")
+    finally:
+        for name in stubbed:
+            sys.modules.pop(name, None)
+    return zrules, zcomposites, zattribution
+
+
+def test_excitation_backprop_is_zplus_lrp_over_the_output():
+    """Non-negative inputs, bias-free net: EB = LRP z+ / f(x) (ours and zennit's ZPlus)."""
+    net = _eb_mlp(bias=False)
+    X = torch.rand(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
+    eb = ExcitationBackprop(dtype="double").fit(net).explain(X, output_idx=[0, 1, 2])
+    lrp = LRP(rule_name="zplus", dtype="double").fit(net).explain(X, output_idx=[0, 1, 2])
+    f = net(X).detach().numpy()
+    keep = np.abs(f) > 1e-3
+    ratio = lrp.values / f[:, None, :]
+    np.testing.assert_allclose(np.where(keep[:, None], eb.values, 0),
+                               np.where(keep[:, None], ratio, 0), atol=1e-10)
+    zrules, zcomposites, zattribution = _import_zennit()
+    composite = zcomposites.LayerMapComposite([(nn.Linear, zrules.ZPlus(stabilizer=1e-30)),
+                                               (nn.ReLU, zrules.Pass())])
+    for k in range(3):
+        onehot = torch.zeros(6, 3, dtype=torch.float64)
+        onehot[:, k] = 1.0
+        with zattribution.Gradient(model=net, composite=composite) as attributor:
+            _, rel = attributor(X.clone(), onehot * net(X).detach())
+        ours = eb.values[..., k] * f[:, k:k + 1]
+        np.testing.assert_allclose(rel.numpy(), ours, atol=1e-10)
+
+
+def test_excitation_backprop_on_a_batchnorm_cnn():
+    net = _relu_cnn()
+    X = torch.rand(2, 2, 10, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    res = ExcitationBackprop("5", dtype="double").fit(net).explain(X)
+    assert res.values.shape == (2, 5, 5, 5, 3)
+    assert (res.values >= 0).all()
+    np.testing.assert_allclose(res.values.reshape(2, -1, 3).sum(1), 1.0, atol=1e-10)
+    with pytest.raises(ValueError, match="Dense"):
+        ExcitationBackprop(contrastive="c-mwp").fit(nn.Sequential(
+            nn.Conv1d(1, 2, 3), nn.ReLU())).explain(np.ones((1, 1, 5), np.float32))

@@ -22,6 +22,7 @@ from sknn_explain import (
     Deconvolution,
     DeepLift,
     DeepSHAP,
+    ExcitationBackprop,
     ExpectedGradients,
     FeatureAblation,
     GradCAM,
@@ -72,6 +73,7 @@ EXPLAINERS = [
     FeatureAblation(),
     ShapleyValueSampling(n_samples=2, random_state=0),
     LayerGradient("0"), LayerIntegratedGradients("0", n=2), LayerDeepLift("0"), LayerLRP("0"),
+    ExcitationBackprop(),
 ]
 IDS = [type(e).__name__ for e in EXPLAINERS]
 

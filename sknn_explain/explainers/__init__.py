@@ -4,6 +4,7 @@ from .agnostic import LIME, KernelSHAP
 from .base import Explainer
 from .connection_weights import ConnectionWeights
 from .deeplift import DeepLift, DeepSHAP
+from .excitation import ExcitationBackprop
 from .gradcam import GradCAM, GradCAMPlusPlus
 from .gradient import (
     ExpectedGradient,
@@ -26,6 +27,7 @@ __all__ = [
     "DeepLift",
     "DeepSHAP",
     "Deconvolution",
+    "ExcitationBackprop",
     "ExpectedGradient",
     "ExpectedGradients",
     "Explainer",

@@ -97,7 +97,7 @@ class LayerExplainer(GraphExplainer):
         preprocess = getattr(self.model_, "preprocess", None)
         if preprocess is not None:  # the network's (encoded) inputs; no regrouping
             X, _ = encode(preprocess, X, self.model_.raw_names, "X")
-        batch, _ = self._coerce(X)
+        batch, input_names = self._coerce(X)
         xs = batch.to_tensors(self.dtype_, self.device_)
         with torch.no_grad():  # a clear error (layout hint) for data the model cannot run
             call_forward(self.model_, [x[:1] for x in xs],
@@ -109,6 +109,8 @@ class LayerExplainer(GraphExplainer):
         target = self.layer_node()
         values, acts, names, preds, goal = self._attribute_layer(
             xs, target, selection, self._batch_size(batch.shapes))
+        if names is None:  # attributions to the model input (ExcitationBackprop(layer=None))
+            names = input_names[0]
         values = flag_nonfinite_outputs(
             [values], preds, goal, [name for layer in selection.names for name in layer])
         result = make_attribution(
@@ -130,8 +132,8 @@ class LayerExplainer(GraphExplainer):
         return [values], preds, goal
 
     def _attribute_layer(self, xs, target, selection, batch_size):
-        """``(values (n, *layer_shape, K), activations (n, *layer_shape), axis names,
-        predictions (n, K), goal or None)``."""
+        """``(values (n, *layer_shape, K), activations (n, *layer_shape), axis names (None:
+        the first model input's), predictions (n, K), goal or None)``."""
         raise NotImplementedError
 
     # -------------------------------------------------------------- shared helpers
