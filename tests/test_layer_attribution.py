@@ -434,3 +434,24 @@ def test_excitation_backprop_on_a_batchnorm_cnn():
     with pytest.raises(ValueError, match="Dense"):
         ExcitationBackprop(contrastive="c-mwp").fit(nn.Sequential(
             nn.Conv1d(1, 2, 3), nn.ReLU())).explain(np.ones((1, 1, 5), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(5,), (2, 10), (1, 8, 8)], ids=["tabular", "signal", "image"])
+def test_layer_results_plot(shape):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    torch.manual_seed(14)
+    if len(shape) == 1:
+        net = nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 3))
+    elif len(shape) == 2:
+        net = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3))
+    else:
+        net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(108, 3))
+    res = LayerLRP("1").fit(net).explain(torch.randn(3, *shape))
+    assert res.values.shape[1] == (8 if len(shape) == 1 else 4 if len(shape) == 2 else 3)
+    res.plot_local(0)
+    res.plot_global()
+    plt.close("all")
