@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..convert.graph import Graph, input_name
+from ..convert.graph import Graph
 
 __all__ = ["TailForward", "layer_axis_names", "resolve_layer"]
 
@@ -128,7 +128,3 @@ class TailForward:
             values[node.name] = node.layer(*[values[p] for p in node.inputs])
         return [values[o] for o in self.graph.outputs]
 
-
-def is_input(name: str, graph: Graph) -> bool:
-    """Whether ``name`` is a graph input (``input_0`` ...)."""
-    return name in {input_name(i) for i in range(graph.n_inputs)}
