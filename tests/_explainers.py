@@ -14,13 +14,20 @@ from sknn_explain import (
     Deconvolution,
     DeepLift,
     DeepSHAP,
+    ExcitationBackprop,
     ExpectedGradients,
     Explainer,
     FeatureAblation,
+    GradCAM,
+    GradCAMPlusPlus,
     Gradient,
     GuidedBackprop,
     IntegratedGradients,
     KernelSHAP,
+    LayerDeepLift,
+    LayerGradient,
+    LayerIntegratedGradients,
+    LayerLRP,
     Occlusion,
     ShapleyValueSampling,
     SmoothGrad,
@@ -43,16 +50,30 @@ EXPLAINER_CASES: list[tuple[type[Explainer], dict]] = [
     (ShapleyValueSampling, {"n_samples": 2, "random_state": 0}),
     (GuidedBackprop, {}),
     (Deconvolution, {}),
+    (LayerGradient, {"layer": "0"}),
+    (LayerIntegratedGradients, {"layer": "0", "n": 2}),
+    (LayerDeepLift, {"layer": "0"}),
+    (LayerLRP, {"layer": "0"}),
+    (ExcitationBackprop, {}),
+    (GradCAM, {"layer": "0"}),
+    (GradCAMPlusPlus, {"layer": "0"}),
 ]
 
 #: explainers that need ReLU activations in the model
 NEEDS_RELU: frozenset[type[Explainer]] = frozenset({GuidedBackprop, Deconvolution})
 
+#: explainers that need a convolutional layer (Grad-CAM weighs channels of a feature map)
+NEEDS_FEATURE_MAP: frozenset[type[Explainer]] = frozenset({GradCAM, GradCAMPlusPlus})
+
 
 def all_explainers(*, relu_free: bool = False) -> list[Explainer]:
-    """Fresh instances of every explainer; ``relu_free=True`` leaves out :data:`NEEDS_RELU`."""
+    """Fresh instances of every explainer.
+
+    ``relu_free=True`` keeps those that run on a small Tanh MLP: it leaves out
+    :data:`NEEDS_RELU` and :data:`NEEDS_FEATURE_MAP`.
+    """
     return [cls(**kwargs) for cls, kwargs in EXPLAINER_CASES
-            if not (relu_free and cls in NEEDS_RELU)]
+            if not (relu_free and cls in NEEDS_RELU | NEEDS_FEATURE_MAP)]
 
 
 def explainer_id(explainer: Explainer) -> str:

@@ -4,6 +4,8 @@ from .agnostic import LIME, KernelSHAP
 from .base import Explainer
 from .connection_weights import ConnectionWeights
 from .deeplift import DeepLift, DeepSHAP
+from .excitation import ExcitationBackprop
+from .gradcam import GradCAM, GradCAMPlusPlus
 from .gradient import (
     ExpectedGradient,
     ExpectedGradients,
@@ -13,6 +15,7 @@ from .gradient import (
     SmoothGrad,
 )
 from .guided import Deconvolution, GuidedBackprop
+from .layer import LayerDeepLift, LayerGradient, LayerIntegratedGradients, LayerLRP
 from .lrp import LRP
 from .perturbation import FeatureAblation, Occlusion, ShapleyValueSampling
 
@@ -24,14 +27,21 @@ __all__ = [
     "DeepLift",
     "DeepSHAP",
     "Deconvolution",
+    "ExcitationBackprop",
     "ExpectedGradient",
     "ExpectedGradients",
     "Explainer",
     "FeatureAblation",
+    "GradCAM",
+    "GradCAMPlusPlus",
     "Gradient",
     "GuidedBackprop",
     "IntegratedGradient",
     "IntegratedGradients",
+    "LayerDeepLift",
+    "LayerGradient",
+    "LayerIntegratedGradients",
+    "LayerLRP",
     "Occlusion",
     "ShapleyValueSampling",
     "SmoothGrad",

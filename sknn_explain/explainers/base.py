@@ -516,8 +516,26 @@ class Explainer(BaseEstimator):
         return selection.pick(predict(self.model_, xs, batch_size))
 
     def score(self, X: object = None, y: object = None) -> float:
-        """Explainers are not scored directly: this raises a ``TypeError`` pointing to
-        :class:`~sknn_explain.AttributionTransformer`, whose ``score`` rates explanations.
+        """Explainers are not scored directly: this always raises a ``TypeError``.
+
+        :class:`~sknn_explain.AttributionTransformer`'s ``score`` rates explanations.
+
+        Parameters
+        ----------
+        X : object, optional
+            Ignored.
+        y : object, optional
+            Ignored.
+
+        Returns
+        -------
+        float
+            Never returns.
+
+        Raises
+        ------
+        TypeError
+            Always, pointing to :class:`~sknn_explain.AttributionTransformer`.
         """
         raise TypeError(
             f"{type(self).__name__} explains a model and has no score of its own. "

@@ -281,21 +281,27 @@ def _accumulate(a: State, b: State) -> State:
     return a + b
 
 
-def walk(graph: Graph, start: dict[str, State], backward: Backward) -> dict[str, State]:
+def walk(graph: Graph, start: dict[str, State], backward: Backward,
+         keep: Sequence[str] = ()) -> dict[str, State]:
     """Propagate ``start`` states from the output nodes down to the graph inputs.
 
-    Returns the state of every graph input (``input_0`` ...) that received one.
+    Returns the state of every graph input (``input_0`` ...) that received one, and of
+    every node named in ``keep`` that received one (its complete state, at the output of
+    that node).
     """
     states = dict(start)
+    kept: dict[str, State] = {}
     for node in reversed(graph.nodes):
         g = states.pop(node.name, None)
         if g is None:
             continue
+        if node.name in keep:
+            kept[node.name] = g
         for name, c in zip(node.inputs, backward(node, g)):
             if c is not None:
                 states[name] = c if name not in states else _accumulate(states[name], c)
-    return {input_name(i): states[input_name(i)] for i in range(graph.n_inputs)
-            if input_name(i) in states}
+    return {**kept, **{input_name(i): states[input_name(i)] for i in range(graph.n_inputs)
+                       if input_name(i) in states}}
 
 
 def start_states(graph: Graph, values: dict[str, torch.Tensor], selection: OutputSelection,

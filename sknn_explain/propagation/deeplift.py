@@ -98,8 +98,9 @@ def deeplift_backward(
     *,
     rule_name: str = "rescale",
     winner_takes_all: bool = True,
+    keep: tuple[str, ...] = (),
 ) -> dict[str, torch.Tensor]:
-    """Multipliers of every graph input, ``(K, n, *shape)``.
+    """Multipliers of every graph input (and of the nodes in ``keep``), ``(K, n, *shape)``.
 
     ``vx`` / ``vr`` are the forward values at the inputs and at the references (the latter
     with ``n`` rows or one row, broadcast).
@@ -212,4 +213,4 @@ def deeplift_backward(
             mult = torch.where(small, route(m, ix, in_shape), mult)
         return mult
 
-    return walk(graph, start, backward)
+    return walk(graph, start, backward, keep)

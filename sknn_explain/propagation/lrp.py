@@ -56,8 +56,10 @@ def lrp_backward(
     rules: LayerRules,
     *,
     winner_takes_all: bool = True,
+    keep: tuple[str, ...] = (),
 ) -> dict[str, torch.Tensor]:
-    """Relevance of every graph input, ``(K, n, *shape)``, from output start relevances."""
+    """Relevance of every graph input (and of the nodes in ``keep``), ``(K, n, *shape)``,
+    from output start relevances."""
     first = input_layers(graph)
     outputs = set(graph.outputs)
 
@@ -89,4 +91,4 @@ def lrp_backward(
             raise TypeError(f"LRP has no rule for layer {type(layer).__name__} ({node.name})")
         return out
 
-    return walk(graph, start, backward)
+    return walk(graph, start, backward, keep)
