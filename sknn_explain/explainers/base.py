@@ -516,8 +516,23 @@ class Explainer(BaseEstimator):
         return selection.pick(predict(self.model_, xs, batch_size))
 
     def score(self, X: object = None, y: object = None) -> float:
-        """Explainers are not scored directly: this raises a ``TypeError`` pointing to
-        :class:`~sknn_explain.AttributionTransformer`, whose ``score`` rates explanations.
+        """Not available: explainers are not scored directly.
+
+        This raises a ``TypeError`` pointing to :class:`~sknn_explain.AttributionTransformer`,
+        whose ``score`` rates explanations.
+
+        Parameters
+        ----------
+        X : object, optional
+            Not used.
+        y : object, optional
+            Not used.
+
+        Raises
+        ------
+        TypeError
+            Always; rate explanations with ``AttributionTransformer.score`` or a scorer from
+            :func:`sknn_explain.metrics.get_explanation_scorer`.
         """
         raise TypeError(
             f"{type(self).__name__} explains a model and has no score of its own. "
