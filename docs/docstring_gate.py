@@ -31,31 +31,11 @@ CHECKS = {"GL06", "GL07", "GL08", "PR01", "PR02", "RT01", "YD01", "SS01", "SS03"
 #: Examples): EX01 no Examples section
 TOP_LEVEL_CHECKS = {"EX01"}
 
-#: Findings not fixed yet, by full name: excluded from the build's validation and listed so
-#: the unit test fails both on a new finding and on a fixed one still listed here.
-BACKLOG: dict[str, set[str]] = {
-    "sknn_explain.dask.LazyAttribution": {'EX01', 'PR01'},
-    "sknn_explain.dask.LazyAttribution.compute": {'PR01', 'RT01'},
-    "sknn_explain.dask.LazyAttribution.n_samples": {'GL08'},
-    "sknn_explain.dask.LazyAttribution.to_dask_array": {'RT01'},
-    "sknn_explain.dask.LazyAttribution.to_frame": {'RT01'},
-    "sknn_explain.dask.LazyAttribution.to_parquet": {'PR01'},
-    "sknn_explain.dask.LazyAttribution.to_zarr": {'PR01'},
-    "sknn_explain.dask.explain": {'EX01'},
-    "sknn_explain.dask.feature_importances": {'EX01', 'PR01'},
-    "sknn_explain.dask.transform": {'EX01', 'PR01', 'RT01'},
-    "sknn_explain.metrics.ExplainedRows": {'EX01', 'PR01'},
-    "sknn_explain.metrics.ExplanationScorer": {'EX01'},
-    "sknn_explain.metrics.get_explanation_scorer_names": {'RT01'},
-    "sknn_explain.plotting.Panel": {'EX01', 'PR01'},
-    "sknn_explain.plotting.Panel.value_range": {'RT01'},
-    "sknn_explain.plotting.dependence_panels": {'EX01', 'PR01', 'RT01'},
-    "sknn_explain.plotting.global_panels": {'EX01', 'PR01', 'RT01'},
-    "sknn_explain.plotting.local_panels": {'EX01', 'PR01', 'RT01'},
-    "sknn_explain.plotting.plot_perturbation_curves": {'EX01'},
-    "sknn_explain.plotting.plot_randomisation": {'EX01'},
-    "sknn_explain.transformer.TabularMLP.forward": {'GL08'},
-}
+#: Findings not fixed yet, by full name. It is empty and must stay empty: every public
+#: object passes the gate, and a new public name comes with its full docstring. (The
+#: build excludes the names listed here from its validation, and the unit test fails on a
+#: new finding and on a listed one that is fixed; ``docs/conf.py`` reads this name.)
+BACKLOG: dict[str, set[str]] = {}
 
 
 def _ours(cls: type) -> bool:
