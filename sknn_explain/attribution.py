@@ -481,5 +481,5 @@ class Attribution:
         return plot_dependence(self, feature, color_by=color_by, output_idx=output_idx,
                                **kwargs)
 
-    #: same as :meth:`plot_local`
+    # the same method as plot_local, documented by its docstring (a #: comment would replace it)
     plot = plot_local

@@ -438,7 +438,7 @@ class LazyAttribution:
     packed : dask.array.Array of shape (n, n_features + 1 or 2, n_outputs)
         Per row: the flattened attributions, the predictions and (``has_goal``) the
         decomposition goal, for every selected output node of every output layer.
-    inputs : dask.array.Array of shape (n, *input_shape)
+    inputs : dask.array.Array of shape ``(n, *input_shape)``
         The explained data.
     sizes : list of int
         The number of selected nodes per output layer (the split of the last axis).

@@ -65,7 +65,7 @@ class LinearMap(Protocol):
 
         Parameters
         ----------
-        x : torch.Tensor of shape (n, *in)
+        x : torch.Tensor of shape ``(n, *in)``
             The layer input (or a modified input, e.g. its positive part).
         weights : Modifier, default=KEEP
             Applied to the weights before the layer is evaluated.
@@ -74,7 +74,7 @@ class LinearMap(Protocol):
 
         Returns
         -------
-        torch.Tensor of shape (n, *out)
+        torch.Tensor of shape ``(n, *out)``
             ``x weights(W)' (+ bias(b))``.
         """
         ...
@@ -84,14 +84,14 @@ class LinearMap(Protocol):
 
         Parameters
         ----------
-        g : torch.Tensor of shape (K, n, *out)
+        g : torch.Tensor of shape ``(K, n, *out)``
             A message per output (e.g. relevance divided by the denominator).
         weights : Modifier, default=KEEP
             Applied to the weights before transposing.
 
         Returns
         -------
-        torch.Tensor of shape (K, n, *in)
+        torch.Tensor of shape ``(K, n, *in)``
             ``g weights(W)`` (the vector-Jacobian product with modified weights).
         """
         ...
@@ -188,16 +188,16 @@ class Rule(ValueObject):
         ----------
         op : LinearMap
             The layer, evaluated with modified weights / bias.
-        x : torch.Tensor of shape (n, *in)
+        x : torch.Tensor of shape ``(n, *in)``
             The layer input.
-        r : torch.Tensor of shape (K, n, *out)
+        r : torch.Tensor of shape ``(K, n, *out)``
             The relevance of the layer output, one slice per explained output ``K``.
-        z : torch.Tensor of shape (n, *out), optional
+        z : torch.Tensor of shape ``(n, *out)``, optional
             The layer output if already known (saves a forward pass).
 
         Returns
         -------
-        torch.Tensor of shape (K, n, *in)
+        torch.Tensor of shape ``(K, n, *in)``
             The relevance of the layer input.
 
         Raises
@@ -213,16 +213,16 @@ class Rule(ValueObject):
 
         Parameters
         ----------
-        summands : sequence of torch.Tensor of shape (n, *shape)
+        summands : sequence of torch.Tensor of shape ``(n, *shape)``
             The inputs of the ``Add`` node.
-        z : torch.Tensor of shape (n, *shape)
+        z : torch.Tensor of shape ``(n, *shape)``
             Their sum, the node's output.
-        r : torch.Tensor of shape (K, n, *shape)
+        r : torch.Tensor of shape ``(K, n, *shape)``
             The relevance of the output.
 
         Returns
         -------
-        list of torch.Tensor of shape (K, n, *shape)
+        list of torch.Tensor of shape ``(K, n, *shape)``
             The relevance of each summand, in order.
 
         Raises

@@ -123,16 +123,16 @@ class LinearRule(Rule):
         ----------
         op : LinearMap
             The layer, evaluated with modified weights / bias.
-        x : torch.Tensor of shape (n, *in)
+        x : torch.Tensor of shape ``(n, *in)``
             The layer input.
-        r : torch.Tensor of shape (K, n, *out)
+        r : torch.Tensor of shape ``(K, n, *out)``
             The relevance of the layer output, one slice per explained output ``K``.
-        z : torch.Tensor of shape (n, *out), optional
+        z : torch.Tensor of shape ``(n, *out)``, optional
             The layer output if already known (saves a forward pass).
 
         Returns
         -------
-        torch.Tensor of shape (K, n, *in)
+        torch.Tensor of shape ``(K, n, *in)``
             The relevance of the layer input.
         """
         eps = self.eps(x.dtype)
@@ -172,16 +172,16 @@ class _Proportional(LinearRule):
 
         Parameters
         ----------
-        summands : sequence of torch.Tensor of shape (n, *shape)
+        summands : sequence of torch.Tensor of shape ``(n, *shape)``
             The inputs of the ``Add`` node.
-        z : torch.Tensor of shape (n, *shape)
+        z : torch.Tensor of shape ``(n, *shape)``
             Their sum, the node's output.
-        r : torch.Tensor of shape (K, n, *shape)
+        r : torch.Tensor of shape ``(K, n, *shape)``
             The relevance of the output.
 
         Returns
         -------
-        list of torch.Tensor of shape (K, n, *shape)
+        list of torch.Tensor of shape ``(K, n, *shape)``
             The relevance of each summand, in order.
         """
         s = r * torch.reciprocal(stabilize(z, self.eps(r.dtype)))
@@ -464,13 +464,13 @@ class ZBox(LinearRule):
 
         Parameters
         ----------
-        like : torch.Tensor of shape (n, *shape)
+        like : torch.Tensor of shape ``(n, *shape)``
             A layer input: gives the shape, dtype and device.
 
         Returns
         -------
-        low, high : torch.Tensor of shape shape
-            The bounds, each of one sample's shape.
+        low, high : torch.Tensor
+            The bounds, each of one sample's shape ``shape``.
 
         Raises
         ------

@@ -47,16 +47,16 @@ class Pass(Rule):
         ----------
         op : LinearMap
             The layer (not used).
-        x : torch.Tensor of shape (n, *shape)
+        x : torch.Tensor of shape ``(n, *shape)``
             The layer input (not used).
-        r : torch.Tensor of shape (K, n, *shape)
+        r : torch.Tensor of shape ``(K, n, *shape)``
             The relevance of the layer output.
-        z : torch.Tensor of shape (n, *shape), optional
+        z : torch.Tensor of shape ``(n, *shape)``, optional
             The layer output (not used).
 
         Returns
         -------
-        torch.Tensor of shape (K, n, *shape)
+        torch.Tensor of shape ``(K, n, *shape)``
             ``r`` itself.
         """
         return r
@@ -93,16 +93,16 @@ class EqualSplit(Rule):
 
         Parameters
         ----------
-        summands : sequence of torch.Tensor of shape (n, *shape)
+        summands : sequence of torch.Tensor of shape ``(n, *shape)``
             The inputs of the ``Add`` node (only their number is used).
-        z : torch.Tensor of shape (n, *shape)
+        z : torch.Tensor of shape ``(n, *shape)``
             Their sum (not used).
-        r : torch.Tensor of shape (K, n, *shape)
+        r : torch.Tensor of shape ``(K, n, *shape)``
             The relevance of the output.
 
         Returns
         -------
-        list of torch.Tensor of shape (K, n, *shape)
+        list of torch.Tensor of shape ``(K, n, *shape)``
             The relevance of each summand, in order.
         """
         return [r / len(summands)] * len(summands)
