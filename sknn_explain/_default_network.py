@@ -41,6 +41,18 @@ class TabularMLP(nn.Module):
         self.out = nn.Linear(hidden, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's output.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n, n_features)
+            A batch of samples.
+
+        Returns
+        -------
+        torch.Tensor of shape (n, n_outputs)
+            Logits (classification) or predictions (regression).
+        """
         return self.out(self.act(self.hidden(x)))
 
 

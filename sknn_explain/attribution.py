@@ -182,11 +182,23 @@ class Attribution:
             Per original column (default) or per encoded feature (a pipeline's
             preprocessing output, e.g. one value per one-hot column). Without
             preprocessing both are the same.
+
+        Returns
+        -------
+        ndarray or list of list of ndarray
+            ``(n_samples, *input_shape, n_outputs)`` for one input and one output layer;
+            else ``values[output_layer][input]`` (innsight's nesting).
         """
         return _squeeze(self._level(level)._values)
 
     def to_tensor(self):
-        """Attributions as torch tensors, nested like :meth:`to_numpy`."""
+        """Attributions as torch tensors, nested like :meth:`to_numpy`.
+
+        Returns
+        -------
+        torch.Tensor or list of list of torch.Tensor
+            The values of :meth:`to_numpy` as CPU tensors (sharing their memory).
+        """
         return _squeeze([[torch.from_numpy(v) for v in layer] for layer in self._values])
 
     @property
@@ -218,10 +230,12 @@ class Attribution:
 
     @property
     def n_samples(self) -> int:
+        """The number of explained samples (rows of ``X``)."""
         return self._inputs[0].shape[0]
 
     @property
     def n_inputs(self) -> int:
+        """The number of model inputs (1 unless the model takes several tensors)."""
         return len(self._inputs)
 
     @property
@@ -256,6 +270,22 @@ class Attribution:
         (its index), or its 0-based position for arrays and tensors, so results join back
         onto the data (``frame.merge(X, left_on="index", right_index=True)``). Name columns
         are ordered categoricals (data order), which is exactly what seaborn wants.
+
+        Parameters
+        ----------
+        level : {"original", "encoded"}, default="original"
+            Rows per original column, or per encoded feature (a pipeline's preprocessing
+            output, e.g. one per one-hot column).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per sample x input position x output node, the columns above.
+
+        Raises
+        ------
+        ValueError
+            For an input of rank above 3 (per sample).
         """
         if self._level(level) is not self:
             return self._encoded.to_frame()
@@ -342,7 +372,30 @@ class Attribution:
 
         Thin wrapper of :func:`sknn_explain.plotting.plot_local` (see there for all
         arguments); returns a seaborn FacetGrid (an Axes with ``ax=``, a plotly Figure with
-        ``as_plotly=True``).
+        ``as_plotly=True``). :meth:`plot` is the same method.
+
+        Parameters
+        ----------
+        data_idx : int or list of int, default=0
+            0-based samples to plot.
+        output_idx : int, list of int or list of (list of int or None), optional
+            0-based output nodes (computed by ``explain``); default: every computed node.
+        output_label : label or list of labels, optional
+            Output nodes by name instead of index.
+        aggr_channels : {"sum", "mean", "norm"}, callable or None, default="sum"
+            How signal / image channels are reduced.
+        same_scale : bool, default=False
+            Share one value scale across inputs too (panels of one input always do).
+        show_preds : bool, default=True
+            Add the prediction, the attributions' sum and the goal to the panel titles.
+        **kwargs
+            The keyword-only arguments of :func:`sknn_explain.plotting.plot_local`
+            (``show_input``, ``kind``, ``max_display``, ``ax``, ``as_plotly``, ...).
+
+        Returns
+        -------
+        seaborn.FacetGrid, matplotlib Axes (when ``ax`` is given) or plotly Figure
+            The figure; ``grid.data`` holds the tidy data drawn.
 
         Examples
         --------
@@ -374,6 +427,27 @@ class Attribution:
         Thin wrapper of :func:`sknn_explain.plotting.plot_global` (see there for all
         arguments, e.g. ``aggr_channels``, ``same_scale``, ``input_idx``, ``ax``,
         ``as_plotly``; examples there).
+
+        Parameters
+        ----------
+        output_idx, output_label : optional
+            Output nodes, as in :meth:`plot_local` (default: the first computed node).
+        data_idx : "all" or list of int, default="all"
+            0-based samples to summarise.
+        ref_data_idx : int, optional
+            A sample to highlight (tabular and signal inputs).
+        preprocess : "auto", callable or None, default="auto"
+            Element-wise function of the attributions before summarising (``"auto"``:
+            ``np.abs``, signed values for ``kind="beeswarm"``).
+        kind : {"box", "violin", "strip", "bar", "beeswarm", "heatmap"}, optional
+            The summary; default "box" for tabular / signal inputs, "heatmap" for images.
+        **kwargs
+            The keyword-only arguments of :func:`sknn_explain.plotting.plot_global`.
+
+        Returns
+        -------
+        seaborn.FacetGrid, matplotlib Axes (when ``ax`` is given) or plotly Figure
+            The figure.
         """
         return plot_global(
             self, output_idx=output_idx, output_label=output_label, data_idx=data_idx,
@@ -384,11 +458,28 @@ class Attribution:
         """shap-style dependence plot: one feature's attribution against its value.
 
         Thin wrapper of :func:`sknn_explain.plotting.plot_dependence` (see there for all
-        arguments); returns a seaborn FacetGrid (an Axes with ``ax=``, a plotly Figure with
-        ``as_plotly=True``).
+        arguments and examples).
+
+        Parameters
+        ----------
+        feature : int or str
+            0-based feature index or feature name.
+        color_by : "auto", int, str or None, default="auto"
+            The colouring feature (``"auto"``: the strongest interaction proxy; None: one
+            colour).
+        output_idx : int or list of int, optional
+            0-based output nodes (default: every computed node).
+        **kwargs
+            The other arguments of :func:`sknn_explain.plotting.plot_dependence`
+            (``output_label``, ``data_idx``, ``ax``, ``as_plotly``, ...).
+
+        Returns
+        -------
+        seaborn.FacetGrid, matplotlib Axes (when ``ax`` is given) or plotly Figure
+            The figure.
         """
         return plot_dependence(self, feature, color_by=color_by, output_idx=output_idx,
                                **kwargs)
 
-    #: same as :meth:`plot_local`
+    # the same method as plot_local, documented by its docstring (a #: comment would replace it)
     plot = plot_local

@@ -299,6 +299,19 @@ def explain(explainer: object, X: object, output_idx: object = None,
     Returns
     -------
     LazyAttribution
+        Computed by its ``compute`` / ``to_zarr`` / ``to_parquet``.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, torch
+    >>> from sknn_explain import Gradient
+    >>> from sknn_explain.dask import explain
+    >>> X = da.from_array(np.ones((6, 3), dtype="float32"), chunks=3)
+    >>> res = explain(Gradient().fit(torch.nn.Linear(3, 2)), X)
+    >>> res.n_samples, res.chunks
+    (6, (3, 3))
+    >>> res.compute().values.shape
+    (6, 3, 2)
     """
     explainer._check_fitted()
     if explainer.n_inputs_ not in (None, 1):
@@ -416,11 +429,38 @@ class LazyAttribution:
     (``dask.compute(res.values, res.predictions)``) or store them with :meth:`to_zarr`, else
     each one recomputes the explanation.
 
+    Parameters
+    ----------
+    method, input_names, output_names, output_layers, output_idx
+        As the attributes (a LazyAttribution is made by :func:`explain`, not by hand).
+    goal_description, channels_first
+        As the attributes.
+    packed : dask.array.Array of shape (n, n_features + 1 or 2, n_outputs)
+        Per row: the flattened attributions, the predictions and (``has_goal``) the
+        decomposition goal, for every selected output node of every output layer.
+    inputs : dask.array.Array of shape ``(n, *input_shape)``
+        The explained data.
+    sizes : list of int
+        The number of selected nodes per output layer (the split of the last axis).
+    has_goal : bool
+        Whether ``packed`` holds the decomposition goal.
+
     Attributes
     ----------
     method, input_names, output_names, output_layers, output_idx, goal_description,
     channels_first, output_space :
         As for :class:`~sknn_explain.Attribution`.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, torch
+    >>> from sknn_explain import Gradient
+    >>> X = da.from_array(np.ones((6, 3), dtype="float32"), chunks=3)
+    >>> res = Gradient().fit(torch.nn.Linear(3, 2)).explain(X)
+    >>> res  # doctest: +ELLIPSIS
+    LazyAttribution(method='Gradient', n_samples=6, input_shape=(3,), ... (not computed))
+    >>> res.values.shape, res.to_frame().npartitions
+    ((6, 3, 2), 2)
     """
 
     def __init__(self, *, method, packed, inputs, input_names, output_names, output_layers,
@@ -458,7 +498,13 @@ class LazyAttribution:
         return self._layers(None)
 
     def to_dask_array(self):
-        """Same as :attr:`values`."""
+        """Same as :attr:`values`.
+
+        Returns
+        -------
+        dask.array.Array or list of dask.array.Array
+            ``(n, *input_shape, n_outputs)``, one per output layer when several.
+        """
         return self.values
 
     @property
@@ -486,6 +532,7 @@ class LazyAttribution:
 
     @property
     def n_samples(self) -> int:
+        """The number of rows of the explained ``X``."""
         return int(self._inputs.shape[0])
 
     @property
@@ -504,6 +551,16 @@ class LazyAttribution:
 
         Only for results that fit in memory; use :meth:`to_zarr` / :meth:`to_parquet`
         otherwise.
+
+        Parameters
+        ----------
+        progress : bool, default=False
+            Show dask's progress bar while computing.
+
+        Returns
+        -------
+        Attribution
+            The in-memory result, as ``explain`` on the computed ``X`` would give.
         """
         packed, inputs = _compute(self._packed, self._inputs, progress=progress)
         return _block_attribution(np.asarray(packed), self, inputs=np.asarray(inputs))
@@ -514,6 +571,11 @@ class LazyAttribution:
         One partition per row chunk. ``data`` holds plain strings ``"data_<row + 1>"``
         (global row numbers; not a categorical, whose categories would differ between
         partitions); the other name columns are ordered categoricals as in memory.
+
+        Returns
+        -------
+        dask.dataframe.DataFrame
+            The long-form attributions, not computed yet.
         """
         dask = _dask()
         import dask.dataframe as dd
@@ -532,6 +594,16 @@ class LazyAttribution:
 
         Streams chunk by chunk (memory per worker bounded by the chunk size); ``kwargs``
         go to ``dask.dataframe.DataFrame.to_parquet``.
+
+        Parameters
+        ----------
+        path : str
+            The dataset's directory (or URL, as dask accepts).
+        progress : bool, default=False
+            Show dask's progress bar while writing.
+        **kwargs
+            Passed to ``dask.dataframe.DataFrame.to_parquet`` (``write_index`` defaults to
+            False).
         """
         kwargs.setdefault("write_index", False)
         write = self.to_frame().to_parquet(path, compute=False, **kwargs)
@@ -545,6 +617,15 @@ class LazyAttribution:
         goal), chunked along rows; names and the method in the group's attributes. One
         explanation task per chunk feeds all arrays; a retried task rewrites its own
         region only. Irregular row chunks are first made regular (Zarr needs them).
+
+        Parameters
+        ----------
+        store : str or zarr store
+            Where the group is written.
+        overwrite : bool, default=False
+            Replace an existing group; False raises if ``store`` already holds one.
+        progress : bool, default=False
+            Show dask's progress bar while writing.
         """
         _dask()
         import dask.array as da
@@ -606,8 +687,34 @@ def _transform_array(transformer: object, X: object):
 def transform(transformer: object, X: object):
     """Lazy :meth:`AttributionTransformer.transform` of a dask array / DataFrame.
 
-    Returns a dask array ``(n, n_features_out)`` chunked like ``X`` for an array, a dask
-    DataFrame with ``get_feature_names_out()`` columns (and ``X``'s index) for a DataFrame.
+    Parameters
+    ----------
+    transformer : AttributionTransformer
+        A fitted transformer.
+    X : dask.array.Array or dask.dataframe.DataFrame
+        ``(n_samples, n_features_in_)``, chunked along rows.
+
+    Returns
+    -------
+    dask.array.Array or dask.dataframe.DataFrame
+        A dask array ``(n, n_features_out)`` chunked like ``X`` for an array, a dask
+        DataFrame with ``get_feature_names_out()`` columns (and ``X``'s index) for a
+        DataFrame.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from sknn_explain import AttributionTransformer, Gradient
+    >>> from sknn_explain.dask import transform
+    >>> X, y = load_iris(return_X_y=True)
+    >>> mlp = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
+    >>> mlp = mlp.fit(X, y)
+    >>> tr = AttributionTransformer(mlp, Gradient(), prefit=True).fit(X, y)
+    >>> lazy = transform(tr, da.from_array(X, chunks=50))
+    >>> lazy.shape, lazy.chunks[0]
+    ((150, 4), (50, 50, 50))
     """
     out, columns, names = _transform_array(transformer, X)
     if columns is None:
@@ -622,9 +729,33 @@ def feature_importances(transformer: object, X: object, progress: bool = False) 
 
     The same quantity as ``feature_importances_`` (which uses the training data).
 
+    Parameters
+    ----------
+    transformer : AttributionTransformer
+        A fitted transformer.
+    X : dask.array.Array or dask.dataframe.DataFrame
+        ``(n_samples, n_features_in_)``, chunked along rows.
+    progress : bool, default=False
+        Show dask's progress bar while computing.
+
     Returns
     -------
     ndarray of shape (n_features_in_,)
+        The mean absolute attribution of each input feature.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from sknn_explain import AttributionTransformer, Gradient
+    >>> from sknn_explain.dask import feature_importances
+    >>> X, y = load_iris(return_X_y=True)
+    >>> mlp = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)
+    >>> mlp = mlp.fit(X, y)
+    >>> tr = AttributionTransformer(mlp, Gradient(), prefit=True).fit(X, y)
+    >>> feature_importances(tr, da.from_array(X, chunks=50)).shape
+    (4,)
     """
     out, _, _ = _transform_array(transformer, X)
     (mean,) = _compute(abs(out).mean(axis=0), progress=progress)

@@ -62,6 +62,18 @@ class GraphModel(AdapterBase):
         Name of the activation dropped by ``ignore_last_act``.
 
     It implements the :class:`~sknn_explain._model.ModelAdapter` protocol in full.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.convert import prepare_model
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Softmax(-1))
+    >>> model = prepare_model(net, ignore_last_act=True, dtype=torch.float32,
+    ...                       device=torch.device("cpu"))
+    >>> model
+    GraphModel(converted, ignore_last_act=True)
+    >>> model.removed_activation, model.input_shapes, model.output_names([2])
+    ('softmax', [(3,)], [['Y1', 'Y2']])
     """
 
     def __init__(self, graph: Graph | None, *, ignore_last_act: bool,
@@ -99,16 +111,19 @@ class GraphModel(AdapterBase):
 
     @property
     def converted(self) -> bool:
+        """Whether the model is converted (False while pending or after a fallback)."""
         return self.full_graph is not None
 
     @property
     def input_shapes(self) -> list[tuple[int, ...]] | None:
+        """Per-sample shape of each model input (None: not known yet)."""
         if self.full_graph is not None:
             return self.full_graph.input_shapes
         return None if self._source is None else self._source.input_shapes
 
     @property
     def input_names(self) -> list | None:
+        """Per input, per axis, the names of the positions (None: not known yet)."""
         if self.full_graph is not None:
             return self.full_graph.input_names
         return None if self._source is None else self._source.input_names
@@ -116,8 +131,16 @@ class GraphModel(AdapterBase):
     def ensure(self, xs: Sequence[torch.Tensor]) -> Graph | None:
         """Finish a pending conversion for inputs like ``xs``; return the explained graph.
 
-        Returns None when the conversion failed and the adapter fell back to the plain model
-        (only when ``require_graph`` is False).
+        Parameters
+        ----------
+        xs : sequence of torch.Tensor
+            One batch ``(n, *input_shape)`` per model input.
+
+        Returns
+        -------
+        Graph or None
+            The explained graph; None when the conversion failed and the adapter fell back
+            to the plain model (only when ``require_graph`` is False).
 
         Raises
         ------
@@ -167,8 +190,16 @@ class GraphModel(AdapterBase):
         return flatten_outputs(self.graph(*xs))
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
-        """Run the model on ``xs``; a pending conversion runs its private reference copy of
-        the original model and is not finished here."""
+        """Run the model on ``xs`` to check that it takes them.
+
+        A pending conversion runs its private reference copy of the original model and is
+        not finished here.
+
+        Parameters
+        ----------
+        xs : sequence of torch.Tensor
+            One batch ``(n, *input_shape)`` per model input.
+        """
         if self.pending:
             self._source.check_inputs(xs)
         else:
@@ -180,6 +211,11 @@ class GraphModel(AdapterBase):
         The graph bakes shape-derived values in (``F.avg_pool2d(h, h.size()[2:])``,
         ``x.view(n, -1)`` widths): running it on another image size would silently compute a
         different function than the model.
+
+        Parameters
+        ----------
+        xs : sequence of torch.Tensor
+            One batch ``(n, *input_shape)`` per model input.
 
         Raises
         ------
@@ -200,7 +236,18 @@ class GraphModel(AdapterBase):
             )
 
     def output_names(self, dims: Sequence[int]) -> list[list]:
-        """Names of every output node per output layer (``classes_`` or ``Y1..``)."""
+        """Names of every output node per output layer (``classes_`` or ``Y1..``).
+
+        Parameters
+        ----------
+        dims : sequence of int
+            The number of nodes of each output layer.
+
+        Returns
+        -------
+        list of list
+            Per output layer, the name of each node.
+        """
         graph = self.full_graph
         given = None if graph is None else graph.output_names
         if given is None and self._fallback is not None:
@@ -312,9 +359,27 @@ def prepare_model(
     :func:`~.dispatch.make_source` picks its converter, :func:`~.source.finish` builds and
     verifies the graph, and the result is wrapped here.
 
-    Returns a :class:`GraphModel`, or (torch / skorch models, when conversion fails and
-    ``require_graph`` is False) the plain :class:`~sknn_explain._model.TorchModel` copy, whose
-    ``conversion_error`` attribute says why.
+    Parameters
+    ----------
+    model : nn.Module, skorch net, scikit-learn MLP or Pipeline, dict or Graph
+        The model; it is copied, never modified.
+    ignore_last_act : bool
+        Explain the outputs before the model's last activation (softmax / sigmoid).
+    dtype : torch.dtype
+        The dtype of the converted model.
+    device : torch.device
+        Where the converted model runs.
+    require_graph : bool, default=False
+        Raise the conversion error instead of falling back to the plain model copy.
+    space : {"network", "raw"}, default="network"
+        A Pipeline's scalers as preprocessing (``"network"``) or folded into the graph.
+
+    Returns
+    -------
+    GraphModel or TorchModel
+        A :class:`GraphModel`, or (torch / skorch models, when conversion fails and
+        ``require_graph`` is False) the plain ``TorchModel`` copy, whose
+        ``conversion_error`` attribute says why.
 
     Raises
     ------
@@ -323,6 +388,15 @@ def prepare_model(
     ValueError
         Unfitted model; :class:`ConversionError` when conversion fails and the graph is
         required (or the model is not a torch / skorch model).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.convert import prepare_model
+    >>> model = prepare_model(torch.nn.Linear(3, 2), ignore_last_act=False,
+    ...                       dtype=torch.float32, device=torch.device("cpu"))
+    >>> type(model).__name__, model.input_shapes
+    ('GraphModel', [(3,)])
     """
     prepared = take_apart(model, space)  # the one front door: preprocessing / network / names
     if prepared.preprocess is not None:

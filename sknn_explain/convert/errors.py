@@ -21,24 +21,63 @@ class ConversionError(ValueError):
         could tell before it failed (None: unknown, e.g. ``torch.fx`` could not trace the
         model). The plain-copy fallback uses it to warn that ``ignore_last_act`` cannot be
         honoured.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain import ConversionError, convert
+    >>> model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.LSTM(3, 3))
+    >>> try:
+    ...     convert(model, input_shape=(2,))
+    ... except ConversionError as err:
+    ...     print(type(err).__name__, isinstance(err, ValueError))
+    UnsupportedLayerError True
     """
 
     ends_with_activation: bool | None = None
 
     def with_ends_with_activation(self, value: bool | None) -> ConversionError:
-        """This error, recording what the converter knew about the last activation."""
+        """This error, recording what the converter knew about the last activation.
+
+        Parameters
+        ----------
+        value : bool or None
+            Whether the model's first output is produced by an activation (None: unknown).
+
+        Returns
+        -------
+        ConversionError
+            ``self``, with ``ends_with_activation`` set (for ``raise err.with_...(v)``).
+        """
         self.ends_with_activation = value
         return self
 
 
 class ExampleInputsError(ConversionError):
-    """The model failed on the example inputs the graph is built from: the input shape
-    inferred from the model (e.g. from its first ``nn.Linear``) is wrong, so the conversion
-    waits for real data."""
+    """The model failed on the example inputs the graph is built from.
+
+    The input shape inferred from the model (e.g. from its first ``nn.Linear``) is wrong, so
+    the conversion waits for real data.
+
+    Examples
+    --------
+    >>> from sknn_explain.convert import ConversionError, ExampleInputsError
+    >>> issubclass(ExampleInputsError, ConversionError)
+    True
+    """
 
 
 class UnsupportedLayerError(ConversionError):
     """A module, function or pipeline step has no graph layer.
+
+    Parameters
+    ----------
+    what : str
+        The offending object, e.g. ``"nn.LSTM"``.
+    where : str
+        Its position, e.g. ``"'encoder.rnn'"``.
+    reason : str, default=""
+        Why it cannot be converted (added to the message).
 
     Attributes
     ----------
@@ -46,6 +85,17 @@ class UnsupportedLayerError(ConversionError):
         The offending object, e.g. ``"nn.LSTM"``.
     where : str
         Its position, e.g. ``"'encoder.rnn'"``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain import UnsupportedLayerError, convert
+    >>> model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.LSTM(3, 3))
+    >>> try:
+    ...     convert(model, input_shape=(2,))
+    ... except UnsupportedLayerError as err:
+    ...     print(err.what, err.where)
+    nn.LSTM '1'
     """
 
     hint = GRADIENT_HINT
@@ -59,9 +109,29 @@ class UnsupportedLayerError(ConversionError):
 
 
 class BatchStatisticsError(UnsupportedLayerError):
-    """A layer normalises with statistics of the current batch (e.g. ``BatchNorm1d(
-    track_running_stats=False)``): the model is not a per-sample function, so no method can
-    explain one sample independently of the others; the gradient methods refuse it too."""
+    """A layer normalises with statistics of the current batch.
+
+    For example ``BatchNorm1d(track_running_stats=False)``: the model is not a per-sample
+    function, so no method can explain one sample independently of the others; the gradient
+    methods refuse it too.
+
+    Parameters
+    ----------
+    what, where, reason
+        As :class:`~sknn_explain.UnsupportedLayerError`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain import convert
+    >>> from sknn_explain.convert import BatchStatisticsError
+    >>> bn = torch.nn.BatchNorm1d(3, track_running_stats=False)
+    >>> try:
+    ...     convert(torch.nn.Sequential(torch.nn.Linear(2, 3), bn))
+    ... except BatchStatisticsError as err:
+    ...     print(err.what)
+    nn.BatchNorm1d
+    """
 
     hint = (
         "Its output for one sample depends on the other samples in the batch, so per-sample "
@@ -72,4 +142,14 @@ class BatchStatisticsError(UnsupportedLayerError):
 
 
 class VerificationError(ConversionError):
-    """The converted graph does not reproduce the original model's output."""
+    """The converted graph does not reproduce the original model's output.
+
+    Raised by the conversion's check (``check=True``); the message gives the largest
+    difference and the tolerance.
+
+    Examples
+    --------
+    >>> from sknn_explain.convert import ConversionError, VerificationError
+    >>> issubclass(VerificationError, ConversionError)
+    True
+    """

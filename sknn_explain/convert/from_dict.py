@@ -23,6 +23,22 @@ def dict_to_graph(model: dict, dtype: torch.dtype = torch.float32,
                   device: torch.device | str = "cpu") -> Graph:
     """Build a :class:`Graph` from innsight's "model as list" dict (the format: :mod:`.serialize`).
 
+    Parameters
+    ----------
+    model : dict
+        innsight's model list: ``input_dim``, ``input_nodes``, ``output_nodes`` and
+        ``layers`` (one dict per layer: ``type``, weights, ``input_layers``,
+        ``output_layers``, ...).
+    dtype : torch.dtype, default=torch.float32
+        The dtype of the layers' parameters.
+    device : torch.device or str, default="cpu"
+        Where the parameters live.
+
+    Returns
+    -------
+    Graph
+        The graph; layer activations become their own ``Activation`` nodes.
+
     Examples
     --------
     >>> import numpy as np

@@ -43,6 +43,18 @@ class Graph(nn.Module):
     output_names : list of list or None
         Names of every output node, per output (``output_names_`` is its deprecated
         spelling).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.convert import Graph, Node
+    >>> from sknn_explain.layers import Activation, Dense
+    >>> g = Graph([Node("dense", Dense(torch.ones(2, 3)), ["input_0"]),
+    ...            Node("act", Activation("relu"), ["dense"])], 1, ["act"], [(3,)])
+    >>> g(torch.ones(1, 3))
+    (tensor([[3., 3.]]),)
+    >>> g.node_shapes()["dense"]
+    (2,)
     """
 
     def __init__(
@@ -97,7 +109,23 @@ class Graph(nn.Module):
         super().__setstate__(state)
 
     def forward_all(self, *xs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every value of the graph: inputs (``input_i``) and every node's output."""
+        """Every value of the graph: inputs (``input_i``) and every node's output.
+
+        Parameters
+        ----------
+        *xs : torch.Tensor
+            One batch ``(n, *input_shape)`` per graph input.
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            Value name (``input_0``, ..., then the node names) -> its value.
+
+        Raises
+        ------
+        ValueError
+            For a number of inputs other than ``n_inputs``.
+        """
         if len(xs) != self.n_inputs:
             raise ValueError(f"the graph takes {self.n_inputs} input(s), got {len(xs)}")
         values = {input_name(i): x for i, x in enumerate(xs)}
@@ -106,10 +134,39 @@ class Graph(nn.Module):
         return values
 
     def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The model outputs.
+
+        Parameters
+        ----------
+        *xs : torch.Tensor
+            One batch ``(n, *input_shape)`` per graph input.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            The values of the ``outputs`` nodes, in order (a tuple also for one output).
+        """
         values = self.forward_all(*xs)
         return tuple(values[o] for o in self.outputs)
 
     def node(self, name: str) -> Node:
+        """The node called ``name``.
+
+        Parameters
+        ----------
+        name : str
+            A node name.
+
+        Returns
+        -------
+        Node
+            The node (its layer is the graph's own, not a copy).
+
+        Raises
+        ------
+        KeyError
+            If the graph has no node of that name.
+        """
         for n in self.nodes:
             if n.name == name:
                 return n
@@ -119,6 +176,11 @@ class Graph(nn.Module):
         """A graph whose outputs skip a final :class:`Activation` node (``ignore_last_act``).
 
         Shares layers with ``self``; nodes only feeding removed activations stay (harmless).
+
+        Returns
+        -------
+        Graph
+            A new graph, or ``self`` when no output is an activation.
         """
         outputs = []
         for out in self.outputs:
@@ -138,6 +200,11 @@ class Graph(nn.Module):
 
     def node_shapes(self) -> dict[str, tuple[int, ...]]:
         """Per-sample shape of every value (graph inputs and nodes), from ``input_shapes``.
+
+        Returns
+        -------
+        dict of str to tuple of int
+            Value name (``input_0``, ..., then the node names) -> per-sample shape.
 
         Raises
         ------
@@ -159,6 +226,11 @@ class Graph(nn.Module):
 
     def summary(self) -> str:
         """One line per node with its layer, parents and output shape (innsight's print).
+
+        Returns
+        -------
+        str
+            The table, with a header line counting inputs, outputs, nodes and parameters.
 
         Examples
         --------
@@ -215,12 +287,29 @@ class Graph(nn.Module):
 
     # ------------------------------------------------------------------ dict form
     def to_dict(self) -> dict:
-        """The graph in innsight's "model as list" form (see
-        :func:`~sknn_explain.convert.graph_to_dict`)."""
+        """The graph in innsight's "model as list" form.
+
+        Returns
+        -------
+        dict
+            As :func:`~sknn_explain.convert.graph_to_dict`.
+        """
         return graph_to_dict(self)
 
     @classmethod
     def from_dict(cls, model: dict, dtype: torch.dtype = torch.float32) -> Graph:
-        """Build a graph from innsight's "model as list" form (see
-        :func:`~sknn_explain.convert.dict_to_graph`)."""
+        """Build a graph from innsight's "model as list" form.
+
+        Parameters
+        ----------
+        model : dict
+            As :func:`~sknn_explain.convert.dict_to_graph`.
+        dtype : torch.dtype, default=torch.float32
+            The dtype of the layers' parameters.
+
+        Returns
+        -------
+        Graph
+            The graph, on the CPU.
+        """
         return build_graph(model, dtype, torch.device("cpu"), graph_cls=cls)

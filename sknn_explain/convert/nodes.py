@@ -17,13 +17,50 @@ __all__ = ["Node", "NodeBuilder", "input_name"]
 
 
 def input_name(i: int) -> str:
-    """Name of the ``i``-th graph input as used in ``Node.inputs``."""
+    """Name of the ``i``-th graph input as used in ``Node.inputs``.
+
+    Parameters
+    ----------
+    i : int
+        0-based index of the graph input.
+
+    Returns
+    -------
+    str
+        ``"input_<i>"``.
+
+    Examples
+    --------
+    >>> from sknn_explain.convert import input_name
+    >>> input_name(0)
+    'input_0'
+    """
     return f"input_{i}"
 
 
 @dataclass
 class Node:
-    """One layer application: ``layer(*[value of name] for name in inputs)``."""
+    """One layer application: ``layer(*[value of name] for name in inputs)``.
+
+    Parameters
+    ----------
+    name : str
+        The node's name, unique in its graph (and not an input name).
+    layer : Layer
+        The layer applied (a module of :mod:`sknn_explain.layers`).
+    inputs : list of str
+        Names of the values fed to the layer: graph inputs (``input_0``, ...) or earlier
+        nodes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.convert import Node
+    >>> from sknn_explain.layers import Dense
+    >>> node = Node("dense", Dense(torch.ones(2, 3)), ["input_0"])
+    >>> node.name, node.inputs
+    ('dense', ['input_0'])
+    """
 
     name: str
     layer: Layer

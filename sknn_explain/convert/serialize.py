@@ -629,10 +629,33 @@ def _layer_dict(layer: Layer, rank: int | None) -> dict:
 
 
 def graph_to_dict(graph: nn.Module) -> dict:
-    """innsight's "model as list" form of the :class:`~sknn_explain.convert.Graph` ``graph``
-    (numpy weights; see the module docstring).
+    """innsight's "model as list" form of a :class:`~sknn_explain.convert.Graph`.
 
+    The weights are numpy arrays; the format is described in the module docstring.
     ``dict_to_graph(graph_to_dict(g))`` computes the same function as ``g``.
+
+    Parameters
+    ----------
+    graph : Graph
+        The graph to serialise.
+
+    Returns
+    -------
+    dict
+        ``input_dim``, ``input_nodes``, ``output_nodes`` and ``layers`` (one dict per
+        layer), as :func:`~sknn_explain.convert.dict_to_graph` reads them.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.convert import Graph, Node, dict_to_graph, graph_to_dict
+    >>> from sknn_explain.layers import Dense
+    >>> g = Graph([Node("dense", Dense(torch.ones(2, 3)), ["input_0"])], 1, ["dense"], [(3,)])
+    >>> model = graph_to_dict(g)
+    >>> model["input_dim"], [layer["type"] for layer in model["layers"]]
+    ([[3]], ['Dense'])
+    >>> dict_to_graph(model)(torch.ones(1, 3))
+    (tensor([[3., 3.]]),)
     """
     shapes = graph.node_shapes() if graph.input_shapes is not None else None
     names = [n.name for n in graph.nodes]

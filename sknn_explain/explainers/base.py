@@ -516,26 +516,23 @@ class Explainer(BaseEstimator):
         return selection.pick(predict(self.model_, xs, batch_size))
 
     def score(self, X: object = None, y: object = None) -> float:
-        """Explainers are not scored directly: this always raises a ``TypeError``.
+        """Not available: explainers are not scored directly.
 
-        :class:`~sknn_explain.AttributionTransformer`'s ``score`` rates explanations.
+        This raises a ``TypeError`` pointing to :class:`~sknn_explain.AttributionTransformer`,
+        whose ``score`` rates explanations.
 
         Parameters
         ----------
         X : object, optional
-            Ignored.
+            Not used.
         y : object, optional
-            Ignored.
-
-        Returns
-        -------
-        float
-            Never returns.
+            Not used.
 
         Raises
         ------
         TypeError
-            Always, pointing to :class:`~sknn_explain.AttributionTransformer`.
+            Always; rate explanations with ``AttributionTransformer.score`` or a scorer from
+            :func:`sknn_explain.metrics.get_explanation_scorer`.
         """
         raise TypeError(
             f"{type(self).__name__} explains a model and has no score of its own. "

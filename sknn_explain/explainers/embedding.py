@@ -437,6 +437,25 @@ class EmbeddingSupport:
     """
 
     def fit(self, model: object, X_ref: object = None):
+        """Prepare the explainer for ``model``, explaining ``nn.Embedding`` layers' outputs.
+
+        As :meth:`Explainer.fit`; with ``embeddings`` set and ``model`` holding
+        ``nn.Embedding`` layers, the attributions are computed for the embedding outputs
+        and summed back onto the integer-coded input columns.
+
+        Parameters
+        ----------
+        model : nn.Module, skorch net, scikit-learn MLP or Pipeline, dict or Graph
+            The model to explain; it is copied (converted), the original is never modified.
+        X_ref : array-like, DataFrame, Tensor or list of those, optional
+            Reference data. Integer arrays / DataFrames mark integer-coded inputs (the
+            model receives them as int64, as ``nn.Embedding`` expects).
+
+        Returns
+        -------
+        self
+            The fitted explainer.
+        """
         self._code_inputs = input_is_integer(X_ref)
         return super().fit(model, X_ref)
 

@@ -594,9 +594,18 @@ def _deprecated_alias(cls: type, old_name: str) -> type:
         cls.__init__(self, *args, **kwargs)
 
     __init__.__signature__ = inspect.signature(cls.__init__)
+    params = ", ".join(p for p in inspect.signature(cls.__init__).parameters if p != "self")
     doc = (f"Deprecated alias of :class:`{cls.__name__}` (innsight's name).\n\n"
            f"    .. deprecated:: 0.2.0\n       Use :class:`{cls.__name__}`; ``{old_name}`` "
-           "will be removed in 0.3.\n")
+           "will be removed in 0.3.\n\n"
+           f"    Parameters\n    ----------\n    {params}\n        As :class:`{cls.__name__}`."
+           f"\n\n    Examples\n    --------\n    >>> import warnings\n"
+           f"    >>> from sknn_explain import {cls.__name__}, {old_name}\n"
+           "    >>> with warnings.catch_warnings(record=True) as caught:\n"
+           "    ...     warnings.simplefilter('always')\n"
+           f"    ...     explainer = {old_name}()\n"
+           f"    >>> isinstance(explainer, {cls.__name__}), caught[0].category.__name__\n"
+           "    (True, 'DeprecationWarning')\n")
     return type(old_name, (cls,), {"__init__": __init__, "__doc__": doc,
                                    "__module__": __name__, "__qualname__": old_name})
 

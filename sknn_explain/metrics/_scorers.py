@@ -27,9 +27,9 @@ class ExplainedRows:
 
     Produced by ``AttributionTransformer.explained_rows(X)``: one row per explained
     (sample, output) pair - one per sample for a single target, ``n_classes`` per sample
-    for ``target="all"``.
+    for ``target="all"``. The parameters are also the attributes.
 
-    Attributes
+    Parameters
     ----------
     X : ndarray of shape (m, n_features)
         The sample of each row.
@@ -49,6 +49,18 @@ class ExplainedRows:
         Replacement values for "removed" features.
     scale : ndarray of shape (n_features,)
         Per-feature scale for noise / robustness perturbations.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from sknn_explain import AttributionTransformer, Gradient
+    >>> X, y = load_iris(return_X_y=True)
+    >>> mlp = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y)
+    >>> tr = AttributionTransformer(mlp, Gradient(), prefit=True).fit(X, y)
+    >>> rows = tr.explained_rows(X[:5])
+    >>> rows.X.shape, rows.values.shape, rows.sample_index.tolist(), rows.goal
+    ((5, 4), (5, 4), [0, 1, 2, 3, 4], None)
     """
 
     X: np.ndarray
@@ -162,6 +174,21 @@ class ExplanationScorer:
         -1 for metrics where lower is better.
     kwargs : dict
         Keyword arguments of the metric function.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.neural_network import MLPClassifier
+    >>> from sknn_explain import AttributionTransformer, Gradient
+    >>> from sknn_explain.metrics import make_explanation_scorer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> mlp = MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0).fit(X, y)
+    >>> tr = AttributionTransformer(mlp, Gradient(), prefit=True).fit(X, y)
+    >>> scorer = make_explanation_scorer("deletion_auc")
+    >>> scorer
+    ExplanationScorer('neg_deletion_auc')
+    >>> isinstance(scorer(tr, X[:10]), float)
+    True
     """
 
     def __init__(self, metric: str, sign: int, kwargs: dict) -> None:
@@ -225,8 +252,12 @@ def make_explanation_scorer(metric: str, **kwargs: object) -> ExplanationScorer:
 
 
 def get_explanation_scorer_names() -> list[str]:
-    """Names accepted by :func:`get_explanation_scorer` (and ``AttributionTransformer``'s
-    ``scoring``).
+    """Names accepted by :func:`get_explanation_scorer` and ``AttributionTransformer(scoring=)``.
+
+    Returns
+    -------
+    list of str
+        The names, sorted; ``neg_`` marks metrics where lower is better (negated).
 
     Examples
     --------

@@ -31,7 +31,30 @@ def dependence_panels(
     input_idx: object = None,
     output_names: object = None,
 ) -> list[Panel]:
-    """Panels of :func:`sknn_explain.plotting.plot_dependence` (one per output)."""
+    """Panels of :func:`sknn_explain.plotting.plot_dependence` (one per output).
+
+    Parameters
+    ----------
+    attr : Attribution
+        The result of ``Explainer.explain`` for a model with a tabular input.
+    feature, color_by, output_idx, output_label, data_idx, input_idx, output_names
+        As for :func:`~sknn_explain.plotting.plot_dependence`.
+
+    Returns
+    -------
+    list of Panel
+        What to draw, in grid order; ``plot_*`` renders them with matplotlib or plotly.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, torch
+    >>> from sknn_explain import Gradient
+    >>> X = pd.DataFrame(np.random.default_rng(0).normal(size=(30, 3)), columns=list("abc"))
+    >>> res = Gradient(times_input=True).fit(torch.nn.Linear(3, 2), X).explain(X)
+    >>> from sknn_explain.plotting import dependence_panels
+    >>> [p.value_label for p in dependence_panels(res, "a", color_by="b")]
+    ['attribution of a', 'attribution of a']
+    """
     attr = check_attribution(attr)
     outs = select_outputs(attr, output_idx, output_label, output_names)
     rows = check_data_idx(data_idx, attr.n_samples, allow_all=True)

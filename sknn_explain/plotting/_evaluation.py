@@ -60,6 +60,7 @@ def plot_perturbation_curves(
     errorbar : seaborn errorbar, default=("pi", 50)
         Band around the mean over samples (None for none).
     xlabel, ylabel : str
+        The axis labels.
     ax : matplotlib Axes, optional
         Draw into it and return it; otherwise a new :class:`seaborn.FacetGrid`.
     height, aspect : float
@@ -69,6 +70,19 @@ def plot_perturbation_curves(
     -------
     seaborn.FacetGrid or matplotlib Axes
         ``grid.data`` is the tidy frame ``curve, sample, step, value``.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from sknn_explain.plotting import plot_perturbation_curves
+    >>> steps = np.arange(4)
+    >>> morf = np.array([[1.0, 0.5, 0.2, 0.1], [0.9, 0.4, 0.3, 0.1]])
+    >>> lerf = np.array([[1.0, 0.9, 0.8, 0.1], [0.9, 0.9, 0.7, 0.1]])
+    >>> grid = plot_perturbation_curves({"MoRF": (steps, morf), "LeRF": (steps, lerf)})
+    >>> grid.data.shape, grid.data["curve"].unique().tolist()
+    ((16, 4), ['MoRF', 'LeRF'])
     """
     import seaborn as sns
 
@@ -98,14 +112,35 @@ def plot_randomisation(
     frame : pandas.DataFrame
         As returned by :func:`~sknn_explain.metrics.model_parameter_randomisation`.
     errorbar : seaborn errorbar, default=("pi", 50)
+        Band around the mean over samples (None for none).
     ax : matplotlib Axes, optional
+        Draw into it and return it; otherwise a new :class:`seaborn.FacetGrid`.
     height, aspect : float
+        Size of the FacetGrid.
 
     Returns
     -------
     seaborn.FacetGrid or matplotlib Axes
         Layers on the x axis in randomisation order (output layer first), one line per
         similarity measure; the x tick labels name the layer randomised last.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import torch
+    >>> from sknn_explain.metrics import model_parameter_randomisation
+    >>> from sknn_explain.plotting import plot_randomisation
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
+    >>> def grad(m, X):
+    ...     X = torch.as_tensor(X, dtype=torch.float32).requires_grad_(True)
+    ...     m(X).sum().backward()
+    ...     return X.grad.numpy()
+    >>> frame = model_parameter_randomisation(net, torch.randn(5, 4), grad, random_state=0)
+    >>> ax = plot_randomisation(frame, ax=matplotlib.pyplot.figure().gca())
+    >>> [t.get_text() for t in ax.get_xticklabels()]
+    ['2', '0']
     """
     import seaborn as sns
 

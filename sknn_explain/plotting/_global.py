@@ -49,7 +49,32 @@ def global_panels(
     robust: bool = True,
     output_names: object = None,
 ) -> list[Panel]:
-    """Panels of :func:`sknn_explain.plotting.plot_global` (one per output x input)."""
+    """Panels of :func:`sknn_explain.plotting.plot_global` (one per output x input).
+
+    Parameters
+    ----------
+    attr : Attribution
+        The result of ``Explainer.explain``.
+    output_idx, output_label, data_idx, ref_data_idx, preprocess, kind
+        As for :func:`~sknn_explain.plotting.plot_global`.
+    aggr_channels, same_scale, input_idx, max_display, sort, robust, output_names
+        As for :func:`~sknn_explain.plotting.plot_global`.
+
+    Returns
+    -------
+    list of Panel
+        What to draw, in grid order; ``plot_*`` renders them with matplotlib or plotly.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, torch
+    >>> from sknn_explain import Gradient
+    >>> X = pd.DataFrame(np.random.default_rng(0).normal(size=(30, 3)), columns=list("abc"))
+    >>> res = Gradient(times_input=True).fit(torch.nn.Linear(3, 2), X).explain(X)
+    >>> from sknn_explain.plotting import global_panels
+    >>> [(p.kind, p.scope, len(p.frame)) for p in global_panels(res, kind="violin")]
+    [('violin', 'global', 90), ('violin', 'global', 90)]
+    """
     attr = check_attribution(attr)
     outs = select_outputs(attr, output_idx, output_label, output_names)
     rows = check_data_idx(data_idx, attr.n_samples, allow_all=True)

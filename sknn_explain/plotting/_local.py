@@ -50,7 +50,32 @@ def local_panels(
 ) -> list[Panel]:
     """Panels of :func:`sknn_explain.plotting.plot_local` (one per sample x output x input).
 
-    ``beside_ok=False`` (a single given Axes): ``show_input=None`` draws no image panel.
+    Parameters
+    ----------
+    attr : Attribution
+        The result of ``Explainer.explain``.
+    data_idx, output_idx, output_label, aggr_channels, same_scale, show_preds
+        As for :func:`~sknn_explain.plotting.plot_local`.
+    show_input, input_idx, kind, max_display, sort, output_names
+        As for :func:`~sknn_explain.plotting.plot_local`.
+    beside_ok : bool, default=True
+        Whether an image may get its own panel beside the heatmap; False (drawing into a
+        single given Axes): ``show_input=None`` draws no image panel.
+
+    Returns
+    -------
+    list of Panel
+        What to draw, in grid order; ``plot_*`` renders them with matplotlib or plotly.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, torch
+    >>> from sknn_explain import Gradient
+    >>> X = pd.DataFrame(np.random.default_rng(0).normal(size=(30, 3)), columns=list("abc"))
+    >>> res = Gradient(times_input=True).fit(torch.nn.Linear(3, 2), X).explain(X)
+    >>> from sknn_explain.plotting import local_panels
+    >>> [(p.kind, p.row, p.col) for p in local_panels(res, data_idx=[0, 1])][:2]
+    [('bars', 'sample 0', 'output 0'), ('bars', 'sample 0', 'output 1')]
     """
     attr = check_attribution(attr)
     rows = check_data_idx(data_idx, attr.n_samples, allow_all=False)

@@ -30,11 +30,57 @@ class Panel:
 
     ``kind`` is one of ``"bars"`` (tabular local), ``"signal_bars"`` / ``"signal_lines"``
     (1D local), ``"heatmap"`` (image, local or global median), ``"box"`` / ``"violin"`` /
-    ``"strip"`` / ``"bar"`` (global distributions per feature or position) and
-    ``"beeswarm"`` (tabular global summary). ``frame`` has the ``to_frame`` columns that
-    apply (``data``, ``model_input``, ``model_output``, ``output_node``, ``feature``,
-    ``feature_2``, ``channel``, ``value``) plus ``sign`` (local bars) or ``feature_value``
-    (beeswarm).
+    ``"strip"`` / ``"bar"`` (global distributions per feature or position),
+    ``"beeswarm"`` (tabular global summary) and ``"dependence"`` (scatter of one feature).
+    ``frame`` has the ``to_frame`` columns that apply (``data``, ``model_input``,
+    ``model_output``, ``output_node``, ``feature``, ``feature_2``, ``channel``, ``value``)
+    plus ``sign`` (local bars) or ``feature_value`` (beeswarm).
+
+    Parameters
+    ----------
+    kind : str
+        What to draw (above).
+    frame : pandas.DataFrame
+        The tidy data drawn.
+    row, col : str or None
+        The panel's grid row and column labels (e.g. ``"sample 0"``, ``"output 1"``).
+    title : str
+        The panel title.
+    input_index : int
+        0-based model input the panel shows.
+    input_dimension : int
+        1 tabular, 2 signal, 3 image.
+    features : list of str
+        The features / positions (image rows) in drawing order.
+    scale_group : int
+        Panels with the same group share one value scale (and colour bar).
+    scope : {"local", "global"}, default="local"
+        Individual samples or a summary over samples.
+    value_label : str, default="attribution"
+        Label of the value axis or colour bar.
+    note : str, optional
+        A second title line (e.g. prediction and decomposition sum).
+    features_2 : list of str, optional
+        Image columns (heatmaps).
+    background : ndarray, optional
+        The input drawn with the attributions (signal lines, image).
+    highlight : pandas.DataFrame, optional
+        Values of a reference sample drawn over a distribution (``ref_data_idx``).
+    highlight_label : str, optional
+        The legend label of ``highlight``.
+    extra : dict
+        Kind-specific drawing data (e.g. ``"limits"``, bar means, waterfall base).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, torch
+    >>> from sknn_explain import Gradient
+    >>> X = pd.DataFrame(np.random.default_rng(0).normal(size=(30, 3)), columns=list("abc"))
+    >>> res = Gradient(times_input=True).fit(torch.nn.Linear(3, 2), X).explain(X)
+    >>> from sknn_explain.plotting import local_panels
+    >>> panel = local_panels(res)[0]
+    >>> panel.kind, panel.row, panel.col, panel.title
+    ('bars', 'sample 0', 'output 0', 'Gradient · sample 0 · output 0')
     """
 
     kind: str
@@ -60,6 +106,11 @@ class Panel:
 
         Panels with ``extra["limits"]`` (robust limits of distributions, the bar ends of
         mean +- standard error, the running sums of a waterfall) report those instead.
+
+        Returns
+        -------
+        tuple of float
+            ``(min, max)``, the range the panel's value scale must cover.
         """
         if "limits" in self.extra:
             return self.extra["limits"]

@@ -84,13 +84,57 @@ class Share:
 
 
 class LinearRule(Rule):
-    """A rule for linear layers defined by its :meth:`shares`."""
+    """A rule for linear layers defined by its :meth:`shares`.
+
+    Parameters
+    ----------
+    stabilizer : float, optional
+        Added to the denominators; None uses :func:`tiny_eps`.
+
+    Examples
+    --------
+    A new rule is a subclass listing its terms; this one is LRP-0:
+
+    >>> from sknn_explain.rules import LinearRule, Simple
+    >>> from sknn_explain.rules.linear import PLAIN, Share
+    >>> class Zero(LinearRule):
+    ...     name = "zero"
+    ...     def shares(self):
+    ...         return (Share((PLAIN,)),)
+    >>> Zero().shares() == Simple().shares()
+    True
+    """
 
     def shares(self) -> tuple[Share, ...]:
+        """The rule's terms, grouped by denominator (subclasses define them).
+
+        Returns
+        -------
+        tuple of Share
+            The shares whose weighted results add up to the input relevance.
+        """
         raise NotImplementedError
 
     def relevance(self, op: LinearMap, x: torch.Tensor, r: torch.Tensor,
                   z: torch.Tensor | None = None) -> torch.Tensor:
+        """Input relevance of a linear layer: each share's terms times ``R / stab(z)``.
+
+        Parameters
+        ----------
+        op : LinearMap
+            The layer, evaluated with modified weights / bias.
+        x : torch.Tensor of shape ``(n, *in)``
+            The layer input.
+        r : torch.Tensor of shape ``(K, n, *out)``
+            The relevance of the layer output, one slice per explained output ``K``.
+        z : torch.Tensor of shape ``(n, *out)``, optional
+            The layer output if already known (saves a forward pass).
+
+        Returns
+        -------
+        torch.Tensor of shape ``(K, n, *in)``
+            The relevance of the layer input.
+        """
         eps = self.eps(x.dtype)
         total = None
         for share in self.shares():
@@ -113,16 +157,44 @@ class _Proportional(LinearRule):
     """LRP-0 family: the layer's own contributions; Add splits in proportion to summands."""
 
     def shares(self) -> tuple[Share, ...]:
+        """One share: the layer's own terms ``x W + b``.
+
+        Returns
+        -------
+        tuple of Share
+            The shares whose weighted results add up to the input relevance.
+        """
         return (Share((PLAIN,)),)
 
     def split_sum(self, summands: Sequence[torch.Tensor], z: torch.Tensor,
                   r: torch.Tensor) -> list[torch.Tensor]:
+        """Relevance of each summand in proportion to its value: ``v * R / stab(z)``.
+
+        Parameters
+        ----------
+        summands : sequence of torch.Tensor of shape ``(n, *shape)``
+            The inputs of the ``Add`` node.
+        z : torch.Tensor of shape ``(n, *shape)``
+            Their sum, the node's output.
+        r : torch.Tensor of shape ``(K, n, *shape)``
+            The relevance of the output.
+
+        Returns
+        -------
+        list of torch.Tensor of shape ``(K, n, *shape)``
+            The relevance of each summand, in order.
+        """
         s = r * torch.reciprocal(stabilize(z, self.eps(r.dtype)))
         return [v * s for v in summands]
 
 
 class Simple(_Proportional):
     """LRP-0 (``"simple"``): ``z`` stabilised by a tiny epsilon only.
+
+    Parameters
+    ----------
+    stabilizer : float, optional
+        Added to the denominators; None uses :func:`tiny_eps`.
 
     Examples
     --------
@@ -140,7 +212,7 @@ class Epsilon(_Proportional):
     Parameters
     ----------
     epsilon : float, default=0.01
-        innsight's default.
+        Added to the denominators, ``z + epsilon * sign(z)`` (innsight's default).
 
     Examples
     --------
@@ -156,9 +228,28 @@ class Epsilon(_Proportional):
         self.epsilon = check_number(epsilon, "epsilon", positive=True)
 
     def get_params(self) -> dict[str, object]:
+        """The parameters, as passed to the constructor.
+
+        Returns
+        -------
+        dict
+            ``{"epsilon": epsilon}``.
+        """
         return {"epsilon": self.epsilon}
 
     def eps(self, dtype: torch.dtype) -> float:
+        """The stabiliser: ``epsilon``, whatever the dtype.
+
+        Parameters
+        ----------
+        dtype : torch.dtype
+            The dtype of the tensors the rule works on (not used).
+
+        Returns
+        -------
+        float
+            ``epsilon``.
+        """
         return self.epsilon
 
 
@@ -179,6 +270,7 @@ class AlphaBeta(LinearRule):
     Parameters
     ----------
     alpha : float, default=0.5
+        Weight of the positive contributions; the negative ones get ``beta = alpha - 1``.
     stabilizer : float, optional
         Added to the denominators; None uses :func:`tiny_eps`.
 
@@ -198,14 +290,27 @@ class AlphaBeta(LinearRule):
 
     @property
     def beta(self) -> float:
+        """``alpha - 1``, the weight of the negative contributions (conservation)."""
         return self.alpha - 1.0
 
     def shares(self) -> tuple[Share, ...]:
+        """The positive contributions weighted ``alpha``, the negative ones ``-beta``.
+
+        Returns
+        -------
+        tuple of Share
+            The shares whose weighted results add up to the input relevance.
+        """
         return (Share(_POSITIVE_TERMS, self.alpha), Share(_NEGATIVE_TERMS, -self.beta))
 
 
 class ZPlus(LinearRule):
     """z+ rule (``"zplus"``): only positive contributions (alpha = 1, beta = 0).
+
+    Parameters
+    ----------
+    stabilizer : float, optional
+        Added to the denominators; None uses :func:`tiny_eps`.
 
     Examples
     --------
@@ -217,6 +322,13 @@ class ZPlus(LinearRule):
     name = "zplus"
 
     def shares(self) -> tuple[Share, ...]:
+        """One share: the positive contributions ``x+ w+ + x- w-`` (bias ``b+``).
+
+        Returns
+        -------
+        tuple of Share
+            The shares whose weighted results add up to the input relevance.
+        """
         return (Share(_POSITIVE_TERMS),)
 
 
@@ -228,6 +340,7 @@ class Gamma(LinearRule):
     gamma : float, default=0.25
         Weight of the added same-sign parts (zennit's default).
     stabilizer : float, optional
+        Added to the denominators; None uses :func:`tiny_eps`.
 
     Examples
     --------
@@ -244,6 +357,13 @@ class Gamma(LinearRule):
         super().__init__(stabilizer)
 
     def shares(self) -> tuple[Share, ...]:
+        """Gamma-boosted positive parts for ``z > 0``, negative parts for ``z < 0``.
+
+        Returns
+        -------
+        tuple of Share
+            The shares whose weighted results add up to the input relevance.
+        """
         up, down = GammaBoost(self.gamma, True), GammaBoost(self.gamma, False)
         return (
             Share((Term(POSITIVE, up, up), Term(NEGATIVE, down)), outputs=Outputs.POSITIVE),
@@ -253,6 +373,11 @@ class Gamma(LinearRule):
 
 class Flat(LinearRule):
     """Flat rule (``"flat"``): relevance spread uniformly over each receptive field.
+
+    Parameters
+    ----------
+    stabilizer : float, optional
+        Added to the denominators; None uses :func:`tiny_eps`.
 
     Examples
     --------
@@ -264,11 +389,23 @@ class Flat(LinearRule):
     name = "flat"
 
     def shares(self) -> tuple[Share, ...]:
+        """One share: ones for the inputs and the weights, no bias.
+
+        Returns
+        -------
+        tuple of Share
+            The shares whose weighted results add up to the input relevance.
+        """
         return (Share((Term(ONES, ONES),)),)
 
 
 class WSquare(LinearRule):
     """w^2 rule (``"wsquare"``): relevance spread proportionally to squared weights.
+
+    Parameters
+    ----------
+    stabilizer : float, optional
+        Added to the denominators; None uses :func:`tiny_eps`.
 
     Examples
     --------
@@ -280,6 +417,13 @@ class WSquare(LinearRule):
     name = "wsquare"
 
     def shares(self) -> tuple[Share, ...]:
+        """One share: ones for the inputs, squared weights and bias.
+
+        Returns
+        -------
+        tuple of Share
+            The shares whose weighted results add up to the input relevance.
+        """
         return (Share((Term(ONES, SQUARE, SQUARE),)),)
 
 
@@ -292,6 +436,7 @@ class ZBox(LinearRule):
         Bounds of the layer's input, broadcastable to its per-sample shape (e.g. per
         channel ``(C, 1, 1)`` for images). Use ``rule_param=(low, high)`` with the name.
     stabilizer : float, optional
+        Added to the denominators; None uses :func:`tiny_eps`.
 
     Examples
     --------
@@ -315,10 +460,33 @@ class ZBox(LinearRule):
         super().__init__(stabilizer)
 
     def bounds(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``low`` / ``high`` broadcast to one sample of ``like`` (``(n, *shape)``)."""
+        """``low`` / ``high`` broadcast to one sample of ``like`` (``(n, *shape)``).
+
+        Parameters
+        ----------
+        like : torch.Tensor of shape ``(n, *shape)``
+            A layer input: gives the shape, dtype and device.
+
+        Returns
+        -------
+        low, high : torch.Tensor
+            The bounds, each of one sample's shape ``shape``.
+
+        Raises
+        ------
+        ValueError
+            If the bounds do not broadcast to ``shape``.
+        """
         return Bound(self.low, "low")(like)[0], Bound(self.high, "high")(like)[0]
 
     def shares(self) -> tuple[Share, ...]:
+        """One share: ``x w - low w+ - high w-`` (the biases cancel).
+
+        Returns
+        -------
+        tuple of Share
+            The shares whose weighted results add up to the input relevance.
+        """
         # x w - l w+ - h w- (biases b - b+ - b- cancel)
         return (Share((PLAIN,
                        Term(Bound(self.low, "low"), POSITIVE, POSITIVE, -1.0),

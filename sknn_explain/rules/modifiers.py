@@ -35,7 +35,25 @@ __all__ = [
 
 
 def tiny_eps(dtype: torch.dtype) -> float:
-    """innsight's stabiliser: 1e-6 for float32 (and lower precisions), 1e-15 for float64."""
+    """innsight's stabiliser: 1e-6 for float32 (and lower precisions), 1e-15 for float64.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        The dtype of the tensors the rule works on.
+
+    Returns
+    -------
+    float
+        The default value added to a rule's denominators.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sknn_explain.rules import tiny_eps
+    >>> tiny_eps(torch.float32), tiny_eps(torch.float64)
+    (1e-06, 1e-15)
+    """
     return 1e-15 if dtype == torch.float64 else 1e-6
 
 

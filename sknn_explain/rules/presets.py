@@ -60,6 +60,18 @@ class Preset(ValueObject):
         Added to the denominators of the other rules (zennit's default).
     first_layer : None, str or Rule, optional
         The rule of the first Dense / Conv layer(s); None: the preset's own.
+
+    Examples
+    --------
+    A preset is a subclass choosing the Conv rule:
+
+    >>> from sknn_explain.rules import Flat, Preset
+    >>> class EpsilonFlat(Preset):
+    ...     def conv_rule(self):
+    ...         return Flat(stabilizer=self.stabilizer)
+    >>> rules = EpsilonFlat(epsilon=0.1).layer_rules()
+    >>> rules["Dense"], rules["Conv"]
+    (Epsilon(epsilon=0.1), Flat(stabilizer=1e-06))
     """
 
     #: the first-layer rule when ``first_layer`` is None (a name) or None for no special rule.
@@ -73,6 +85,13 @@ class Preset(ValueObject):
         self._first_rule()  # validate
 
     def conv_rule(self) -> Rule:
+        """The rule of the Conv layers (subclasses define it).
+
+        Returns
+        -------
+        Rule
+            A new rule built with the preset's parameters.
+        """
         raise NotImplementedError
 
     def _first_rule(self) -> Rule | None:
@@ -87,7 +106,14 @@ class Preset(ValueObject):
         )
 
     def layer_rules(self) -> dict[str, Rule]:
-        """The rule per layer key (:data:`sknn_explain.rules.LAYER_KEYS`)."""
+        """The rule per layer key (:data:`sknn_explain.rules.LAYER_KEYS`).
+
+        Returns
+        -------
+        dict of str to Rule
+            Layer key -> rule, plus ``"input"`` -> the first layers' rule if the preset has
+            one.
+        """
         norm = Simple(stabilizer=self.stabilizer)
         rules: dict[str, Rule] = {
             "Dense": Epsilon(self.epsilon), "Conv": self.conv_rule(),
@@ -103,6 +129,11 @@ class Preset(ValueObject):
 class EpsilonPlus(Preset):
     """zennit's ``EpsilonPlus``: ``ZPlus`` for Conv, ``Epsilon`` for Dense.
 
+    Parameters
+    ----------
+    epsilon, stabilizer, first_layer
+        As :class:`Preset`.
+
     Examples
     --------
     >>> from sknn_explain.rules import EpsilonPlus
@@ -111,24 +142,74 @@ class EpsilonPlus(Preset):
     """
 
     def conv_rule(self) -> Rule:
+        """``ZPlus(stabilizer=stabilizer)``.
+
+        Returns
+        -------
+        Rule
+            The rule of the Conv layers.
+        """
         return ZPlus(stabilizer=self.stabilizer)
 
 
 class EpsilonPlusFlat(EpsilonPlus):
-    """zennit's ``EpsilonPlusFlat``: :class:`EpsilonPlus` with ``Flat`` for the first layer."""
+    """zennit's ``EpsilonPlusFlat``: :class:`EpsilonPlus` with ``Flat`` for the first layer.
+
+    Parameters
+    ----------
+    epsilon, stabilizer, first_layer
+        As :class:`Preset`.
+
+    Examples
+    --------
+    >>> from sknn_explain.rules import EpsilonPlusFlat
+    >>> EpsilonPlusFlat().layer_rules()["input"]
+    Flat(stabilizer=1e-06)
+    """
 
     default_first_layer = "flat"
 
 
 class EpsilonAlpha2Beta1(Preset):
-    """zennit's ``EpsilonAlpha2Beta1``: ``AlphaBeta(alpha=2, beta=1)`` for Conv."""
+    """zennit's ``EpsilonAlpha2Beta1``: ``AlphaBeta(alpha=2, beta=1)`` for Conv.
+
+    Parameters
+    ----------
+    epsilon, stabilizer, first_layer
+        As :class:`Preset`.
+
+    Examples
+    --------
+    >>> from sknn_explain.rules import EpsilonAlpha2Beta1
+    >>> EpsilonAlpha2Beta1().layer_rules()["Conv"]
+    AlphaBeta(alpha=2.0, stabilizer=1e-06)
+    """
 
     def conv_rule(self) -> Rule:
+        """``AlphaBeta(2.0, stabilizer=stabilizer)``.
+
+        Returns
+        -------
+        Rule
+            The rule of the Conv layers.
+        """
         return AlphaBeta(2.0, stabilizer=self.stabilizer)
 
 
 class EpsilonAlpha2Beta1Flat(EpsilonAlpha2Beta1):
-    """zennit's ``EpsilonAlpha2Beta1Flat``: :class:`EpsilonAlpha2Beta1`, ``Flat`` first."""
+    """zennit's ``EpsilonAlpha2Beta1Flat``: :class:`EpsilonAlpha2Beta1`, ``Flat`` first.
+
+    Parameters
+    ----------
+    epsilon, stabilizer, first_layer
+        As :class:`Preset`.
+
+    Examples
+    --------
+    >>> from sknn_explain.rules import EpsilonAlpha2Beta1Flat
+    >>> EpsilonAlpha2Beta1Flat(first_layer="wsquare").layer_rules()["input"]
+    WSquare(stabilizer=1e-06)
+    """
 
     default_first_layer = "flat"
 
@@ -143,6 +224,7 @@ class EpsilonGammaBox(Preset):
     epsilon, stabilizer, first_layer
         As :class:`Preset`.
     gamma : float, default=0.25
+        The Conv layers' :class:`Gamma` parameter (zennit's default).
 
     Examples
     --------
@@ -159,6 +241,13 @@ class EpsilonGammaBox(Preset):
         super().__init__(epsilon, stabilizer, first_layer)
 
     def conv_rule(self) -> Rule:
+        """``Gamma(gamma, stabilizer=stabilizer)``.
+
+        Returns
+        -------
+        Rule
+            The rule of the Conv layers.
+        """
         return Gamma(self.gamma, stabilizer=self.stabilizer)
 
     def _first_rule(self) -> Rule | None:
@@ -177,6 +266,16 @@ PRESETS: dict[str, type[Preset]] = {
 
 def get_preset(name: str) -> Preset:
     """The preset ``name`` with its default parameters.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`PRESETS` (zennit's composite name, e.g. ``"EpsilonPlus"``).
+
+    Returns
+    -------
+    Preset
+        A new preset with default parameters.
 
     Raises
     ------

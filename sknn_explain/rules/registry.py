@@ -113,13 +113,45 @@ def get_rule(rule: str | Rule, param: object = None) -> Rule:
 
 
 class LayerRules:
-    """Resolved rules per layer key (see :data:`LAYER_KEYS`), with an optional input rule."""
+    """Resolved rules per layer key (see :data:`LAYER_KEYS`), with an optional input rule.
+
+    Made by :func:`resolve_rules` from LRP's ``rule_name`` / ``rule_param``.
+
+    Parameters
+    ----------
+    rules : dict of str to Rule
+        The rule of each layer key.
+    input_rule : Rule or None
+        The rule of the Dense / Conv layers that read a model input; None: their key's rule.
+
+    Examples
+    --------
+    >>> from sknn_explain.rules import resolve_rules
+    >>> rules = resolve_rules("epsilon", 0.1)
+    >>> rules.for_key("Dense")
+    Epsilon(epsilon=0.1)
+    """
 
     def __init__(self, rules: dict[str, Rule], input_rule: Rule | None) -> None:
         self.rules = rules
         self.input_rule = input_rule
 
     def for_key(self, key: str, is_input_layer: bool = False) -> Rule:
+        """The rule of a layer.
+
+        Parameters
+        ----------
+        key : str
+            The layer's key (:data:`LAYER_KEYS`), e.g. ``"Dense"``.
+        is_input_layer : bool, default=False
+            Whether the layer reads a model input (then a Dense / Conv layer gets
+            ``input_rule`` if there is one).
+
+        Returns
+        -------
+        Rule
+            The rule to apply to the layer.
+        """
         if is_input_layer and self.input_rule is not None and key in ("Dense", "Conv"):
             return self.input_rule
         return self.rules[key]

@@ -30,10 +30,35 @@ class Pass(Rule):
         pass
 
     def get_params(self) -> dict[str, object]:
+        """The parameters: none.
+
+        Returns
+        -------
+        dict
+            ``{}``.
+        """
         return {}
 
     def relevance(self, op: LinearMap, x: torch.Tensor, r: torch.Tensor,
                   z: torch.Tensor | None = None) -> torch.Tensor:
+        """The output relevance, unchanged (the layer keeps the shape).
+
+        Parameters
+        ----------
+        op : LinearMap
+            The layer (not used).
+        x : torch.Tensor of shape ``(n, *shape)``
+            The layer input (not used).
+        r : torch.Tensor of shape ``(K, n, *shape)``
+            The relevance of the layer output.
+        z : torch.Tensor of shape ``(n, *shape)``, optional
+            The layer output (not used).
+
+        Returns
+        -------
+        torch.Tensor of shape ``(K, n, *shape)``
+            ``r`` itself.
+        """
         return r
 
 
@@ -53,8 +78,31 @@ class EqualSplit(Rule):
         pass
 
     def get_params(self) -> dict[str, object]:
+        """The parameters: none.
+
+        Returns
+        -------
+        dict
+            ``{}``.
+        """
         return {}
 
     def split_sum(self, summands: Sequence[torch.Tensor], z: torch.Tensor,
                   r: torch.Tensor) -> list[torch.Tensor]:
+        """``R / n_summands`` for every summand, whatever their values.
+
+        Parameters
+        ----------
+        summands : sequence of torch.Tensor of shape ``(n, *shape)``
+            The inputs of the ``Add`` node (only their number is used).
+        z : torch.Tensor of shape ``(n, *shape)``
+            Their sum (not used).
+        r : torch.Tensor of shape ``(K, n, *shape)``
+            The relevance of the output.
+
+        Returns
+        -------
+        list of torch.Tensor of shape ``(K, n, *shape)``
+            The relevance of each summand, in order.
+        """
         return [r / len(summands)] * len(summands)

@@ -204,6 +204,23 @@ class AgnosticExplainer(Explainer):
         notes), ``X`` must be a DataFrame with the same columns in the same order; its
         values may include categories / strings / missing values that ``X_ref`` lacks, as
         far as the model accepts them.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, Tensor or list of those
+            Data to explain, ``(n_samples, *input_shape)`` (one entry per model input).
+        output_idx : int, list of int, or list of (list of int or None), optional
+            0-based output nodes to explain; a list of lists selects per output layer.
+            Default: the first ten nodes of the first output layer.
+        output_label : label or list of labels, optional
+            Output nodes by name (e.g. class labels) instead of index, matched by value.
+
+        Returns
+        -------
+        Attribution or sknn_explain.dask.LazyAttribution
+            The attributions; after a mixed-type fit, ``Attribution.inputs`` holds the
+            user's raw values (e.g. ``"Biscoe"``), not their codes. A lazy result when ``X``
+            is a dask collection.
         """
         codec = getattr(self, "raw_columns_", None)
         if codec is None:
