@@ -23,9 +23,11 @@ _SIZE_DRAWS_PER_ROW = 4
 _SUBSETS_PER_DRAW = 1024
 #: rounding slack of the test "the budget covers every subset of this size" (shap's)
 _FULL_SIZE_SLACK = 1e-8
-#: strata with at most this many pairs are enumerated and shuffled; larger ones are drawn
-#: by rejection of repeats
+#: a stratum is enumerated and shuffled when it has at most this many pairs and at least
+#: 1 / _REJECTION_FRACTION of them are wanted; otherwise subsets are drawn at random and
+#: repeats rejected (rare then, and no enumeration of a large stratum for a few pairs)
 _ENUMERATE_POPULATION = 2**16
+_REJECTION_FRACTION = 4
 
 
 def _all_coalitions(m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -293,24 +295,19 @@ def _distinct_subsets(m: int, size: int, count: int, rng: np.random.Generator) -
         return np.zeros((0, m), dtype=bool)
     self_paired = 2 * size == m
     population = comb(m, size, exact=True) // (2 if self_paired else 1)
-    if population <= _ENUMERATE_POPULATION:
+    if population <= _ENUMERATE_POPULATION and count * _REJECTION_FRACTION >= population:
         idx = np.array(list(itertools.combinations(range(m), size)), dtype=np.int64)
         full = np.zeros((len(idx), m), dtype=bool)
         full[np.arange(len(idx))[:, None], idx] = True
         if self_paired:
             full = full[~full[:, -1]]
         return full[rng.permutation(len(full))[:count]]
-    rows: list[np.ndarray] = []
-    seen: set[bytes] = set()
-    while len(rows) < count:  # rejection: the population is large, collisions are rare
+    rows = np.zeros((0, m), dtype=bool)
+    while len(rows) < count:  # rejection: few pairs of a large stratum, repeats are rare
         draw = np.argsort(rng.random((count, m)), axis=1) < size
         if self_paired:
             draw[draw[:, -1]] = ~draw[draw[:, -1]]
-        for row in draw:
-            key = np.packbits(row).tobytes()
-            if key not in seen:
-                seen.add(key)
-                rows.append(row)
-                if len(rows) == count:
-                    break
-    return np.asarray(rows)
+        rows = np.vstack([rows, draw])
+        _, first = np.unique(np.packbits(rows, axis=1), axis=0, return_index=True)
+        rows = rows[np.sort(first)]  # first occurrences, in draw order
+    return rows[:count]
