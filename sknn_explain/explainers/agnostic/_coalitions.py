@@ -264,7 +264,10 @@ class StratifiedCoalitions:
     def take(self, n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Coalitions ``(S, M)`` (pairs on consecutive rows), weights ``(S,)`` summing to 1
         and the stratum of every row, for a budget of ``n_samples`` coalitions."""
-        counts = self.counts(n_samples)
+        return self.rows(self.counts(n_samples))
+
+    def rows(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`take`, for given numbers of pairs per stratum."""
         zs, ws, strata = [], [], []
         for i, c in enumerate(counts):
             if c == 0:
@@ -282,10 +285,6 @@ class StratifiedCoalitions:
         pair = np.empty((2 * len(half), self.n_features), dtype=bool)
         pair[0::2], pair[1::2] = half, ~half
         return pair
-
-    def covered(self, n_samples: int) -> np.ndarray:
-        """Fraction of each stratum's pairs taken at this budget (1: enumerated)."""
-        return self.counts(n_samples) / self.population
 
 
 def _distinct_subsets(m: int, size: int, count: int, rng: np.random.Generator) -> np.ndarray:

@@ -214,10 +214,7 @@ class KernelSHAP(AgnosticExplainer):
             warn_if_long(n * n_z * n_bg, "KernelSHAP",
                          f"{n} rows x {n_z} coalitions x {n_bg} background rows",
                          self.verbose)
-            total = None
-
             def solve(z, w, v):
-                nonlocal total
                 bad = nonfinite_perturbations(v, fx, selection)
                 y = _link(v, self.link, "model outputs") - e0[None, None, :]
                 y = np.where(bad[:, None, :], 0.0, y)  # solved apart, then NaN
@@ -260,28 +257,23 @@ class KernelSHAP(AgnosticExplainer):
                 b *= 2
             rounds.append(budget)
         done = np.zeros(len(sampler.sizes), dtype=np.int64)
-        zs = [np.zeros((0, m), dtype=bool) for _ in done]
-        vs: list[np.ndarray | None] = [None for _ in done]
+        vs = [None] * len(done)  # per stratum: outputs on its pairs so far, (n, 2 done, K)
         for b in rounds:
-            counts = sampler.counts(b)
+            # never fewer pairs than already evaluated (rounding may give a stratum one
+            # pair fewer at a larger budget)
+            counts = np.maximum(sampler.counts(b), done)
             grow = [i for i in range(len(done)) if counts[i] > done[i]]
-            if grow:
+            if grow:  # evaluate only the pairs new in this round, in one pass
                 new = [sampler.pair_rows(i, done[i], counts[i]) for i in grow]
                 v_new = evaluate(np.vstack(new))
                 at = 0
                 for i, rows in zip(grow, new):
                     part = v_new[:, at:at + len(rows)]
                     at += len(rows)
-                    zs[i] = np.vstack([zs[i], rows])
                     vs[i] = part if vs[i] is None else np.concatenate([vs[i], part], 1)
-                    done[i] = counts[i]
-            keep = [i for i in range(len(done)) if done[i] > 0]
-            z = np.vstack([zs[i] for i in keep])
-            v = np.concatenate([vs[i] for i in keep], 1)
-            strata = np.concatenate([np.full(2 * done[i], i) for i in keep])
-            w = np.concatenate([np.full(2 * done[i], sampler.mass[i] / (2 * done[i]))
-                                for i in keep])
-            w = w / w.sum()
+                done = counts
+            z, w, strata = sampler.rows(done)  # the same rows, stratum by stratum
+            v = np.concatenate([vs[i] for i in range(len(done)) if done[i] > 0], 1)
             phi, y, bad = solve(z, w, v)
             se = constrained_wls_se(z, w, y, phi, strata, done / sampler.population)
             if self.tol is not None:
