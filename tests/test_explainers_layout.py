@@ -151,4 +151,4 @@ def test_kernel_shap_budget_cap_is_the_named_constant():
     z, w, exact = _coalitions.kernel_shap_coalitions(m, 200, rng)
     assert not exact and z.shape == (200, m) and np.isclose(w.sum(), 1.0)
     with pytest.raises(ValueError, match=f"cannot determine {m} feature attributions"):
-        skx.KernelSHAP(n_samples=m - 1, random_state=0)._coalitions(m)
+        skx.KernelSHAP(n_samples=m - 1, random_state=0)._budget(m)

@@ -19,7 +19,10 @@ Kernel SHAP (Lundberg & Lee, 2017)
     exactly by eliminating one variable (as ``shap`` does). All ``2^M - 2`` coalitions are
     enumerated when ``M <= 12`` (``n_samples="auto"``) or when ``n_samples >= 2^M - 2``; the
     result then *is* the exact Shapley value. Otherwise coalition sizes are enumerated or
-    sampled with complement pairs exactly like ``shap.KernelExplainer``.
+    sampled with complement pairs exactly like ``shap.KernelExplainer`` (``sampling="shap"``),
+    or (``sampling="stratified"``) complement pairs are drawn without replacement within each
+    subset size, the budget split by the sizes' exact kernel mass: lower error for the same
+    evaluations, a delta-method standard error per attribution, and ``tol`` to stop early.
 
 LIME (Ribeiro et al., 2016)
     Perturbations ``z`` switch off a uniformly drawn number (``1..M``) of random features;

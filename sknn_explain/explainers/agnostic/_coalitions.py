@@ -8,7 +8,8 @@ import math
 import numpy as np
 from scipy.special import comb
 
-__all__ = ["MAX_ENUMERATED_FEATURES", "kernel_shap_coalitions", "lime_perturbations"]
+__all__ = ["MAX_ENUMERATED_FEATURES", "StratifiedCoalitions", "kernel_shap_coalitions",
+           "lime_perturbations"]
 
 #: never enumerate all ``2^M - 2`` coalitions beyond this many features: 2^30 coalitions
 #: would be 30 GiB of masks, more than any budget can pay for
@@ -22,6 +23,11 @@ _SIZE_DRAWS_PER_ROW = 4
 _SUBSETS_PER_DRAW = 1024
 #: rounding slack of the test "the budget covers every subset of this size" (shap's)
 _FULL_SIZE_SLACK = 1e-8
+#: a stratum is enumerated and shuffled when it has at most this many pairs and at least
+#: 1 / _REJECTION_FRACTION of them are wanted; otherwise subsets are drawn at random and
+#: repeats rejected (rare then, and no enumeration of a large stratum for a few pairs)
+_ENUMERATE_POPULATION = 2**16
+_REJECTION_FRACTION = 4
 
 
 def _all_coalitions(m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,3 +187,126 @@ def lime_perturbations(
     z = np.vstack([np.ones((1, m), dtype=bool), ranks >= n_off[:, None]])
     dist = 1.0 - np.sqrt(z.sum(1) / m)
     return z, np.exp(-(dist**2) / (2.0 * float(kernel_width) ** 2))
+
+
+class StratifiedCoalitions:
+    """Paired coalitions sampled without replacement within each subset size (stratum).
+
+    Stratum ``s`` (``1 <= s <= M / 2``) holds the complement pairs ``(S, N \\ S)`` with
+    ``|S| = s`` (for ``s = M / 2`` each unordered pair once). Its Shapley-kernel mass is
+    known exactly, so a budget is allotted to the strata in proportion to their mass; a
+    stratum whose share covers all its pairs is enumerated and the rest of the budget goes to
+    the others (water filling). Within a stratum pairs are a simple random sample without
+    replacement, and every coalition of the stratum gets the weight ``mass / (2 n_s)``: the
+    weighted design ``sum w z z^T`` and moments ``sum w z y`` are then unbiased for their
+    values over all coalitions, the between-size noise of shap's random size draws is gone,
+    and the within-stratum sample variance gives a standard error (:func:`constrained_wls_se`).
+
+    Pairs are drawn once per stratum in a random order and every budget takes a prefix, so the
+    coalitions of a smaller budget are a subset of those of a larger one (convergence rounds
+    reuse every model evaluation).
+
+    Parameters
+    ----------
+    n_features : int
+        ``M`` (>= 2).
+    max_samples : int
+        Largest budget (coalitions) that :meth:`take` will be asked for.
+    rng : numpy Generator
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sc = StratifiedCoalitions(20, 500, np.random.default_rng(0))
+    >>> z, w, stratum = sc.take(300)
+    >>> z.shape, bool(np.isclose(w.sum(), 1)), bool((z[0::2] == ~z[1::2]).all())
+    ((300, 20), True, True)
+    >>> bool((sc.take(500)[0][: 2 * sc.counts(300)[0]] == z[: 2 * sc.counts(300)[0]]).all())
+    True
+    """
+
+    def __init__(self, n_features: int, max_samples: int, rng: np.random.Generator) -> None:
+        m = int(n_features)
+        if m < 2:
+            raise ValueError(f"Kernel SHAP coalitions need at least 2 features, got {m}")
+        self.n_features = m
+        sizes = np.arange(1, m // 2 + 1)
+        per = (m - 1) / (comb(m, sizes) * sizes * (m - sizes))  # kernel weight per coalition
+        self.sizes = sizes
+        self.population = np.array(
+            [comb(m, s, exact=True) // (2 if 2 * s == m else 1) for s in sizes], dtype=np.int64)
+        self.mass = 2 * per * self.population
+        self.mass /= self.mass.sum()
+        cap = self.counts(max_samples)
+        self._pairs = [_distinct_subsets(m, int(s), int(c), rng) for s, c in zip(sizes, cap)]
+
+    def counts(self, n_samples: int) -> np.ndarray:
+        """Pairs per stratum for a budget of ``n_samples`` coalitions (water filling)."""
+        left = int(n_samples) // 2
+        counts = np.zeros(len(self.sizes), dtype=np.int64)
+        open_ = np.ones(len(self.sizes), dtype=bool)
+        while left > 0 and open_.any():
+            share = self.mass * open_ / self.mass[open_].sum() * left
+            full = open_ & (share >= self.population - counts)
+            if full.any():  # enumerate these, give their surplus to the others
+                left -= int((self.population - counts)[full].sum())
+                counts[full] = self.population[full]
+                open_ &= ~full
+                continue
+            add = np.floor(share).astype(np.int64)
+            rest = left - int(add.sum())
+            order = np.argsort(-(share - add) * open_, kind="stable")[:rest]
+            add[order] += 1
+            counts += np.minimum(add, self.population - counts)
+            break
+        return counts
+
+    def take(self, n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Coalitions ``(S, M)`` (pairs on consecutive rows), weights ``(S,)`` summing to 1
+        and the stratum of every row, for a budget of ``n_samples`` coalitions."""
+        return self.rows(self.counts(n_samples))
+
+    def rows(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """As :meth:`take`, for given numbers of pairs per stratum."""
+        zs, ws, strata = [], [], []
+        for i, c in enumerate(counts):
+            if c == 0:
+                continue
+            zs.append(self.pair_rows(i, 0, c))
+            ws.append(np.full(2 * c, self.mass[i] / (2 * c)))
+            strata.append(np.full(2 * c, i))
+        w = np.concatenate(ws)
+        return np.vstack(zs), w / w.sum(), np.concatenate(strata)
+
+    def pair_rows(self, stratum: int, start: int, stop: int) -> np.ndarray:
+        """Pairs ``start:stop`` of a stratum as coalition rows, each followed by its
+        complement, ``(2 (stop - start), M)``."""
+        half = self._pairs[stratum][start:stop]
+        pair = np.empty((2 * len(half), self.n_features), dtype=bool)
+        pair[0::2], pair[1::2] = half, ~half
+        return pair
+
+
+def _distinct_subsets(m: int, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` distinct subsets of ``size`` features in random order, ``(count, M)``; for
+    ``size = M / 2`` one of each complement pair (the one without the last feature)."""
+    if count == 0:
+        return np.zeros((0, m), dtype=bool)
+    self_paired = 2 * size == m
+    population = comb(m, size, exact=True) // (2 if self_paired else 1)
+    if population <= _ENUMERATE_POPULATION and count * _REJECTION_FRACTION >= population:
+        idx = np.array(list(itertools.combinations(range(m), size)), dtype=np.int64)
+        full = np.zeros((len(idx), m), dtype=bool)
+        full[np.arange(len(idx))[:, None], idx] = True
+        if self_paired:
+            full = full[~full[:, -1]]
+        return full[rng.permutation(len(full))[:count]]
+    rows = np.zeros((0, m), dtype=bool)
+    while len(rows) < count:  # rejection: few pairs of a large stratum, repeats are rare
+        draw = np.argsort(rng.random((count, m)), axis=1) < size
+        if self_paired:
+            draw[draw[:, -1]] = ~draw[draw[:, -1]]
+        rows = np.vstack([rows, draw])
+        _, first = np.unique(np.packbits(rows, axis=1), axis=0, return_index=True)
+        rows = rows[np.sort(first)]  # first occurrences, in draw order
+    return rows[:count]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import torch
 
 from ..._data import InputBatch
 from ..._model import describe_rows, predict
 from ..._random import random_streams
-from ..._validation import POSITIVE_INT, StrOptions
-from ._coalitions import MAX_ENUMERATED_FEATURES, kernel_shap_coalitions
+from ..._validation import POSITIVE_INT, Interval, StrOptions
+from ._coalitions import MAX_ENUMERATED_FEATURES, StratifiedCoalitions, kernel_shap_coalitions
 from ._estimator import AGNOSTIC_DOC, ATTRIBUTES_DOC, AgnosticExplainer, warn_if_long
 from ._masking import masked_outputs, nonfinite_perturbations, spread
-from ._solvers import constrained_wls
+from ._solvers import constrained_wls, constrained_wls_se
 
 __all__ = ["KernelSHAP"]
 
@@ -21,6 +23,10 @@ MAX_EXACT_FEATURES = 12
 #: n_samples="auto" beyond MAX_EXACT_FEATURES: 2 M + this many coalitions (shap's default)
 AUTO_EXTRA_COALITIONS = 2048
 _LINKS = ("identity", "logit")
+_SAMPLINGS = ("shap", "stratified")
+#: tol: the first convergence round evaluates 2 M + this many coalitions, each later round
+#: doubles the budget (capped by n_samples)
+_FIRST_ROUND_EXTRA = 64
 #: probabilities are clipped to [eps, 1 - eps] before the logit (finite at 0 and 1)
 _LOGIT_EPS = 1e-12
 #: rounding slack of the check that link="logit" gets probabilities
@@ -69,6 +75,17 @@ class KernelSHAP(AgnosticExplainer):
     limit_ref : int or None, default=100
         Maximum number of background rows (innsight's name); None uses all of ``X_ref``.
         The model is evaluated ``n_samples x limit_ref`` times per explained sample.
+    sampling : {{"shap", "stratified"}}, default="shap"
+        How coalitions are chosen beyond the exact range. "shap": as
+        ``shap.KernelExplainer`` (random sizes, repeats raise a weight). "stratified":
+        complement pairs drawn without replacement within each subset size, the budget
+        split over sizes by their exact kernel mass; lower error for the same number of
+        model evaluations, and a standard error per attribution (``standard_error_``).
+    tol : float or None, default=None
+        With ``sampling="stratified"``: stop adding coalitions once the estimated standard
+        error of every attribution (all samples and outputs, on the ``link`` scale) is at
+        most ``tol``; ``n_samples`` is then the cap. Rounds start at ``2 M + 64``
+        coalitions and double, reusing every evaluation. None: use ``n_samples`` at once.
     {AGNOSTIC_DOC}
     Attributes
     ----------
@@ -76,6 +93,12 @@ class KernelSHAP(AgnosticExplainer):
         The background rows used.
     ref_output_mean_ : list of Tensor
         Mean model output over the background, per output layer.
+    standard_error_ : ndarray ``(n, M, n_outputs)`` or None
+        Set by each ``explain`` call: the estimated standard error of every feature's
+        attribution (delta method over the sampled pairs; 0 when exact); None with
+        ``sampling="shap"``.
+    n_coalitions_ : int
+        Set by each ``explain`` call: the number of coalitions evaluated per sample.
     {ATTRIBUTES_DOC}
 
     Examples
@@ -99,12 +122,15 @@ class KernelSHAP(AgnosticExplainer):
         "n_samples": [StrOptions({"auto"}), *POSITIVE_INT],
         "link": [StrOptions(set(_LINKS))],
         "limit_ref": [*POSITIVE_INT, None],
+        "sampling": [StrOptions(set(_SAMPLINGS))],
+        "tol": [Interval(Real, 0, None, closed="neither"), None],
     }
 
     def __init__(
         self, n_samples="auto", link="identity", limit_ref=100, segment_size=None,
-        segments=None, random_state=None, *, response_method="auto", ignore_last_act=False,
-        channels_first=True, dtype="double", device="cpu", batch_size=None, verbose=False,
+        segments=None, random_state=None, *, sampling="shap", tol=None,
+        response_method="auto", ignore_last_act=False, channels_first=True, dtype="double",
+        device="cpu", batch_size=None, verbose=False,
     ):
         super().__init__(
             ignore_last_act=ignore_last_act, channels_first=channels_first, dtype=dtype,
@@ -116,6 +142,8 @@ class KernelSHAP(AgnosticExplainer):
         self.segment_size = segment_size
         self.segments = segments
         self.random_state = random_state
+        self.sampling = sampling
+        self.tol = tol
         self.response_method = response_method
 
     @property
@@ -148,21 +176,24 @@ class KernelSHAP(AgnosticExplainer):
         self.data_ref_ = data
         self.ref_output_mean_ = [o.to(torch.float64).mean(0) for o in outs]
 
-    def _coalitions(self, m: int) -> tuple[np.ndarray, np.ndarray]:
-        gen = random_streams(self.random_state, 2)[1]
+    def _budget(self, m: int) -> int:
         if isinstance(self.n_samples, str):
-            budget = 2**m if m <= MAX_EXACT_FEATURES else 2 * m + AUTO_EXTRA_COALITIONS
-        else:
-            budget = int(self.n_samples)
-            if (m > MAX_ENUMERATED_FEATURES or budget < 2**m - 2) and budget < m:
-                raise ValueError(
-                    f"n_samples={budget} coalitions cannot determine {m} feature attributions; "
-                    f"use n_samples >= {m} (or fewer features via segment_size / segments)"
-                )
-        z, w, _ = kernel_shap_coalitions(m, budget, gen)
-        return z, w
+            return 2**m if m <= MAX_EXACT_FEATURES else 2 * m + AUTO_EXTRA_COALITIONS
+        budget = int(self.n_samples)
+        if (m > MAX_ENUMERATED_FEATURES or budget < 2**m - 2) and budget < m:
+            raise ValueError(
+                f"n_samples={budget} coalitions cannot determine {m} feature attributions; "
+                f"use n_samples >= {m} (or fewer features via segment_size / segments)"
+            )
+        return budget
+
+    def _exact(self, m: int, budget: int) -> bool:
+        return m <= MAX_ENUMERATED_FEATURES and budget >= 2**m - 2
 
     def _attribute(self, xs, selection, batch_size):
+        if self.tol is not None and self.sampling != "stratified":
+            raise ValueError("tol needs sampling='stratified' (shap's sampling has no "
+                             "standard error to stop on)")
         self._check_native_values(xs)
         fmap, m = self.feature_map_, self.n_segments_
         n = xs[0].shape[0]
@@ -172,26 +203,82 @@ class KernelSHAP(AgnosticExplainer):
         e0 = _link(mean_ref.cpu().numpy()[0], self.link, "mean background outputs")
         delta = fx - e0[None, :]
         k = delta.shape[1]
+        se = None if self.sampling == "shap" else np.zeros((n, m, k))
+        self.n_coalitions_ = 0
         if m == 1:
             phi = delta[:, None, :]
         else:
-            z, w = self._coalitions(m)
+            budget = self._budget(m)
             n_bg = self.data_ref_[0].shape[0]
-            warn_if_long(n * len(z) * n_bg, "KernelSHAP",
-                         f"{n} rows x {len(z)} coalitions x {n_bg} background rows",
+            n_z = 2**m - 2 if self._exact(m, budget) else budget  # tol: at most budget
+            warn_if_long(n * n_z * n_bg, "KernelSHAP",
+                         f"{n} rows x {n_z} coalitions x {n_bg} background rows",
                          self.verbose)
-            v = masked_outputs(
-                self.model_, xs, fmap, z, self.data_ref_, selection, batch_size,
-                verbose=self.verbose, desc="KernelSHAP",
-            ).cpu().numpy()
-            bad = nonfinite_perturbations(v, fx, selection)
-            y = _link(v, self.link, "model outputs") - e0[None, None, :]
-            y = np.where(bad[:, None, :], 0.0, y)  # solved apart, then NaN
-            y = y.transpose(1, 0, 2).reshape(len(z), n * k)
-            total = np.where(bad, 0.0, delta).reshape(-1)
-            phi = constrained_wls(z, w, y, total)
+            def solve(z, w, v):
+                bad = nonfinite_perturbations(v, fx, selection)
+                y = _link(v, self.link, "model outputs") - e0[None, None, :]
+                y = np.where(bad[:, None, :], 0.0, y)  # solved apart, then NaN
+                y = y.transpose(1, 0, 2).reshape(len(z), n * k)
+                total = np.where(bad, 0.0, delta).reshape(-1)
+                return constrained_wls(z, w, y, total), y, bad
+
+            def evaluate(z):
+                return masked_outputs(
+                    self.model_, xs, fmap, z, self.data_ref_, selection, batch_size,
+                    verbose=self.verbose, desc="KernelSHAP",
+                ).cpu().numpy()
+
+            gen = random_streams(self.random_state, 2)[1]
+            if self.sampling == "shap" or self._exact(m, budget):
+                z, w, _ = kernel_shap_coalitions(m, budget, gen)
+                phi, _, bad = solve(z, w, evaluate(z))
+                self.n_coalitions_ = len(z)
+            else:
+                phi, stat_se, bad = self._stratified(m, budget, gen, evaluate, solve)
+                se = stat_se.reshape(m, n, k).transpose(1, 0, 2)
             phi = phi.reshape(m, n, k).transpose(1, 0, 2)
             phi[np.broadcast_to(bad[:, None, :], phi.shape)] = np.nan
+            if se is not None:
+                se[np.broadcast_to(bad[:, None, :], se.shape)] = np.nan
+        self.standard_error_ = se
         values = spread(phi, fmap, [tuple(x.shape[1:]) for x in xs], xs[0])
         goal = torch.as_tensor(delta, dtype=xs[0].dtype, device=xs[0].device)
         return values, preds, goal
+
+    def _stratified(self, m, budget, gen, evaluate, solve):
+        """Stratified paired sampling, in doubling rounds until ``tol`` is met."""
+        sampler = StratifiedCoalitions(m, budget, gen)
+        if self.tol is None:
+            rounds = [budget]
+        else:
+            rounds, b = [], min(budget, 2 * m + _FIRST_ROUND_EXTRA)
+            while b < budget:
+                rounds.append(b)
+                b *= 2
+            rounds.append(budget)
+        done = np.zeros(len(sampler.sizes), dtype=np.int64)
+        vs = [None] * len(done)  # per stratum: outputs on its pairs so far, (n, 2 done, K)
+        for b in rounds:
+            # never fewer pairs than already evaluated (rounding may give a stratum one
+            # pair fewer at a larger budget)
+            counts = np.maximum(sampler.counts(b), done)
+            grow = [i for i in range(len(done)) if counts[i] > done[i]]
+            if grow:  # evaluate only the pairs new in this round, in one pass
+                new = [sampler.pair_rows(i, done[i], counts[i]) for i in grow]
+                v_new = evaluate(np.vstack(new))
+                at = 0
+                for i, rows in zip(grow, new):
+                    part = v_new[:, at:at + len(rows)]
+                    at += len(rows)
+                    vs[i] = part if vs[i] is None else np.concatenate([vs[i], part], 1)
+                done = counts
+            z, w, strata = sampler.rows(done)  # the same rows, stratum by stratum
+            v = np.concatenate([vs[i] for i in range(len(done)) if done[i] > 0], 1)
+            phi, y, bad = solve(z, w, v)
+            se = constrained_wls_se(z, w, y, phi, strata, done / sampler.population)
+            if self.tol is not None:
+                worst = se.reshape(m, *bad.shape)[:, ~bad]
+                if worst.size == 0 or float(worst.max()) <= self.tol:
+                    break
+        self.n_coalitions_ = len(z)
+        return phi, se, bad

@@ -10,12 +10,15 @@ import math
 
 import numpy as np
 
-__all__ = ["constrained_wls", "weighted_ridge"]
+__all__ = ["constrained_wls", "constrained_wls_se", "weighted_ridge"]
 
 #: float64 values of the Gram sub-blocks that one batched subset-ridge step gathers
 #: (targets x M candidates x (k+1)^2): 2^21 values = 16 MiB, so forward selection over
 #: thousands of targets (samples x outputs) runs in bounded memory
 _RIDGE_STEP_VALUES = 2**21
+#: float64 values of the per-pair influence terms (pairs x M x targets) held at once by
+#: constrained_wls_se: 2^24 values = 128 MiB
+_SE_STEP_VALUES = 2**24
 
 
 def constrained_wls(
@@ -47,6 +50,57 @@ def constrained_wls(
     sw = np.sqrt(weights)[:, None]
     head = np.linalg.lstsq(sw * design, sw * target, rcond=None)[0]
     return np.vstack([head, total[None, :] - head.sum(0, keepdims=True)])
+
+
+def constrained_wls_se(
+    z: np.ndarray, weights: np.ndarray, y: np.ndarray, phi: np.ndarray, strata: np.ndarray,
+    covered: np.ndarray,
+) -> np.ndarray:
+    """Standard errors of :func:`constrained_wls` on stratified paired coalitions.
+
+    The solution is a smooth function of the weighted moments ``A = sum w z z^T`` and
+    ``b = sum w z y``; to first order (delta method) its error is
+    ``P sum_j (h_j - mean)`` with ``h_j = sum_(c in pair j) w_c z_c (y_c - z_c . phi)`` and
+    ``P = A^-1 - A^-1 1 1^T A^-1 / (1^T A^-1 1)`` (the efficiency constraint has no error).
+    Pairs are a simple random sample without replacement within their stratum, so the
+    variance is the sum over strata of ``n_s (1 - f_s)`` times the sample variance of
+    ``P h_j`` (finite-population correction ``f_s``: enumerated strata add nothing).
+
+    Parameters
+    ----------
+    z : ``(S, M)`` coalitions, complement pairs on consecutive rows; weights : ``(S,)``;
+    y : ``(S, T)``; phi : ``(M, T)`` the solution; strata : ``(S,)`` stratum of each row;
+    covered : fraction of each stratum's pairs in ``z`` (indexed by stratum)
+
+    Returns
+    -------
+    se : ``(M, T)``
+    """
+    zf = z.astype(np.float64)
+    m, t = zf.shape[1], y.shape[1]
+    gram = zf.T @ (weights[:, None] * zf)
+    inv = np.linalg.pinv(gram)
+    one = inv.sum(1)
+    proj = inv - np.outer(one, one) / one.sum()
+    pair_stratum = strata[0::2]
+    var = np.zeros((m, t))
+    step = max(1, _SE_STEP_VALUES // max(1, len(pair_stratum) * m))
+    for start in range(0, t, step):
+        cols = slice(start, min(t, start + step))
+        resid = weights[:, None] * (y[:, cols] - zf @ phi[:, cols])  # (S, Tc)
+        h = zf[0::2, :, None] * resid[0::2, None, :] + zf[1::2, :, None] * resid[1::2, None, :]
+        q = np.einsum("im,jmt->jit", proj, h)  # (J, M, Tc)
+        for s in np.unique(pair_stratum):
+            f = float(covered[s])
+            if f >= 1.0:
+                continue
+            qs = q[pair_stratum == s]
+            n_s = len(qs)
+            if n_s > 1:
+                var[:, cols] += n_s * (1 - f) * qs.var(0, ddof=1)
+            else:  # one pair: no within-stratum spread to measure; bound it by its size
+                var[:, cols] += (1 - f) * qs[0] ** 2
+    return np.sqrt(var)
 
 
 def _subset_ridge(
