@@ -19,6 +19,7 @@ from .dense import Dense
 from .merge import Add, Concat
 from .normalization import BatchNorm, ElementwiseAffine
 from .pooling import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
+from .recurrent import Gather, Recurrent
 from .reshape import Flatten, Pad, Reshape
 
 __all__ = [
@@ -37,9 +38,11 @@ __all__ = [
     "Dense",
     "ElementwiseAffine",
     "Flatten",
+    "Gather",
     "Layer",
     "MaxPool",
     "Pad",
+    "Recurrent",
     "Reshape",
     "torch_activation_modules",
 ]

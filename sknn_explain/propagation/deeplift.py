@@ -41,6 +41,7 @@ from ..layers import (
     Dense,
     ElementwiseAffine,
     MaxPool,
+    Recurrent,
 )
 from ..rules.modifiers import NEGATIVE, POSITIVE
 from ._ops import (
@@ -53,6 +54,7 @@ from ._ops import (
     walk,
     window_mean,
 )
+from .recurrent import recurrent_deeplift
 
 __all__ = ["deeplift_backward", "deeplift_eps"]
 
@@ -176,6 +178,9 @@ def deeplift_backward(
             return [linear_vjp(layer, x.shape[1:], m)]
         if isinstance(layer, (MaxPool, AdaptiveMaxPool)):
             return [_maxpool(node, m)]
+        if isinstance(layer, Recurrent):  # unrolled: Rescale + product rule, see .recurrent
+            x = vx[node.inputs[0]]
+            return [recurrent_deeplift(layer, x, vr[node.inputs[0]], m, deeplift_eps(x.dtype))]
         out = structural_backward(node, m, vx)
         if out is None:
             raise TypeError(

@@ -36,6 +36,7 @@ from ...layers import (
 )
 from ..errors import BatchStatisticsError, UnsupportedLayerError
 from .describe import what, where
+from .recurrent import scan_accepts
 from .walker import REQ, Converter, Handler, as_tuple, bind
 
 __all__ = ["FUNCTIONS", "METHODS", "MODULES", "ends_with_activation", "handler_for", "scan"]
@@ -535,7 +536,7 @@ def handler_for(node: fx.Node, gm: fx.GraphModule) -> Handler | None:
 
 def scan(gm: fx.GraphModule, inputs: Sequence[str]) -> None:
     """Shape-free check that every input-dependent operation has a graph layer."""
-    dynamic, meta = set(inputs), set()
+    dynamic, meta, recurrent = set(inputs), set(), set()
     for node in gm.graph.nodes:
         if node.op in ("placeholder", "get_attr", "output"):
             continue
@@ -551,7 +552,7 @@ def scan(gm: fx.GraphModule, inputs: Sequence[str]) -> None:
         if is_meta:
             meta.add(node.name)
             continue
-        if handler_for(node, gm) is None:
+        if not scan_accepts(node, gm, recurrent) and handler_for(node, gm) is None:
             reason = ""
             if node.op == "call_function" and node.target is operator.getitem:
                 reason = "indexing or slicing a tensor (or a tuple of tensors) is not a layer"
