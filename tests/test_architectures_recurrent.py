@@ -241,3 +241,79 @@ def test_the_users_model_is_not_mutated(cell):
     after = _state(model)
     assert all(torch.equal(before[0][k], after[0][k]) for k in before[0])
     assert before[1:] == after[1:]
+
+
+# ---------------------------------------------------------------- forward kwargs, dict outputs
+class Keyed(nn.Module):
+    """A sequence model with extra forward arguments and a dict / namedtuple output."""
+
+    Out = __import__("collections").namedtuple("Out", ["logits", "probs"])
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.rnn = nn.GRU(F, H, batch_first=True)
+        self.head = nn.Linear(H, 3)
+
+    def forward(self, x, mask=None, scale: float = 1.0, as_tuple=False):
+        z = self.head(self.rnn(x * mask)[0][:, -1]) * scale
+        if as_tuple:
+            return self.Out(z, torch.softmax(z, -1))
+        return {"logits": z, "probs": torch.softmax(z, -1)}
+
+
+def _module_grad(model, x, k, **kwargs):
+    xx = x.clone().requires_grad_()
+    (g,) = torch.autograd.grad(model(xx, **kwargs)["logits"][:, k].sum(), xx)
+    return g.numpy()
+
+
+def test_forward_kwargs_and_output_key_on_graph_and_module():
+    model = Keyed().double()
+    x = _x()
+    mask = torch.tensor([[1.0], [0.0], [1.0], [1.0], [1.0]], dtype=torch.float64)  # (T, 1)
+    fit_args = {"forward_kwargs": {"mask": mask, "scale": 2.0}, "output_key": "logits"}
+    grad = _quiet(lambda: Gradient(dtype="double").fit(model, x, **fit_args))
+    assert grad.model_.converted  # traced with the bound arguments fixed
+    res = _quiet(grad.explain, x)
+    assert res.output_names == [["logits[0]", "logits[1]", "logits[2]"]]
+    np.testing.assert_allclose(res.values[..., 1], _module_grad(model, x, 1, mask=mask,
+                                                                scale=2.0), atol=1e-12)
+    assert np.all(res.values[:, 1] == 0)  # the masked time step
+    dl = _quiet(lambda: DeepLift(dtype="double").fit(model, x[:1], **fit_args).explain(x))
+    assert np.abs(dl.values.reshape(4, -1, 3).sum(1) - dl.decomp_goal).max() < 1e-8
+    both = _quiet(lambda: LRP(rule_name="epsilon", dtype="double").fit(
+        model, x, forward_kwargs={"mask": mask, "as_tuple": True},
+        output_key=["probs", 0]).explain(x, output_idx=[[0], [0]]))
+    assert both.output_names == [["probs[0]"], ["output_0[0]"]]
+
+
+def test_forward_kwargs_and_output_key_errors():
+    model = Keyed()
+    x = _x().float()
+    mask = torch.ones(T, 1)
+    with pytest.raises(TypeError, match=r"\['maks'\] are not arguments of Keyed.forward"):
+        Gradient().fit(model, x, forward_kwargs={"maks": mask})
+    with pytest.raises(ValueError, match=r"keys \['logits', 'probs'\]; choose the output"):
+        _quiet(lambda: Gradient().fit(model, x, forward_kwargs={"mask": mask}).explain(x))
+    with pytest.raises(ValueError, match=r"'logit' is not an output.*\['logits', 'probs'\]"):
+        _quiet(lambda: Gradient().fit(model, x, forward_kwargs={"mask": mask},
+                                      output_key="logit").explain(x))
+    with pytest.raises(ValueError, match="one row per reference sample"):
+        Gradient().fit(model, x, forward_kwargs={"mask": torch.ones(4, T, F)},
+                       output_key="logits")
+    with pytest.raises(TypeError, match="need a torch nn.Module"):
+        Gradient().fit({"layers": []}, x, output_key="logits")
+
+
+def test_forward_kwargs_leave_the_model_untouched():
+    model = Keyed()
+    model.train()
+    before = _state(model)
+    x = _x().float()
+    for explainer in (Gradient(), LRP(rule_name="epsilon"), DeepLift()):
+        _quiet(lambda e=explainer: e.fit(model, x, forward_kwargs={"mask": torch.ones(T, 1)},
+                                         output_key="probs").explain(x))
+    after = _state(model)
+    assert all(torch.equal(before[0][k], after[0][k]) for k in before[0])
+    assert before[1:] == after[1:]

@@ -436,9 +436,9 @@ class EmbeddingSupport:
     a list of module paths selects the embeddings; None explains the model as it is.
     """
 
-    def fit(self, model: object, X_ref: object = None):
+    def fit(self, model: object, X_ref: object = None, **fit_params):
         self._code_inputs = input_is_integer(X_ref)
-        return super().fit(model, X_ref)
+        return super().fit(model, X_ref, **fit_params)
 
     def _prepare_model(self, model: object, dtype: torch.dtype, device: torch.device):
         embeddings = getattr(self, "embeddings", None)
