@@ -156,7 +156,9 @@ def _moves_batch(cv, node: fx.Node) -> bool:
         view = _reindex(cv, node, {})
     except Exception:  # noqa: BLE001 - not a re-indexing we can follow: the normal handlers
         return False
-    return not isinstance(view, View) or _batch_axis(view) != 0
+    if isinstance(view, View):  # moved (not merged away: the normal handlers refuse that)
+        return _batch_axis(view) not in (0, None)
+    return all(_batch_axis(v) is not None for v in _leaves(view))  # chunk / split / unbind
 
 
 def _batch_axis(view: View) -> int | None:
