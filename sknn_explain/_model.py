@@ -137,6 +137,9 @@ def flatten_outputs(out: object, n: int | None = None) -> list[torch.Tensor]:
     >>> [o.shape for o in flatten_outputs((torch.zeros(4), torch.zeros(4, 2, 3)), n=4)]
     [torch.Size([4, 1]), torch.Size([4, 6])]
     """
+    if isinstance(out, dict):  # which outputs to explain is the user's choice
+        raise ValueError(f"the model returns a dict with keys {list(out)}; choose the "
+                         "output(s) to explain with fit(..., output_key=<key or list of keys>)")
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     flat = []
     for i, o in enumerate(outs):

@@ -23,6 +23,7 @@ from .._data import (
     row_index_of,
     sequence_warning,
 )
+from .._forward_binding import bind_forward
 from .._model import as_numpy, call_forward, flag_nonfinite_outputs, predict
 from .._output_selection import OutputSelection, resolve_outputs
 from .._prepare import encode
@@ -322,7 +323,8 @@ class Explainer(BaseEstimator):
         )
 
     @unfitted_on_error
-    def fit(self, model: object, X_ref: object = None) -> Explainer:
+    def fit(self, model: object, X_ref: object = None, *, forward_kwargs: dict | None = None,
+            output_key: object = None) -> Explainer:
         """Prepare the explainer for ``model``.
 
         Parameters
@@ -344,6 +346,15 @@ class Explainer(BaseEstimator):
             Reference data (baseline for IntegratedGradients, reference distribution for
             ExpectedGradients). Its shape fixes the expected input shape, and DataFrame
             columns become feature names.
+        forward_kwargs : dict, optional
+            Extra arguments of the torch module's ``forward`` that are not explained
+            (captum's ``additional_forward_args``), bound as constants of the model: the
+            same for every row (flags, a fixed mask). A per-sample tensor is data: pass it
+            as another model input (``X`` as a list). Unknown names raise ``TypeError``.
+        output_key : key, int or list, optional
+            Which output(s) to explain when the module returns a dict (keys), a tuple or a
+            namedtuple (positions / field names); output names then say the key
+            (``"logits[0]"``). A wrong key raises ``ValueError`` listing the available ones.
 
         Returns
         -------
@@ -361,7 +372,9 @@ class Explainer(BaseEstimator):
         """
         _reject_data_as_model(model)
         dtype, device = self._check_common_params()
-        model_ = self._prepare_model(model, dtype, device)
+        n_ref = None if isinstance(X_ref, (list, tuple)) else getattr(X_ref, "shape", [None])[0]
+        model_ = self._prepare_model(bind_forward(model, forward_kwargs, output_key, n_ref),
+                                     dtype, device)
         preprocess = getattr(model_, "preprocess", None)
         if preprocess is not None and X_ref is not None:
             # a pipeline's preprocessing runs on the raw X_ref; the network sees its output

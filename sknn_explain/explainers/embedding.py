@@ -436,7 +436,7 @@ class EmbeddingSupport:
     a list of module paths selects the embeddings; None explains the model as it is.
     """
 
-    def fit(self, model: object, X_ref: object = None):
+    def fit(self, model: object, X_ref: object = None, **fit_params):
         """Prepare the explainer for ``model``, explaining ``nn.Embedding`` layers' outputs.
 
         As :meth:`Explainer.fit`; with ``embeddings`` set and ``model`` holding
@@ -450,6 +450,8 @@ class EmbeddingSupport:
         X_ref : array-like, DataFrame, Tensor or list of those, optional
             Reference data. Integer arrays / DataFrames mark integer-coded inputs (the
             model receives them as int64, as ``nn.Embedding`` expects).
+        **fit_params
+            Passed on to :meth:`Explainer.fit` (``forward_kwargs``, ``output_key``).
 
         Returns
         -------
@@ -457,7 +459,7 @@ class EmbeddingSupport:
             The fitted explainer.
         """
         self._code_inputs = input_is_integer(X_ref)
-        return super().fit(model, X_ref)
+        return super().fit(model, X_ref, **fit_params)
 
     def _prepare_model(self, model: object, dtype: torch.dtype, device: torch.device):
         embeddings = getattr(self, "embeddings", None)

@@ -24,6 +24,7 @@ from .merge import Add, Concat
 from .normalization import BatchNorm, ElementwiseAffine
 from .pooling import AdaptiveAvgPool, AdaptiveMaxPool, AvgPool, MaxPool
 from .products import MatMul, Multiply
+from .recurrent import Gather, Recurrent
 from .reshape import Flatten, Pad, Reshape
 from .tensor_ops import Index, Permute, Reduce
 
@@ -46,6 +47,7 @@ __all__ = [
     "Embedding",
     "Flatten",
     "Index",
+    "Gather",
     "Layer",
     "LayerNorm",
     "MaskedSoftmax",
@@ -56,6 +58,7 @@ __all__ = [
     "Permute",
     "RMSNorm",
     "Reduce",
+    "Recurrent",
     "Reshape",
     "torch_activation_modules",
 ]

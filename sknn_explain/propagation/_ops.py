@@ -33,6 +33,7 @@ from ..layers import (
     Dense,
     ElementwiseAffine,
     Flatten,
+    Gather,
     Layer,
     MaxPool,
     Pad,
@@ -270,6 +271,8 @@ def structural_backward(node: Node, g: torch.Tensor,
     if isinstance(layer, Pad):
         x = values[node.inputs[0]]
         return [linear_vjp(layer, x.shape[1:], g)]
+    if isinstance(layer, Gather):  # recurrent states read by the model
+        return [layer.transpose(g, tuple(values[node.inputs[0]].shape[1:]))]
     return None
 
 

@@ -41,6 +41,7 @@ from ..layers import (
     Dense,
     ElementwiseAffine,
     MaxPool,
+    Recurrent,
 )
 from ..rules.modifiers import NEGATIVE, POSITIVE
 from ._ops import (
@@ -55,6 +56,7 @@ from ._ops import (
 )
 from .extended_layers import extended_deeplift
 from .products import deeplift_products
+from .recurrent import recurrent_deeplift
 
 __all__ = ["deeplift_backward", "deeplift_eps"]
 
@@ -182,6 +184,9 @@ def deeplift_backward(
             return [linear_vjp(layer, x.shape[1:], m)]
         if isinstance(layer, (MaxPool, AdaptiveMaxPool)):
             return [_maxpool(node, m)]
+        if isinstance(layer, Recurrent):  # unrolled: Rescale + product rule, see .recurrent
+            x = vx[node.inputs[0]]
+            return [recurrent_deeplift(layer, x, vr[node.inputs[0]], m, deeplift_eps(x.dtype))]
         out = extended_deeplift(node, m, vx, vr, deeplift_eps(vx[node.name].dtype))
         if out is None:
             out = structural_backward(node, m, vx)

@@ -32,8 +32,9 @@ from ..layers import (
     Dense,
     ElementwiseAffine,
     MaxPool,
+    Recurrent,
 )
-from ..rules import LayerRules
+from ..rules import Epsilon, LayerRules, Simple
 from ._ops import (
     input_layers,
     layer_key,
@@ -45,6 +46,7 @@ from ._ops import (
 )
 from .extended_layers import extended_lrp
 from .products import lrp_products
+from .recurrent import recurrent_lrp
 
 __all__ = ["lrp_backward"]
 
@@ -84,6 +86,9 @@ def lrp_backward(
             # the stored output is the plain pre-activation, except for max pooling
             z = None if isinstance(layer, (MaxPool, AdaptiveMaxPool)) else values[node.name]
             return [rule.relevance(linear_op(layer, x), x, r, z)]
+        if isinstance(layer, Recurrent):  # LRP-LSTM / LRP-GRU, see .recurrent
+            x = values[node.inputs[0]]
+            return [recurrent_lrp(layer, x, r, _recurrent_epsilon(rules, node, x.dtype))]
         out = structural_backward(node, r, values)
         if out is None:
             out = extended_lrp(node, r, values, rules)
@@ -92,3 +97,15 @@ def lrp_backward(
         return out
 
     return walk(graph, start, backward, keep)
+
+
+def _recurrent_epsilon(rules: LayerRules, node: Node, dtype: torch.dtype) -> float:
+    """The epsilon of the linear parts of a recurrent layer: the Dense rule's, which must be
+    "epsilon" or "simple" (Arras et al.'s LRP-LSTM is defined with the epsilon rule)."""
+    rule = rules.for_key("Dense")
+    if not isinstance(rule, (Epsilon, Simple)):
+        raise ValueError(
+            f"LRP through the recurrent layer {node.name!r} (LSTM / GRU) uses the epsilon rule "
+            f"on its linear parts (Arras et al., 2017), taken from the Dense rule, which is "
+            f"{rule!r}; use rule_name='epsilon' or 'simple' for Dense layers")
+    return rule.eps(dtype)

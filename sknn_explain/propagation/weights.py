@@ -23,6 +23,7 @@ from ..layers import (
     Dense,
     ElementwiseAffine,
     MaxPool,
+    Recurrent,
 )
 from ._ops import linear_op, structural_backward, walk
 from .extended_layers import extended_connection_weights
@@ -48,6 +49,11 @@ def connection_weights_backward(
         if isinstance(layer, (Dense, Conv, ElementwiseAffine, AvgPool, AdaptiveAvgPool, MaxPool,
                               AdaptiveMaxPool)):
             return [linear_op(layer, values[node.inputs[0]]).bwd(m)]
+        if isinstance(layer, Recurrent):
+            raise ValueError(
+                f"Connection Weights is not defined for recurrent layers ({node.name!r}, LSTM / "
+                "GRU): their gates multiply input-dependent values, so no path weight "
+                "product exists; use Gradient, IntegratedGradients, DeepLift or LRP")
         out = structural_backward(node, m, values)
         if out is None:
             out = extended_connection_weights(node, m, values)

@@ -43,6 +43,7 @@ from .attention import (
 )
 from .describe import what, where
 from .handlers_ops import OPS_FUNCTIONS, OPS_METHODS, OPS_MODULES, reduce_handler
+from .recurrent import scan_accepts
 from .tuples import is_multi_output
 from .walker import REQ, Converter, Handler, as_tuple, bind
 
@@ -558,7 +559,7 @@ def handler_for(node: fx.Node, gm: fx.GraphModule) -> Handler | None:
 
 def scan(gm: fx.GraphModule, inputs: Sequence[str]) -> None:
     """Shape-free check that every input-dependent operation has a graph layer."""
-    dynamic, meta, multi = set(inputs), set(), set()
+    dynamic, meta, multi, recurrent = set(inputs), set(), set(), set()
     for node in gm.graph.nodes:
         if node.op in ("placeholder", "get_attr", "output"):
             continue
@@ -581,7 +582,7 @@ def scan(gm: fx.GraphModule, inputs: Sequence[str]) -> None:
         refusal = getattr(handler_for(node, gm), "precheck", None)  # shape-free refusals
         if refusal is not None and refusal(node) is not None:
             raise UnsupportedLayerError(what(node, gm), where(node), refusal(node))
-        if handler_for(node, gm) is None:
+        if not scan_accepts(node, gm, recurrent) and handler_for(node, gm) is None:
             reason = ""
             if node.op == "call_function" and node.target is operator.getitem:
                 reason = "indexing or slicing a tensor (or a tuple of tensors) is not a layer"

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..._forward_binding import output_names_for_keys
 from ..._model import flatten_outputs, private_copy
 from ..._naming import class_names_for
 from ...layers import Activation
@@ -95,6 +96,9 @@ class TorchSource(Source):
             names = class_names_for(self.class_names, k)
             if names is not None:
                 graph.output_names = [names] + [None] * (len(graph.outputs) - 1)
+        label = getattr(self.module, "output_label", None)
+        if callable(label) and label() is not None and graph.output_names is None:
+            graph.output_names = output_names_for_keys(label(), graph, xs)
         return graph
 
     def reference(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:

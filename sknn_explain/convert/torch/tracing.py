@@ -5,8 +5,10 @@ from __future__ import annotations
 import inspect
 import threading
 
+import torch
 from torch import fx, nn
 
+from ..._forward_binding import BoundForward
 from ..errors import ConversionError
 
 __all__ = ["trace_module"]
@@ -62,13 +64,19 @@ def _trace(tracer: _Tracer, module: nn.Module, concrete: dict) -> fx.Graph:
 def trace_module(module: nn.Module) -> tuple[fx.GraphModule, list[str]]:
     """Symbolically trace ``module``; return the GraphModule and the input placeholder names.
 
-    ``forward`` parameters with default values are fixed to those defaults.
+    ``forward`` parameters with default values are fixed to those defaults; a
+    :class:`~sknn_explain._forward_binding.BoundForward` is traced as its inner module with
+    the bound arguments fixed, and keeps only the chosen outputs.
 
     Raises
     ------
     ConversionError
         When ``torch.fx`` cannot trace the module (e.g. data-dependent control flow).
     """
+    binding = module if isinstance(module, BoundForward) else None
+    fixed: dict[str, object] = {}
+    if binding is not None:
+        module, fixed = binding.trace_target()
     try:
         sig = inspect.signature(module.forward)
     except (TypeError, ValueError):  # pragma: no cover - builtin forwards
@@ -83,6 +91,8 @@ def trace_module(module: nn.Module) -> tuple[fx.GraphModule, list[str]]:
                 )
             if p.default is not p.empty:
                 concrete[p.name] = p.default
+            if p.name in fixed:
+                concrete[p.name] = fixed[p.name]
     tracer = _Tracer()
     try:
         graph = _trace(tracer, module, concrete)
@@ -95,6 +105,15 @@ def trace_module(module: nn.Module) -> tuple[fx.GraphModule, list[str]]:
             "IntegratedGradients, ExpectedGradients) still work on them"
         ) from err
     gm = fx.GraphModule(tracer.root, graph, type(module).__name__)
+    if binding is not None:
+        for node in list(gm.graph.nodes):  # fx's guards that a fixed value is its default
+            if node.op == "call_function" and node.target is torch._assert and any(
+                    "has been specialized" in str(a) for a in node.args):
+                gm.graph.erase_node(node)
+        try:
+            binding.select_traced_output(gm)
+        except ValueError as err:
+            raise ConversionError(str(err)) from err
     inputs = [n.name for n in gm.graph.nodes if n.op == "placeholder" and not n.args]
     return gm, inputs
 

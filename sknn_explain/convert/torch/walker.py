@@ -17,6 +17,7 @@ from ..errors import ConversionError, UnsupportedLayerError
 from ..graph import Graph
 from ..nodes import NodeBuilder, input_name
 from .describe import what, where
+from .recurrent import intercept
 from .tuples import is_multi_output, tuple_item
 
 __all__ = ["REQ", "Converter", "Handler", "as_tuple", "bind", "contains_tensor"]
@@ -125,10 +126,13 @@ class Converter:
             if node.op in ("placeholder", "get_attr"):
                 continue
             if node.op == "output":
+                intercept(self, node)  # recurrent states the model returns
                 outputs = self.outputs(node)
                 continue
             if not any(p.name in self.dynamic for p in node.all_input_nodes):
                 continue  # a constant: its recorded value is used where needed
+            if intercept(self, node):  # LSTM / GRU and the views of their states
+                continue
             value = self.values.get(node.name)
             if not isinstance(value, torch.Tensor):
                 if contains_tensor(value):
