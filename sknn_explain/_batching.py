@@ -19,9 +19,10 @@ import torch
 
 from ._model import call_forward, nonfinite_message
 from ._output_selection import OutputSelection
+from ._random import row_context
 
-__all__ = ["CPU_WORKING_SET", "Forward", "RowMaker", "accumulate_paths", "auto_batch_size",
-           "output_gradients"]
+__all__ = ["BLOCK_VALUES", "CPU_WORKING_SET", "Forward", "RowMaker", "accumulate_paths",
+           "auto_batch_size", "block_rows", "output_gradients"]
 
 Forward = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
 #: (sample_idx, step_idx) -> (points per input, multipliers per input or None)
@@ -32,6 +33,20 @@ RowMaker = Callable[
 #: on CPU, values (rows x input width x outputs) per batched backward pass: cache-sized
 #: chunks measured 2-3x faster than one big chunk for CNNs (benchmarks/bench_gradient.py)
 CPU_WORKING_SET = 2**20
+
+
+#: attribution values (rows x input width x outputs) of one block of rows that an explainer
+#: of the gradient family computes at once: larger inputs are explained block by block, so
+#: the working set (the block's copy in the computation dtype, its accumulators) stays
+#: bounded whatever the number of rows (16 MiB per block in float32)
+BLOCK_VALUES = 2**22
+
+
+def block_rows(shapes: Sequence[tuple[int, ...]], n_outputs: int, batch_size: int) -> int:
+    """Rows per block: about :data:`BLOCK_VALUES` attribution values, at least one chunk of
+    ``batch_size`` rows."""
+    per_row = max(sum(math.prod(s) for s in shapes), 1) * max(int(n_outputs), 1)
+    return max(int(batch_size), BLOCK_VALUES // per_row, 1)
 
 
 def auto_batch_size(
@@ -199,8 +214,12 @@ def accumulate_paths(
             a.masked_fill_(bad.reshape(n_samples, *([1] * (a.ndim - 2)), k), float("nan"))
         if not keep_outputs:  # else the outputs are the predictions, checked by the caller
             names = [name for layer in selection.names for name in layer]
+            offset = row_context().offset  # a block of a larger X: name its global rows
+            mask = bad.cpu()
+            if offset:
+                mask = torch.cat([torch.zeros((offset, k), dtype=torch.bool), mask])
             warnings.warn(
-                nonfinite_message(bad.cpu(), names, f"at the {desc or 'path'} evaluation points "
+                nonfinite_message(mask, names, f"at the {desc or 'path'} evaluation points "
                                   "(noisy / interpolated inputs) of X")
                 + "; their attributions are set to NaN",
                 RuntimeWarning, stacklevel=5,
