@@ -3,7 +3,9 @@
 * :func:`auto_batch_size` picks rows per model call from the input width (every method).
 * :func:`output_gradients` computes the gradients of *all* selected output nodes in one
   forward pass and one batched backward pass (``is_grads_batched``, i.e. ``torch.func.vmap``
-  over one-hot ``grad_outputs``), instead of a Python loop over outputs.
+  over one-hot ``grad_outputs``) or, for images on CPU, one backward pass per output
+  (:func:`gradient_strategy`).
+* :func:`block_rows` bounds the rows an explainer of the gradient family explains at once.
 * :func:`accumulate_paths` runs any "average of gradients at points" method (Gradient,
   SmoothGrad, IntegratedGradients, ExpectedGradients) over ``n_samples x n_steps`` rows in
   chunks of ``batch_size`` rows, so memory stays bounded whatever ``n`` is.
@@ -19,8 +21,10 @@ import torch
 
 from ._model import call_forward, nonfinite_message
 from ._output_selection import OutputSelection
+from ._random import row_context
 
-__all__ = ["CPU_WORKING_SET", "Forward", "RowMaker", "accumulate_paths", "auto_batch_size",
+__all__ = ["BLOCK_VALUES", "CPU_WORKING_SET", "STRATEGIES", "Forward", "RowMaker",
+           "accumulate_paths", "auto_batch_size", "block_rows", "gradient_strategy",
            "output_gradients"]
 
 Forward = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
@@ -32,6 +36,20 @@ RowMaker = Callable[
 #: on CPU, values (rows x input width x outputs) per batched backward pass: cache-sized
 #: chunks measured 2-3x faster than one big chunk for CNNs (benchmarks/bench_gradient.py)
 CPU_WORKING_SET = 2**20
+
+
+#: attribution values (rows x input width x outputs) of one block of rows that an explainer
+#: of the gradient family computes at once: larger inputs are explained block by block, so
+#: the working set (the block's copy in the computation dtype, its accumulators) stays
+#: bounded whatever the number of rows (8 MiB per block in float32)
+BLOCK_VALUES = 2**21
+
+
+def block_rows(shapes: Sequence[tuple[int, ...]], n_outputs: int, batch_size: int) -> int:
+    """Rows per block: about :data:`BLOCK_VALUES` attribution values, at least one chunk of
+    ``batch_size`` rows."""
+    per_row = max(sum(math.prod(s) for s in shapes), 1) * max(int(n_outputs), 1)
+    return max(int(batch_size), BLOCK_VALUES // per_row, 1)
 
 
 def auto_batch_size(
@@ -61,12 +79,42 @@ _NO_GRAD = (
 )
 
 
+#: the ways :func:`output_gradients` computes the gradients of ``k`` outputs
+STRATEGIES = ("batched", "looped")
+
+
+def gradient_strategy(forward: Forward, points: Sequence[torch.Tensor]) -> tuple[str, bool]:
+    """How :func:`output_gradients` runs on ``points``: ``(backward, channels_last)``.
+
+    The rule (measured with ``benchmarks/bench_grad_strategies.py``, see
+    docs/benchmarks.md): for images (every input ``(n, C, H, W)``) on CPU, one backward pass
+    per output ("looped") beat one ``is_grads_batched`` pass, whose vmapped convolution
+    backward is slower than ``k`` plain ones (ResNet 16 rows, 10 outputs: 217 vs 292 ms;
+    64x64 CNN 4 rows, 100 outputs: 3.5 vs 4.1 s), and a channels-last input made the
+    convolutions of the converted graph 10-25 % faster still. Everything else (dense and
+    1-D models, where the batched pass is faster) keeps "batched". Channels-last is only
+    used on the converted graph, whose layers never ``view`` an activation (a user's module
+    run as is may). The rule depends on shapes only, so a call is deterministic.
+    """
+    image = bool(points) and all(p.ndim == 4 and p.device.type == "cpu" for p in points)
+    converted = bool(getattr(forward, "converted", False))
+    return ("looped" if image else "batched"), image and converted
+
+
 def output_gradients(
     forward: Forward,
     points: Sequence[torch.Tensor],
     selection: OutputSelection,
+    *,
+    strategy: str | None = None,
+    channels_last: bool | None = None,
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Gradients of every selected output w.r.t. every input, in one batched pass.
+    """Gradients of every selected output w.r.t. every input, in one forward pass.
+
+    ``strategy`` ("batched": one ``is_grads_batched`` backward pass over one-hot
+    ``grad_outputs``; "looped": one backward pass per output) and ``channels_last`` (run
+    4-D inputs in channels-last memory format) default to :func:`gradient_strategy`. Every
+    strategy gives the same numbers (to rounding: tested < 1e-10 in double).
 
     Returns
     -------
@@ -80,16 +128,26 @@ def output_gradients(
             "gradient attributions cannot be computed inside torch.inference_mode(); call "
             "explain outside it (torch.no_grad() is fine)"
         )
-    leaves = [p.detach().requires_grad_(True) for p in points]
+    auto_strategy, auto_cl = gradient_strategy(forward, points)
+    strategy = auto_strategy if strategy is None else strategy
+    channels_last = auto_cl if channels_last is None else channels_last
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+    if channels_last and all(p.ndim == 4 for p in points):
+        leaves = [p.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+                  for p in points]
+    else:
+        leaves = [p.detach().requires_grad_(True) for p in points]
     with torch.enable_grad():
         picked = selection.pick(call_forward(forward, leaves))
         k = picked.shape[1]
         if not picked.requires_grad:
             raise ValueError(_NO_GRAD)
+        grads = None
         if k == 1:
             grads = torch.autograd.grad(picked.sum(), leaves, allow_unused=True)
             grads = [g.unsqueeze(0) if g is not None else None for g in grads]
-        else:
+        elif strategy == "batched":
             eye = torch.eye(k, dtype=picked.dtype, device=picked.device)
             grad_outputs = eye[:, None, :].expand(k, picked.shape[0], k)
             try:
@@ -97,18 +155,19 @@ def output_gradients(
                     warnings.filterwarnings("ignore", message=".*performance drop.*")
                     grads = torch.autograd.grad(
                         picked, leaves, grad_outputs=grad_outputs, is_grads_batched=True,
-                        allow_unused=True,
+                        allow_unused=True, retain_graph=True,
                     )
             except (RuntimeError, NotImplementedError):
-                # an op without a batching rule: fall back to one backward per output
-                grads = [[] for _ in leaves]
-                for j in range(k):
-                    gs = torch.autograd.grad(
-                        picked[:, j].sum(), leaves, retain_graph=j < k - 1, allow_unused=True
-                    )
-                    for i, g in enumerate(gs):
-                        grads[i].append(g)
-                grads = [None if g[0] is None else torch.stack(g) for g in grads]
+                grads = None  # an op without a batching rule: one backward per output
+        if grads is None:
+            grads = [[] for _ in leaves]
+            for j in range(k):
+                gs = torch.autograd.grad(
+                    picked[:, j].sum(), leaves, retain_graph=j < k - 1, allow_unused=True
+                )
+                for i, g in enumerate(gs):
+                    grads[i].append(g)
+            grads = [None if g[0] is None else torch.stack(g) for g in grads]
     if all(g is None for g in grads):
         raise ValueError(_NO_GRAD)
     out = []
@@ -199,8 +258,12 @@ def accumulate_paths(
             a.masked_fill_(bad.reshape(n_samples, *([1] * (a.ndim - 2)), k), float("nan"))
         if not keep_outputs:  # else the outputs are the predictions, checked by the caller
             names = [name for layer in selection.names for name in layer]
+            offset = row_context().offset  # a block of a larger X: name its global rows
+            mask = bad.cpu()
+            if offset:
+                mask = torch.cat([torch.zeros((offset, k), dtype=torch.bool), mask])
             warnings.warn(
-                nonfinite_message(bad.cpu(), names, f"at the {desc or 'path'} evaluation points "
+                nonfinite_message(mask, names, f"at the {desc or 'path'} evaluation points "
                                   "(noisy / interpolated inputs) of X")
                 + "; their attributions are set to NaN",
                 RuntimeWarning, stacklevel=5,

@@ -95,6 +95,8 @@ class InputBatch:
     name: str = "X"
     #: full shapes as the user gave them (before moving a channels-last axis)
     user_shapes: list[tuple[int, ...]] = field(default_factory=list)
+    #: per input, ``(min, max)`` of its values (None: not computed yet)
+    value_range: list[tuple[float, float] | None] = field(default_factory=list)
 
     @property
     def n_samples(self) -> int:
@@ -104,23 +106,37 @@ class InputBatch:
     def shapes(self) -> list[tuple[int, ...]]:
         return [a.shape[1:] for a in self.arrays]
 
-    def to_tensors(self, dtype: torch.dtype, device: torch.device) -> list[torch.Tensor]:
-        """The arrays as tensors; raises ValueError when a value overflows ``dtype``."""
-        tensors = [torch.tensor(a, dtype=dtype, device=device) for a in self.arrays]
-        for i, t in enumerate(tensors):
-            # the arrays are finite, so only a cast can overflow: min / max suffice (no
-            # full-size boolean temporary)
-            if t.numel() == 0:
+    def to_tensors(self, dtype: torch.dtype, device: torch.device,
+                   rows: slice | None = None) -> list[torch.Tensor]:
+        """The arrays (or the rows ``rows`` of them) as tensors of ``dtype`` on ``device``.
+
+        Raises ValueError when a value overflows ``dtype`` (checked on all rows, from the
+        arrays' min / max: a cast is monotone, so it overflows exactly when one of them does).
+        """
+        for i, a in enumerate(self.arrays):
+            if a.size == 0:
                 continue
-            low, high = torch.aminmax(t)
-            if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
-                label = self.name if len(tensors) == 1 else f"{self.name}[{i}]"
+            low, high = self._range(i)
+            # the arrays are finite, so only a cast can overflow
+            ends = torch.tensor([low, high], dtype=torch.float64).to(dtype)
+            if not bool(torch.isfinite(ends).all()):
+                label = self.name if len(self.arrays) == 1 else f"{self.name}[{i}]"
                 limit = torch.finfo(dtype).max
                 raise ValueError(
                     f"{label} has values beyond the range of {str(dtype).replace('torch.', '')} "
                     f"(|x| > {limit:.3g}); rescale the data or use dtype='double'"
                 )
-        return tensors
+        part = slice(None) if rows is None else rows
+        return [torch.tensor(a[part], dtype=dtype, device=device) for a in self.arrays]
+
+    def _range(self, i: int) -> tuple[float, float]:
+        """``(min, max)`` of input ``i``, computed once (``coerce_inputs`` fills it in)."""
+        while len(self.value_range) <= i:
+            self.value_range.append(None)
+        if self.value_range[i] is None:
+            a = self.arrays[i]
+            self.value_range[i] = (float(a.min()), float(a.max()))
+        return self.value_range[i]
 
 
 def _is_scipy_sparse(obj: object) -> bool:
@@ -240,7 +256,13 @@ def _one_array(x: object, name: str) -> tuple[np.ndarray, list[list[str]] | None
     return arr, names
 
 
-def _check_array(arr: np.ndarray, name: str) -> None:
+def _check_array(arr: np.ndarray, name: str) -> tuple[float, float]:
+    """Check shape and finiteness; return ``(min, max)`` of the (finite) values.
+
+    Finiteness is read from the min and max (NaN propagates into both, an infinity is one of
+    them): two reductions without a full-size boolean temporary; the detailed count runs only
+    when there is something to report.
+    """
     if arr.ndim < 2:
         raise ValueError(
             f"{name} must have a leading sample axis, got a {arr.ndim}-D array of shape "
@@ -250,15 +272,17 @@ def _check_array(arr: np.ndarray, name: str) -> None:
         raise ValueError(f"{name} is empty: it has 0 samples")
     if arr.size == 0:
         raise ValueError(f"{name} has shape {arr.shape}: no features")
+    low, high = arr.min(), arr.max()
+    if np.isfinite(low) and np.isfinite(high):
+        return float(low), float(high)
     bad = ~np.isfinite(arr)
-    if bad.any():
-        n_nan = int(np.isnan(arr).sum())
-        n_inf = int(bad.sum()) - n_nan
-        rows = np.unique(np.nonzero(bad.reshape(arr.shape[0], -1))[0])[:5].tolist()
-        raise ValueError(
-            f"{name} contains {n_nan} NaN and {n_inf} infinite value(s) (first rows: {rows}); "
-            "impute or drop them before explaining"
-        )
+    n_nan = int(np.isnan(arr).sum())
+    n_inf = int(bad.sum()) - n_nan
+    rows = np.unique(np.nonzero(bad.reshape(arr.shape[0], -1))[0])[:5].tolist()
+    raise ValueError(
+        f"{name} contains {n_nan} NaN and {n_inf} infinite value(s) (first rows: {rows}); "
+        "impute or drop them before explaining"
+    )
 
 
 class ShapeMismatchError(ValueError):
@@ -442,13 +466,13 @@ def coerce_inputs(
             f"the model has {n_inputs} input(s), but {name} provides {len(parts)}; pass a list "
             "with one array per model input"
         )
-    arrays, names, user_shapes = [], [], []
+    arrays, names, user_shapes, ranges = [], [], [], []
     for i, part in enumerate(parts):
         label = name if len(parts) == 1 else f"{name}[{i}]"
         if part is None:
             raise TypeError(f"{label} is None")
         arr, nm = _one_array(part, label)
-        _check_array(arr, label)
+        ranges.append(_check_array(arr, label))
         user_shape = tuple(arr.shape)
         if not channels_first and arr.ndim > 2:
             arr = np.moveaxis(arr, -1, 1)
@@ -466,7 +490,7 @@ def coerce_inputs(
         raise ValueError(
             f"all inputs of {name} must have the same number of samples, got {sorted(n)}"
         )
-    return InputBatch(arrays, names, name, user_shapes)
+    return InputBatch(arrays, names, name, user_shapes, ranges)
 
 
 def row_index_of(X: object) -> pd.Index | None:

@@ -46,6 +46,7 @@ __all__ = [
     "RANDOM_STATE",
     "SequenceOf",
     "StrOptions",
+    "check_estimator_params",
     "check_params",
     "check_reference_shapes",
     "validate_arguments",
@@ -197,6 +198,46 @@ def check_params(constraints: Mapping[str, list], params: Mapping[str, object],
 must be an int in the range [1, inf). Got 0 instead.
     """
     validate_parameter_constraints(dict(constraints), dict(params), caller_name=caller_name)
+
+
+#: per estimator class: (its ``_parameter_constraints`` dict, [(name, compiled constraints)])
+_COMPILED: dict[type, tuple[Mapping, list[tuple[str, list]]]] = {}
+
+
+def _compiled_constraints(cls: type) -> list[tuple[str, list]]:
+    """``cls``'s constructor parameters with their constraint objects, built once per class.
+
+    scikit-learn's ``_validate_params`` rebuilds both on every call (an ``inspect.signature``
+    for the parameter names, ``make_constraint`` for every constraint); an explainer checks
+    its hyperparameters at every ``explain``, so they are cached here. The cache entry is
+    rebuilt when the class's ``_parameter_constraints`` dict is replaced.
+    """
+    constraints = cls._parameter_constraints
+    entry = _COMPILED.get(cls)
+    if entry is None or entry[0] is not constraints:
+        compiled = [
+            (name, [make_constraint(c) for c in constraints[name]])
+            for name in cls._get_param_names()
+            if name in constraints and constraints[name] != "no_validation"
+        ]
+        entry = (constraints, compiled)
+        _COMPILED[cls] = entry  # a benign race: both threads build the same entry
+    return entry[1]
+
+
+def check_estimator_params(estimator: object) -> None:
+    """Check ``estimator``'s hyperparameters against its ``_parameter_constraints``.
+
+    The same check, and on failure the same ``InvalidParameterError`` (raised by
+    scikit-learn's own ``_validate_params``), as ``estimator._validate_params()``, with the
+    parameter names and constraint objects built once per class instead of on every call.
+    """
+    for name, constraints in _compiled_constraints(type(estimator)):
+        value = getattr(estimator, name)
+        if not any(c.is_satisfied_by(value) for c in constraints):
+            estimator._validate_params()  # scikit-learn's message, naming the parameter
+            raise InvalidParameterError(  # pragma: no cover - _validate_params raised
+                f"The {name!r} parameter of {type(estimator).__name__} is invalid: {value!r}")
 
 
 def validate_arguments(constraints: Mapping[str, list]) -> Callable:

@@ -27,8 +27,15 @@ from .._forward_binding import bind_forward
 from .._model import as_numpy, call_forward, flag_nonfinite_outputs, predict
 from .._output_selection import OutputSelection, resolve_outputs
 from .._prepare import encode
-from .._random import random_streams, row_context, row_generator, row_keys  # noqa: F401
-from .._validation import COMMON_PARAMETER_CONSTRAINTS
+from .._random import (  # noqa: F401
+    ROW_CONTEXT,
+    RowContext,
+    random_streams,
+    row_context,
+    row_generator,
+    row_keys,
+)
+from .._validation import COMMON_PARAMETER_CONSTRAINTS, check_estimator_params
 from ..attribution import Attribution
 from ..convert.adapters import prepare_model
 
@@ -297,7 +304,7 @@ class Explainer(BaseEstimator):
         Runs at ``fit`` and at ``explain`` (it is cheap), the one place where
         hyperparameters are validated.
         """
-        self._validate_params()
+        check_estimator_params(self)  # scikit-learn's _validate_params, built once per class
         self._check_params()
 
     def _check_params(self) -> None:
@@ -305,7 +312,8 @@ class Explainer(BaseEstimator):
 
     def _check_fitted(self) -> None:
         """Raise ``NotFittedError`` unless fitted, then check the hyperparameters again."""
-        check_is_fitted(self, "model_")
+        if "model_" not in vars(self):  # scikit-learn's check (and message) when unfitted
+            check_is_fitted(self, "model_")
         self._check_hyperparameters()
 
     def _prepare_model(self, model: object, dtype: torch.dtype, device: torch.device):
@@ -491,16 +499,19 @@ class Explainer(BaseEstimator):
                     "explained X (it was fitted without X_ref); refit the explainer, with "
                     "X_ref of the new shape, to explain inputs of another shape") from err
             raise
-        xs = batch.to_tensors(self.dtype_, self.device_)
-        with torch.no_grad():
-            dims = [o.shape[1] for o in call_forward(
-                self.model_, [x[:1] for x in xs], hint=self._layout_hint(self.model_, xs, "X"))]
+        dims = self._output_dims(batch)
         if self.input_shapes_ is None and getattr(self.model_, "input_shapes", None):
             # a conversion deferred at fit finished for these shapes: later calls must match
             self.input_shapes_ = [tuple(s) for s in self.model_.input_shapes]
             self.n_inputs_ = len(self.input_shapes_)
         selection = resolve_outputs(output_idx, output_label, self.model_.output_names(dims))
-        values, preds, goal = self._attribute(xs, selection, self._batch_size(batch.shapes))
+        batch_size = self._batch_size(batch.shapes)
+        block = self._block_rows(batch.shapes, sum(selection.sizes), batch_size)
+        if batch.n_samples <= block:
+            xs = batch.to_tensors(self.dtype_, self.device_)
+            values, preds, goal = self._attribute(xs, selection, batch_size)
+        else:
+            values, preds, goal = self._attribute_blocks(batch, selection, batch_size, block)
         values = flag_nonfinite_outputs(  # NaN/inf outputs: warn, NaN attributions
             values, preds, goal, [name for layer in selection.names for name in layer])
         result = make_attribution(
@@ -516,6 +527,78 @@ class Explainer(BaseEstimator):
         if raw is not None:
             result = group_result(self.model_, result, raw)
         return result
+
+    def _output_dims(self, batch: InputBatch) -> list[int]:
+        """Widths of the model's output layers for inputs of ``batch``'s per-sample shapes.
+
+        The first call per shape runs the model on one row (which also finishes a
+        conversion deferred at ``fit`` and reports a failing model with a layout hint);
+        the widths are cached on the fitted explainer (``output_dims_``, keyed by the
+        shapes), so later calls need no sizing forward pass.
+        """
+        key = tuple(tuple(int(d) for d in s) for s in batch.shapes)
+        cache = self.__dict__.setdefault("output_dims_", {})
+        dims = cache.get(key)
+        if dims is None:
+            first = batch.to_tensors(self.dtype_, self.device_, rows=slice(0, 1))
+
+            def hint() -> str:  # only on failure: the "did you mean" tries need every row
+                xs = batch.to_tensors(self.dtype_, self.device_)
+                return self._layout_hint(self.model_, xs, "X")()
+
+            with torch.no_grad():
+                dims = [o.shape[1] for o in call_forward(self.model_, first, hint=hint)]
+            cache[key] = dims  # one dict store: safe when threads explain concurrently
+        return list(dims)
+
+    def _block_rows(self, shapes: Sequence[tuple[int, ...]], n_outputs: int,
+                    batch_size: int) -> int:
+        """Rows explained at once; more rows are explained block by block (override).
+
+        The base class explains all rows at once. The gradient family returns
+        :func:`~sknn_explain._batching.block_rows`, so that a large ``X`` is never copied
+        whole to the computation dtype next to the result (see :meth:`_attribute_blocks`).
+        """
+        return np.iinfo(np.int64).max
+
+    def _attribute_blocks(
+        self, batch: InputBatch, selection: OutputSelection, batch_size: int, block: int
+    ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """:meth:`_attribute` on blocks of ``block`` rows, written into one result.
+
+        Only the rows of one block are converted to ``dtype_`` at a time, so the peak memory
+        is the result plus a working set bounded by ``block`` (and ``batch_size``), not the
+        result plus a full copy of ``X``. Every block runs in a row context (as a block of a
+        Dask collection does): random draws keyed by the global row index and SmoothGrad's
+        data range over all rows, so the answer does not depend on the blocks.
+        """
+        ctx = row_context()
+        data_range = ctx.data_range
+        if data_range is None and self._uses_data_range:
+            data_range = tuple((a.max(axis=0), a.min(axis=0)) for a in batch.arrays)
+        n = batch.n_samples
+        values: list[torch.Tensor] = []
+        preds = goal = None
+        for start in range(0, n, block):
+            stop = min(n, start + block)
+            xs = batch.to_tensors(self.dtype_, self.device_, rows=slice(start, stop))
+            token = ROW_CONTEXT.set(RowContext(offset=ctx.offset + start, data_range=data_range))
+            try:
+                v, p, g = self._attribute(xs, selection, batch_size)
+            finally:
+                ROW_CONTEXT.reset(token)
+            del xs
+            if preds is None:
+                values = [t.new_empty((n, *t.shape[1:])) for t in v]
+                preds = p.new_empty((n, *p.shape[1:]))
+                goal = None if g is None else g.new_empty((n, *g.shape[1:]))
+            for whole, part in zip(values, v):
+                whole[start:stop] = part
+            preds[start:stop] = p
+            if goal is not None:
+                goal[start:stop] = g
+            del v, p, g
+        return values, preds, goal
 
     def _attribute(
         self, xs: list[torch.Tensor], selection: OutputSelection, batch_size: int

@@ -25,7 +25,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .._batching import Forward, accumulate_paths, auto_batch_size
+from .._batching import (
+    Forward,
+    accumulate_paths,
+    auto_batch_size,
+    block_rows,
+    output_gradients,
+)
 from .._data import InputBatch
 from .._model import predict
 from .._output_selection import OutputSelection
@@ -100,16 +106,36 @@ def gradient_attribution(
     batch_size: int = 1024,
     verbose: bool = False,
 ) -> Result:
-    """Vanilla gradient (``times_input``: Gradient x Input) of all selected outputs."""
+    """Vanilla gradient (``times_input``: Gradient x Input) of all selected outputs.
 
-    def rows(si, _):
-        pts = [x[si] for x in xs]
-        return pts, (pts if times_input else [None] * len(pts))
+    One forward and one (batched) backward pass per chunk of ``batch_size`` rows, written
+    straight into the result: a plain gradient needs none of the path machinery of
+    :func:`~sknn_explain._batching.accumulate_paths` (one step per sample, nothing to sum).
+    A (sample, output) pair whose model output is NaN / inf gets NaN values.
+    """
+    n = xs[0].shape[0]
+    values: list[torch.Tensor] = []
+    outputs = None
+    starts = range(0, n, batch_size)
+    if verbose:
+        from tqdm.auto import tqdm
 
-    values, outputs = accumulate_paths(
-        forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=1, keep_outputs=True,
-        **_path_kwargs(xs, batch_size, verbose, "Gradient"),
-    )
+        starts = tqdm(starts, desc="Gradient", unit="chunk")
+    for start in starts:
+        pts = [x[start : start + batch_size] for x in xs]
+        grads, picked = output_gradients(forward, pts, selection)
+        if outputs is None:
+            values = [g.new_empty((n, *g.shape[1:]), dtype=x.dtype) for g, x in zip(grads, xs)]
+            # a model may promote the inputs' dtype (float64 buffers): keep the inputs'
+            outputs = picked.new_empty((n, picked.shape[1]), dtype=xs[0].dtype)
+        stop = start + picked.shape[0]
+        for v, g, p in zip(values, grads, pts):
+            v[start:stop] = g * p.unsqueeze(-1) if times_input else g
+        outputs[start:stop] = picked
+    bad = ~torch.isfinite(outputs)
+    if bool(bad.any()):  # no gradient answer where the model is undefined
+        for v in values:
+            v.masked_fill_(bad.reshape(n, *([1] * (v.ndim - 2)), bad.shape[1]), float("nan"))
     goal = None
     if times_input:
         zeros = [torch.zeros_like(x[:1]) for x in xs]
@@ -312,7 +338,15 @@ _EMBEDDINGS_DOC = """embeddings : "auto", list of str or None, default="auto"
 """
 
 
-class Gradient(EmbeddingSupport, Explainer):
+class _RowBlocks:
+    """Explain a large ``X`` block by block (:meth:`Explainer._attribute_blocks`): the rows
+    of every sample are independent, and random draws are keyed by the global row."""
+
+    def _block_rows(self, shapes, n_outputs: int, batch_size: int) -> int:
+        return block_rows(shapes, n_outputs, batch_size)
+
+
+class Gradient(_RowBlocks, EmbeddingSupport, Explainer):
     __doc__ = f"""Vanilla gradient (saliency) and Gradient x Input.
 
     Parameters
@@ -357,7 +391,7 @@ class Gradient(EmbeddingSupport, Explainer):
         ))
 
 
-class SmoothGrad(EmbeddingSupport, Explainer):
+class SmoothGrad(_RowBlocks, EmbeddingSupport, Explainer):
     __doc__ = f"""SmoothGrad (Smilkov et al., 2017): gradients averaged over noisy copies.
 
     Parameters
@@ -451,7 +485,7 @@ class SmoothGrad(EmbeddingSupport, Explainer):
         ))
 
 
-class IntegratedGradients(EmbeddingSupport, Explainer):
+class IntegratedGradients(_RowBlocks, EmbeddingSupport, Explainer):
     __doc__ = f"""Integrated Gradients (Sundararajan et al., 2017), right Riemann sum.
 
     The baseline comes from ``fit(model, X_ref)``: no ``X_ref`` -> zeros, one row -> that
@@ -517,7 +551,7 @@ class IntegratedGradients(EmbeddingSupport, Explainer):
         ))
 
 
-class ExpectedGradients(EmbeddingSupport, Explainer):
+class ExpectedGradients(_RowBlocks, EmbeddingSupport, Explainer):
     __doc__ = f"""Expected Gradients (Erion et al., 2021) against a reference distribution.
 
     ``fit(model, X_ref)`` requires ``X_ref``: for every sample, ``n`` references are drawn
