@@ -5,12 +5,8 @@ value), and the ``out[i]`` that reads an item resolves to that name."""
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING
 
 from torch import fx
-
-if TYPE_CHECKING:
-    from .walker import Converter
 
 __all__ = ["is_multi_output", "tuple_item"]
 
@@ -20,9 +16,12 @@ def is_multi_output(handler: object) -> bool:
     return bool(getattr(handler, "multi_output", False))
 
 
-def tuple_item(cv: Converter, node: fx.Node) -> str | None:
+def tuple_item(cv, node: fx.Node) -> str | None:
     """``out[i]`` of a multi-output operation: the item's graph name (None: not such a
-    getitem). Raises for items that are not graph values."""
+    getitem). Raises for items that are not graph values.
+
+    ``cv`` is the walker's ``Converter`` (not imported here: the walker imports this module).
+    """
     if node.op != "call_function" or node.target is not operator.getitem:
         return None
     src = node.args[0]
