@@ -24,7 +24,7 @@ from .._data import (
     sequence_warning,
 )
 from .._forward_binding import bind_forward
-from .._model import as_numpy, call_forward, flag_nonfinite_outputs, predict
+from .._model import ModelAdapter, as_numpy, call_forward, flag_nonfinite_outputs, predict
 from .._output_selection import OutputSelection, resolve_outputs
 from .._prepare import encode
 from .._random import (  # noqa: F401
@@ -135,13 +135,12 @@ def is_dask_collection(X: object) -> bool:
             and hasattr(X, "__dask_graph__"))
 
 
-def _output_space(model: object) -> str | None:
+def _output_space(model: ModelAdapter) -> str | None:
     """What the explained outputs are: "logit" (last softmax / sigmoid removed by
     ``ignore_last_act``), "probability" (kept) or None (no final softmax / sigmoid)."""
-    removed = getattr(model, "removed_activation", None)
-    if removed in ("softmax", "sigmoid", "log_softmax"):
+    if model.removed_activation in ("softmax", "sigmoid", "log_softmax"):
         return "logit"
-    graph = getattr(model, "graph", None)
+    graph = model.graph
     outputs = getattr(graph, "outputs", None)
     if outputs:
         layer = getattr(graph.node(outputs[0]), "layer", None)
@@ -201,7 +200,7 @@ def _input_space(model: object, model_: object) -> str | None:
     when its scalers are folded into it, None for anything that is not a pipeline."""
     from sklearn.pipeline import Pipeline
 
-    if getattr(model_, "preprocess", None) is not None:
+    if model_.preprocess is not None:
         return "network"
     if isinstance(model, Pipeline) and any(
             s is not None and not isinstance(s, str) for _, s in model.steps[:-1]):
@@ -383,17 +382,17 @@ class Explainer(BaseEstimator):
         n_ref = None if isinstance(X_ref, (list, tuple)) else getattr(X_ref, "shape", [None])[0]
         model_ = self._prepare_model(bind_forward(model, forward_kwargs, output_key, n_ref),
                                      dtype, device)
-        preprocess = getattr(model_, "preprocess", None)
+        preprocess = model_.preprocess
         if preprocess is not None and X_ref is not None:
             # a pipeline's preprocessing runs on the raw X_ref; the network sees its output
             X_ref, _ = encode(preprocess, X_ref, model_.raw_names, "X_ref")
         ref = None
         if X_ref is not None:
             ref = coerce_inputs(
-                X_ref, n_inputs=model_.n_inputs, input_shapes=getattr(model_, "input_shapes", None),
+                X_ref, n_inputs=model_.n_inputs, input_shapes=model_.input_shapes,
                 channels_first=self.channels_first, name="X_ref",
             )
-            _check_names(ref.names, getattr(model_, "input_names", None), "X_ref",
+            _check_names(ref.names, model_.input_names, "X_ref",
                          "the model has feature names")
             if model_.pending:  # finish a deferred conversion now
                 # a model that cannot run on X_ref is the user's input error (ValueError)
@@ -406,11 +405,11 @@ class Explainer(BaseEstimator):
         self.dtype_, self.device_ = dtype, device
         self.recurrent_layer_ = find_batch_first_rnn(model)
         self.input_space_ = _input_space(model, model_)
-        shapes = ref.shapes if ref is not None else getattr(model_, "input_shapes", None)
+        shapes = ref.shapes if ref is not None else model_.input_shapes
         self.input_shapes_ = None if shapes is None else [tuple(s) for s in shapes]
         self.n_inputs_ = None if self.input_shapes_ is None else len(self.input_shapes_)
         # names known to the model (e.g. a Pipeline's feature_names_in_), else X_ref's columns
-        self.input_names_ = getattr(model_, "input_names", None)
+        self.input_names_ = model_.input_names
         if self.input_names_ is None and ref is not None and any(n is not None for n in ref.names):
             self.input_names_ = [
                 n if n is not None else default_axis_names(s) for n, s in zip(ref.names, ref.shapes)
@@ -487,20 +486,20 @@ class Explainer(BaseEstimator):
                 return lazy_explain(self, X, output_idx=output_idx, output_label=output_label)
         self._check_fitted()
         raw = None
-        preprocess = getattr(self.model_, "preprocess", None)
+        preprocess = self.model_.preprocess
         if preprocess is not None:  # raw DataFrame -> the pipeline's encoded features
             X, raw = encode(preprocess, X, self.model_.raw_names, "X")
         try:
             batch, names = self._coerce(X)
         except ShapeMismatchError as err:
-            if getattr(self.model_, "shapes_from_first_call", False):
+            if self.model_.shapes_from_first_call:
                 raise ShapeMismatchError(
                     f"{err}: the model was converted for the input shape of the first "
                     "explained X (it was fitted without X_ref); refit the explainer, with "
                     "X_ref of the new shape, to explain inputs of another shape") from err
             raise
         dims = self._output_dims(batch)
-        if self.input_shapes_ is None and getattr(self.model_, "input_shapes", None):
+        if self.input_shapes_ is None and self.model_.input_shapes:
             # a conversion deferred at fit finished for these shapes: later calls must match
             self.input_shapes_ = [tuple(s) for s in self.model_.input_shapes]
             self.n_inputs_ = len(self.input_shapes_)

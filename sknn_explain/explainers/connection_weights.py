@@ -100,7 +100,7 @@ class ConnectionWeights(GraphExplainer):
         if self.times_input:
             raise ValueError("ConnectionWeights(times_input=True) needs data: call explain(X)")
         # known from fit, or from a conversion finished by an earlier explain(X)
-        shapes = self.input_shapes_ or getattr(self.model_, "input_shapes", None)
+        shapes = self.input_shapes_ or self.model_.input_shapes
         if shapes is None:
             raise ValueError(
                 "the input shape is unknown: fit with X_ref, use a graph with input_shapes, "
@@ -120,7 +120,7 @@ class ConnectionWeights(GraphExplainer):
             self.method_name, weights, preds, None, selection, inputs, names,
             channels_first=self.channels_first,
         )
-        if getattr(self.model_, "preprocess", None) is not None:  # summed per original column
+        if self.model_.preprocess is not None:  # summed per original column
             result = group_result(self.model_, result, np.full(
                 (1, len(self.model_.raw_names)), np.nan, dtype=object))
         result.input_space = getattr(self, "input_space_", None)

@@ -101,7 +101,7 @@ class LayerExplainer(GraphExplainer):
             raise TypeError(f"{type(self).__name__} does not explain dask collections lazily; "
                             "explain the computed blocks (X.compute()) instead")
         self._check_fitted()
-        preprocess = getattr(self.model_, "preprocess", None)
+        preprocess = self.model_.preprocess
         if preprocess is not None:  # the network's (encoded) inputs; no regrouping
             X, _ = encode(preprocess, X, self.model_.raw_names, "X")
         batch, input_names = self._coerce(X)
