@@ -288,3 +288,44 @@ def test_model_is_not_mutated():
     assert model.training and all(m.training for m in model.modules())
     assert flags == [p.requires_grad for p in model.parameters()]
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_lrp_conserves_on_a_bias_free_ft_transformer_without_softmax():
+    """Where AttnLRP's theory says relevance is conserved (bias-free tokenizer, LayerNorm
+    without bias under the identity rule, bilinear attention without softmax, residuals,
+    feed-forward, mean over tokens), the input relevances sum to the output."""
+    class Block(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.norm = nn.LayerNorm(dim, bias=False)
+            self.q, self.k, self.v, self.o = (nn.Linear(dim, dim, bias=False)
+                                              for _ in range(4))
+            self.ff = nn.Sequential(nn.Linear(dim, 12, bias=False), nn.ReLU(),
+                                    nn.Linear(12, dim, bias=False))
+
+        def forward(self, t):
+            h = self.norm(t)
+            scores = torch.einsum("nqd,nkd->nqk", self.q(h), self.k(h)) / 4.0
+            t = t + self.o(torch.bmm(scores, self.v(h)))
+            return t + self.ff(t)
+
+    class BiasFreeFT(nn.Module):
+        def __init__(self, n_features=4, dim=6):
+            super().__init__()
+            self.tok = nn.Parameter(torch.randn(n_features, dim))
+            self.blocks = nn.ModuleList(Block(dim) for _ in range(2))
+            self.head = nn.Linear(dim, 2, bias=False)
+
+        def forward(self, x):
+            t = x.unsqueeze(-1) * self.tok
+            for b in self.blocks:
+                t = b(t)
+            return self.head(t.mean(1))
+
+    torch.manual_seed(0)
+    model, x = BiasFreeFT().double().eval(), rand(5, 4)
+    graph, diff = to_graph(model, x)
+    assert diff < 1e-10 and any(isinstance(n.layer, BroadcastAffine) for n in graph.nodes)
+    res = explain(skx.LRP, model, x, rule_name="simple")
+    with torch.no_grad():
+        np.testing.assert_allclose(total(res), model(x).numpy(), atol=1e-8)
