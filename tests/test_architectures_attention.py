@@ -367,8 +367,6 @@ def test_model_is_not_mutated():
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
 
-@pytest.mark.skip(reason="FT-Transformer blocks need LayerNorm and CLS-token slicing "
-                  "(x[:, 0]) in the graph: issue #12 part 1")
 def test_ft_transformer_style_model():
     class FTTransformer(nn.Module):
         def __init__(self, n_features=4, dim=8):
@@ -394,3 +392,4 @@ def test_ft_transformer_style_model():
     np.testing.assert_allclose(total(res), res.decomp_goal, atol=1e-8)
     lrp = explain(skx.LRP, model, x, rule_name="simple")
     assert np.isfinite(lrp.values).all()
+    # more (LRP conservation, IG vs captum, DeepSHAP): tests/test_architectures_transformer.py

@@ -39,3 +39,27 @@ def test_penguins_pipeline_example_explains_per_original_column(tmp_path):
     assert list(summary.columns) == ["IntegratedGradients", "DeepSHAP", "KernelSHAP"]
     assert np.isfinite(summary.to_numpy()).all() and (summary.to_numpy() > 0).all()
     assert (tmp_path / "kernelshap_beeswarm.png").exists()
+
+
+def test_tabular_transformer_example_explains_the_ft_transformer(tmp_path, capsys):
+    import matplotlib.pyplot as plt
+
+    example = _load("tabular_transformer")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        summary = example.main(str(tmp_path), n_rows=8)
+    plt.close("all")
+    assert summary.shape == (30, 3) and np.isfinite(summary.to_numpy()).all()
+    assert (tmp_path / "top_features.png").exists()
+    out = capsys.readouterr().out
+    deeplift_gap = float(out.split("DeepLift")[1].split("= ")[1].split()[0])
+    assert deeplift_gap < 1e-8  # summation-to-delta through the whole transformer
+
+
+def test_text_sequence_example_finds_the_deciding_tokens():
+    example = _load("text_sequence")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        hits = example.main(n_rows=20)
+    assert set(hits) == {"DeepLift", "LRP (epsilon)"}
+    assert min(hits.values()) >= 0.8

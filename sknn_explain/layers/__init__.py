@@ -15,6 +15,7 @@ from .activation import (
 )
 from .attention import MaskedSoftmax
 from .base import Layer
+from .constant_ops import BroadcastAffine, ConstantConcat
 from .conv import Conv
 from .conv_transpose import ConvTranspose
 from .dense import Dense
@@ -39,7 +40,9 @@ __all__ = [
     "Add",
     "AvgPool",
     "BatchNorm",
+    "BroadcastAffine",
     "Concat",
+    "ConstantConcat",
     "Conv",
     "ConvTranspose",
     "Dense",

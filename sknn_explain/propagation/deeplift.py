@@ -159,7 +159,8 @@ def deeplift_backward(
 
     def backward(node: Node, m):
         layer = node.layer
-        special = deeplift_products(node, m, vx, vr, deeplift_eps(vx[node.name].dtype))
+        special = deeplift_products(node, m, vx, vr, deeplift_eps(vx[node.name].dtype),
+                                    graph.outputs)
         if special is not None:  # products, masked softmax, embeddings
             return special
         if isinstance(layer, Activation):

@@ -21,6 +21,10 @@ LayerNorm / RMSNorm       the "Dense" rule on     product rule +          refuse
                           the map with ``s``      rescale (exact, see     normalisation has no
                           detached (AttnLRP       :mod:`.layer_norm`)     data-free weights)
                           identity rule)
+ConstantConcat (CLS       sliced; the constant's  sliced (the constant    sliced
+token)                    share is absorbed       has zero difference)
+BroadcastAffine (feature  the "Dense" rule on     transpose (exact,       transpose (the
+tokenizer)                the affine map          linear)                 weights)
 ========================  ======================  ======================  ====================
 """
 
@@ -30,10 +34,20 @@ import torch
 import torch.nn.functional as F
 
 from ..convert.graph import Node
-from ..layers import ConvTranspose, Index, LayerNorm, Permute, Reduce, RMSNorm
+from ..layers import (
+    BroadcastAffine,
+    ConstantConcat,
+    ConvTranspose,
+    Index,
+    LayerNorm,
+    Permute,
+    Reduce,
+    RMSNorm,
+)
 from ..rules import LayerRules
 from ..rules.modifiers import KEEP, Modifier
 from ._ops import LinearOp, PositiveOp, State, linear_vjp
+from .constant_ops import BroadcastAffineOp, constant_concat_backward
 from .layer_norm import NormOp, norm_deeplift
 
 __all__ = [
@@ -78,11 +92,16 @@ def extended_linear_op(layer: object, x: torch.Tensor) -> LinearOp | None:
         return PositiveOp(layer, in_shape)
     if isinstance(layer, (LayerNorm, RMSNorm)):
         return NormOp(layer, x)
+    if isinstance(layer, BroadcastAffine):
+        return BroadcastAffineOp(layer, in_shape)
     return None
 
 
 def _route(node: Node, g: torch.Tensor, values: dict[str, torch.Tensor]) -> list | None:
-    """Index / Permute: the transpose of the selection or permutation."""
+    """Index / Permute / ConstantConcat: the transpose of the selection or permutation."""
+    sliced = constant_concat_backward(node, g, values)
+    if sliced is not None:
+        return sliced
     layer = node.layer
     x = values[node.inputs[0]]
     if isinstance(layer, Permute):
@@ -104,7 +123,8 @@ def _collapse(m: State, delta: torch.Tensor) -> torch.Tensor:
     return torch.where(delta > 0, mp, torch.where(delta < 0, mn, 0.5 * (mp + mn)))
 
 
-_RULE_KEY = {ConvTranspose: "Conv", Reduce: "AvgPool", LayerNorm: "Dense", RMSNorm: "Dense"}
+_RULE_KEY = {ConvTranspose: "Conv", Reduce: "AvgPool", LayerNorm: "Dense", RMSNorm: "Dense",
+             BroadcastAffine: "Dense"}
 
 
 def extended_lrp(node: Node, r: torch.Tensor, values: dict[str, torch.Tensor],
@@ -125,7 +145,8 @@ def extended_deeplift(node: Node, m: State, vx: dict[str, torch.Tensor],
                       vr: dict[str, torch.Tensor], eps: float) -> list | None:
     """DeepLift: input multipliers of an extended layer's node, or None."""
     layer = node.layer
-    if not isinstance(layer, (Index, Permute, Reduce, ConvTranspose, LayerNorm, RMSNorm)):
+    if not isinstance(layer, (Index, Permute, Reduce, ConvTranspose, LayerNorm, RMSNorm,
+                              ConstantConcat, BroadcastAffine)):
         return None
     m = _collapse(m, vx[node.name] - vr[node.name])
     routed = _route(node, m, vx)

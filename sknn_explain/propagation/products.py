@@ -25,9 +25,10 @@ bilinear map):
   ``a_mean = (a + a_ref) / 2``, exact for every bilinear map, so the multipliers
   ``m_a = (d/da) <m, y(a, b_mean)>``, ``m_b = (d/db) <m, y(a_mean, b)>`` keep
   summation-to-delta exactly.
-* ``MaskedSoftmax``: Rescale per position (as for ``Activation("softmax")``),
-  ``m_x = m * Delta s / Delta x``, the derivative diagonal ``s (1 - s)`` at the midpoint
-  where ``|Delta x| < eps``; masked positions get 0.
+* ``MaskedSoftmax`` and ``Activation("softmax")`` inside the graph: Rescale on the steps
+  of ``s = exp(x - log(sum(exp(x))))`` (:mod:`.softmax_deeplift`), exact also where a score
+  does not change but its row does (a constant CLS token); masked positions get 0. A
+  softmax that is a graph output keeps the position-wise Rescale of innsight.
 
 Embedding (all methods): the state at the embedding output is summed over the embedding
 dimension, one value per id. LRP passes ``sum_e R``; DeepLift passes the multiplier
@@ -38,11 +39,14 @@ contribution. Connection Weights is not defined for products, attention or ids.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from ..convert.graph import Graph, Node, input_name
 from ..layers import Activation, Embedding, MaskedSoftmax, MatMul, Multiply
 from ..rules import tiny_eps
+from .softmax_deeplift import softmax_deeplift
 
 __all__ = ["NOT_WEIGHTS", "bilinear_vjp", "deeplift_products", "id_inputs", "lrp_products",
            "weights_refusal"]
@@ -100,8 +104,10 @@ def lrp_products(node: Node, r: torch.Tensor, values: dict[str, torch.Tensor],
 
 
 def deeplift_products(node: Node, m: torch.Tensor, vx: dict[str, torch.Tensor],
-                      vr: dict[str, torch.Tensor], eps: float) -> list[torch.Tensor] | None:
-    """DeepLift multipliers of the layers above; None for any other layer."""
+                      vr: dict[str, torch.Tensor], eps: float,
+                      outputs: Sequence[str] = ()) -> list[torch.Tensor] | None:
+    """DeepLift multipliers of the layers above; None for any other layer (``outputs``:
+    the graph's output nodes, where a softmax keeps the position-wise Rescale rule)."""
     layer = node.layer
     if isinstance(layer, (Multiply, MatMul)):
         if isinstance(m, tuple):  # pragma: no cover - RevealCancel pairs stop at producers
@@ -112,15 +118,15 @@ def deeplift_products(node: Node, m: torch.Tensor, vx: dict[str, torch.Tensor],
         ga, _ = bilinear_vjp(layer, vx[node.inputs[0]], b_mean, m)
         _, gb = bilinear_vjp(layer, a_mean, vx[node.inputs[1]], m)
         return [ga, gb]
-    if isinstance(layer, MaskedSoftmax):
+    if isinstance(layer, MaskedSoftmax) or (isinstance(layer, Activation)
+                                            and layer.name == "softmax"
+                                            and node.name not in outputs):
+        if isinstance(m, tuple):  # pragma: no cover - RevealCancel pairs stop at producers
+            m = 0.5 * (m[0] + m[1])
         x, xr = vx[node.inputs[0]], vr[node.inputs[0]]
-        dx = x - xr
-        small = dx.abs() < eps
-        mult = (vx[node.name] - vr[node.name]) / torch.where(small, torch.ones_like(dx), dx)
-        if bool(small.any()):
-            s = layer((x + xr) / 2)
-            mult = torch.where(small, s * (1 - s), mult)
-        return [m * mult]
+        if isinstance(layer, MaskedSoftmax):
+            return [softmax_deeplift(x + layer.add, xr + layer.add, m, -1, eps, layer.keep)]
+        return [softmax_deeplift(x, xr, m, int(layer.params["dim"]), eps)]
     if isinstance(layer, Embedding):
         ids, ids_ref = vx[node.inputs[0]], vr[node.inputs[0]]
         contribution = (m * (vx[node.name] - vr[node.name])).sum(-1)

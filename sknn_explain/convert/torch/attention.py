@@ -10,6 +10,9 @@ torch                                     graph layers
                                           softmax), ``MatMul`` (values)
 ``nn.MultiheadAttention``                 ``Dense`` q / k / v, head ``Reshape`` s, the
 (``batch_first=True``)                    above, ``Reshape``, ``Dense`` output projection
+``nn.TransformerEncoderLayer``            ``LayerNorm`` s, the attention above, ``Dense``
+(``batch_first=True``, relu / gelu,       feed-forward and ``Add`` residuals, in the order
+``norm_first`` both ways)                 of the module's Python forward
 ``nn.Embedding``, ``F.embedding``         :class:`~sknn_explain.layers.Embedding` on a
                                           model input of integer ids
 ========================================  ==================================================
@@ -33,7 +36,17 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ...layers import Activation, Dense, Embedding, MaskedSoftmax, MatMul, Multiply, Reshape
+from ...layers import (
+    Activation,
+    Add,
+    Dense,
+    Embedding,
+    LayerNorm,
+    MaskedSoftmax,
+    MatMul,
+    Multiply,
+    Reshape,
+)
 from ..errors import ExampleInputsError
 from .walker import REQ, Converter, Handler, bind
 
@@ -206,6 +219,21 @@ _MHA_SPEC = [("query", REQ), ("key", REQ), ("value", REQ), ("key_padding_mask", 
 def _mha_module(cv: Converter, node: fx.Node) -> tuple[str, None]:
     mod: nn.MultiheadAttention = cv.gm.get_submodule(node.target)
     b = bind(node, _MHA_SPEC)
+    operands = []
+    for arg in (b["query"], b["key"], b["value"]):
+        shp = cv.shape(arg)
+        if len(shp) != 3:
+            raise ExampleInputsError(f"nn.MultiheadAttention got an input of shape {shp}: a "
+                                     "batched (N, L, E) input is needed")
+        operands.append((cv.data(arg, node), shp))
+    return mha_layers(cv, node, mod, operands, b["attn_mask"], b["key_padding_mask"]), None
+
+
+def mha_layers(cv: Converter, node: fx.Node, mod: nn.MultiheadAttention,
+               operands: Sequence[tuple[str, tuple[int, ...]]], attn_mask: object,
+               key_padding_mask: object, prefix: str = "") -> str:
+    """The graph nodes of ``mod(query, key, value)[0]``; ``operands``: the graph names and
+    shapes ``(N, L, E)`` of query, key and value; node names get ``prefix`` + a suffix."""
     if not mod.batch_first:
         raise cv.unsupported(node, "batch_first=False: the sequence axis comes first, but "
                              "the graph's first axis is the sample axis; build the module "
@@ -220,30 +248,90 @@ def _mha_module(cv: Converter, node: fx.Node) -> tuple[str, None]:
         wq, wk, wv = mod.q_proj_weight, mod.k_proj_weight, mod.v_proj_weight
     biases = (None,) * 3 if mod.in_proj_bias is None else mod.in_proj_bias.chunk(3)
     heads = []
-    for arg, w, bias, suffix in zip((b["query"], b["key"], b["value"]), (wq, wk, wv), biases,
-                                    ("_q", "_k", "_v")):
-        shp = cv.shape(arg)
-        if len(shp) != 3:
-            raise ExampleInputsError(f"nn.MultiheadAttention got an input of shape {shp}: a "
-                                     "batched (N, L, E) input is needed")
+    for (name, shp), w, bias, suffix in zip(operands, (wq, wk, wv), biases, ("_q", "_k", "_v")):
         proj = cv.add(node, Dense(cv.buf(w), None if bias is None else cv.buf(bias)),
-                      [cv.data(arg, node)], suffix)
-        heads.append((cv.add(node, Reshape((shp[1], h, d)), [proj], suffix + "_heads"),
+                      [name], prefix + suffix)
+        heads.append((cv.add(node, Reshape((shp[1], h, d)), [proj], prefix + suffix + "_heads"),
                       (shp[0], h, shp[1], d)))
     (q, qs), (k, ks), (v, vs) = heads
-    scores = cv.add(node, MatMul("zqhe,zshe->zhqs", 1.0 / math.sqrt(d)), [q, k], "_scores")
+    scores = cv.add(node, MatMul("zqhe,zshe->zhqs", 1.0 / math.sqrt(d)), [q, k],
+                    prefix + "_scores")
     shape = (qs[0], h, qs[2], ks[2])
-    probs = _softmax_node(cv, node, scores, shape, b["attn_mask"], False,
-                          b["key_padding_mask"], bool_true_masks=True)
-    ctx = cv.add(node, MatMul("zhqs,zshv->zqhv"), [probs, v], "_context")
-    ctx = cv.add(node, Reshape((qs[2], e)), [ctx], "_merge")
+    probs = _softmax_node(cv, node, scores, shape, attn_mask, False, key_padding_mask,
+                          bool_true_masks=True)
+    ctx = cv.add(node, MatMul("zhqs,zshv->zqhv"), [probs, v], prefix + "_context")
+    ctx = cv.add(node, Reshape((qs[2], e)), [ctx], prefix + "_merge")
     out_bias = mod.out_proj.bias
-    out = cv.add(node, Dense(cv.buf(mod.out_proj.weight),
-                             None if out_bias is None else cv.buf(out_bias)), [ctx], "_out")
-    return out, None
+    return cv.add(node, Dense(cv.buf(mod.out_proj.weight),
+                              None if out_bias is None else cv.buf(out_bias)), [ctx],
+                  prefix + "_out")
 
 
 _mha_module.multi_output = True  # type: ignore[attr-defined]  # see .tuples
+
+
+_ENCODER_SPEC = [("src", REQ), ("src_mask", None), ("src_key_padding_mask", None),
+                 ("is_causal", False)]
+
+
+def _encoder_activation(cv: Converter, node: fx.Node, mod: nn.TransformerEncoderLayer
+                        ) -> Activation:
+    act = mod.activation
+    if act is F.relu or isinstance(act, nn.ReLU):
+        return Activation("relu")
+    if act is F.gelu:
+        return Activation("gelu")
+    if isinstance(act, nn.GELU) and act.approximate == "none":
+        return Activation("gelu")
+    if isinstance(act, nn.GELU):
+        raise cv.unsupported(node, "nn.GELU(approximate='tanh') as activation: the module's "
+                             "fused eval path computes the exact GELU, its Python path the "
+                             "tanh approximation, so its output depends on the grad mode; "
+                             "write the block with nn.MultiheadAttention, nn.LayerNorm and "
+                             "nn.Linear")
+    raise cv.unsupported(node, f"activation {act!r} (relu and gelu are supported; write the "
+                         "block with nn.MultiheadAttention, nn.LayerNorm and nn.Linear to use "
+                         "another one)")
+
+
+def _encoder_layer(cv: Converter, node: fx.Node) -> str:
+    """``nn.TransformerEncoderLayer`` from its submodules (the Python path of its forward;
+    in eval mode torch may run a fused kernel with the same result)."""
+    mod: nn.TransformerEncoderLayer = cv.gm.get_submodule(node.target)
+    b = bind(node, _ENCODER_SPEC)
+    src = b["src"]
+    shp = cv.shape(src)
+    if len(shp) != 3:
+        raise ExampleInputsError(f"nn.TransformerEncoderLayer got an input of shape {shp}: "
+                                 "a batched (N, L, E) input is needed")
+    if cv.val(b["is_causal"]) and b["src_mask"] is None:
+        raise cv.unsupported(node, "is_causal=True without src_mask")
+    act = _encoder_activation(cv, node, mod)
+
+    def norm(ln: nn.LayerNorm, x: str, suffix: str) -> str:
+        w = None if ln.weight is None else cv.buf(ln.weight)
+        bias = None if ln.bias is None else cv.buf(ln.bias)
+        return cv.add(node, LayerNorm(tuple(ln.normalized_shape), w, bias, ln.eps), [x],
+                      suffix)
+
+    def dense(lin: nn.Linear, x: str, suffix: str) -> str:
+        return cv.add(node, Dense(cv.buf(lin.weight),
+                                  None if lin.bias is None else cv.buf(lin.bias)), [x], suffix)
+
+    def attention(x: str) -> str:
+        return mha_layers(cv, node, mod.self_attn, [(x, shp)] * 3, b["src_mask"],
+                          b["src_key_padding_mask"], "_self_attn")
+
+    def feed_forward(x: str) -> str:
+        h = cv.add(node, act, [dense(mod.linear1, x, "_linear1")], "_activation")
+        return dense(mod.linear2, h, "_linear2")
+
+    x = cv.data(src, node)
+    if mod.norm_first:
+        x = cv.add(node, Add(), [x, attention(norm(mod.norm1, x, "_norm1"))], "_add1")
+        return cv.add(node, Add(), [x, feed_forward(norm(mod.norm2, x, "_norm2"))], "_add2")
+    x = norm(mod.norm1, cv.add(node, Add(), [x, attention(x)], "_add1"), "_norm1")
+    return norm(mod.norm2, cv.add(node, Add(), [x, feed_forward(x)], "_add2"), "_norm2")
 
 
 # ---------------------------------------------------------------------------- embeddings
@@ -306,6 +394,7 @@ _embedding_fn.precheck = _computed_ids  # type: ignore[attr-defined]
 
 ATTENTION_MODULES: dict[type, Handler] = {
     nn.MultiheadAttention: _mha_module,
+    nn.TransformerEncoderLayer: _encoder_layer,
     nn.Embedding: _embedding_module,
 }
 

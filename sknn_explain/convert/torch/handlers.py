@@ -41,6 +41,7 @@ from .attention import (
     ATTENTION_MODULES,
     multiply,
 )
+from .constant_operands import broadcast_affine, constant_concat, is_per_channel
 from .describe import what, where
 from .handlers_ops import OPS_FUNCTIONS, OPS_METHODS, OPS_MODULES, reduce_handler
 from .recurrent import scan_accepts
@@ -189,8 +190,8 @@ def _binary(op: str) -> Handler:
             raise cv.unsupported(node, "no operand depends on the model input")
         x_node, c = (a, b) if da else (b, a)
         x = cv.alias[x_node.name]
-        if cv.shape(x_node) != out_shape:
-            raise cv.unsupported(node, "the constant operand broadcasts the tensor to a new shape")
+        if not is_per_channel(cv, c, cv.shape(x_node), out_shape):
+            return broadcast_affine(cv, node, op, x_node, c, alpha, da)
         cvec = _per_channel(cv, cv.val(c), out_shape, node)
         if op == "add":
             return _affine(cv, node, x, shift=cvec * (alpha if da else 1.0),
@@ -214,8 +215,10 @@ def _neg(cv: Converter, node: fx.Node) -> str:
 def _cat(cv: Converter, node: fx.Node) -> str:
     b = bind(node, [("tensors", REQ), ("dim", 0)])
     tensors = list(b["tensors"])
+    rank = len(cv.values[node.name].shape)
+    if not all(cv.is_data(t) for t in tensors):
+        return constant_concat(cv, node, tensors, cv.dim(cv.val(b["dim"]), rank, node))
     names = [cv.data(t, node) for t in tensors]
-    rank = len(cv.shape(tensors[0]))
     return cv.add(node, Concat(cv.dim(cv.val(b["dim"]), rank, node)), names)
 
 
