@@ -6,7 +6,9 @@ A small convolutional network learns the 8 x 8 handwritten digits of scikit-lear
 ``load_digits`` (no download). Integrated Gradients against a black image attributes each
 class score to the pixels; the attributions of one image add up to the score difference
 between the image and the black baseline (completeness, up to the Riemann-sum error of
-``n`` steps), which we check.
+``n`` steps), which we check. Then Grad-CAM, Occlusion, Guided Backprop, Excitation Backprop
+and LRP (zennit's ``EpsilonPlusFlat`` preset) explain the same images, region perturbation
+(AOPC) ranks the maps, and a layer method and neuron attribution look inside the network.
 
 Run from the repository root::
 
@@ -80,4 +82,69 @@ plot_image_grid(result, data_idx=[0, 3, 8], output_idx=[0, 3, 8])
 # The global plot summarises the attributions of every explained image per pixel (median).
 
 result.plot_global(output_idx=[0, 3])
+
+# %%
+# Grad-CAM, Occlusion and the modified-backward methods
+# -----------------------------------------------------
+# Grad-CAM weighs the channels of the convolution's ReLU (``layer="1"``, the module path in
+# the ``nn.Sequential``) by their mean gradient and upsamples the map to 8 x 8. Occlusion
+# slides a 2 x 2 black patch over the image and records the score drop. Guided Backprop,
+# Excitation Backprop and LRP with zennit's ``EpsilonPlusFlat`` preset change the backward
+# pass. Every method explains the three classes in one call.
+
+from sknn_explain.rules import EpsilonPlusFlat  # noqa: E402
+
+images = X_test[:40]
+maps = {
+    "IntegratedGradients": result,
+    "GradCAM": skx.GradCAM(layer="1").fit(cnn).explain(images, output_idx=[0, 3, 8]),
+    "Occlusion": skx.Occlusion(sliding_window_shapes=(1, 2, 2), strides=(1, 2, 2))
+    .fit(cnn).explain(images, output_idx=[0, 3, 8]),
+    "GuidedBackprop": skx.GuidedBackprop().fit(cnn).explain(images, output_idx=[0, 3, 8]),
+    "ExcitationBackprop": skx.ExcitationBackprop().fit(cnn).explain(
+        images, output_idx=[0, 3, 8]),
+    "LRP EpsilonPlusFlat": skx.LRP(EpsilonPlusFlat()).fit(cnn).explain(
+        images, output_idx=[0, 3, 8]),
+}
+plot_image_grid(maps["GradCAM"], data_idx=[0, 3, 8], output_idx=[0, 3, 8])
+
+# %%
+# Which map is faithful? Region perturbation (AOPC)
+# -------------------------------------------------
+# Remove 2 x 2 regions most relevant first (MoRF) and average the drop of the class score
+# (AOPC, Samek et al., 2017): a higher AOPC means the map found the regions the network
+# actually uses. Each image is scored for its own (true) class.
+
+from sknn_explain.metrics import aopc  # noqa: E402
+
+labels = y_test[:40].numpy()
+keep = [i for i, label in enumerate(labels) if label in (0, 3, 8)]
+column = [{0: 0, 3: 1, 8: 2}[labels[i]] for i in keep]  # the true class's column
+
+
+def scores(Z):
+    """All class scores of a batch of images."""
+    with torch.no_grad():
+        return cnn(torch.as_tensor(Z, dtype=torch.float32)).numpy()
+
+
+for name, res in maps.items():
+    A = res.values[keep, ..., column]  # each image's map for its own class
+    score = aopc(scores, images[keep].numpy(), A, target=labels[keep], region_size=2,
+                 reference=0.0)
+    print(f"AOPC {name:20s} {score:.3f}")
+
+# %%
+# Hidden layers and single neurons
+# --------------------------------
+# ``LayerIntegratedGradients`` attributes a class score to the units of a hidden layer (here
+# the 8 channels of the ReLU, summed over positions), and ``neuron_graph`` turns one hidden
+# unit into the output so that any explainer shows which pixels drive it.
+
+hidden = skx.LayerIntegratedGradients(layer="1", n=16).fit(cnn, torch.zeros(1, 1, 8, 8))
+per_channel = hidden.explain(images[:10], output_idx=[3]).values.sum(axis=(2, 3))[..., 0]
+print("mean relevance of each channel for class 3:", per_channel.mean(0).round(2))
+unit = skx.neuron_index((8, 8, 8), (int(per_channel.mean(0).argmax()), 4, 4))
+neuron = skx.Gradient(times_input=True).fit(skx.neuron_graph(cnn, "1", input_shape=(1, 8, 8)))
+neuron.explain(images[:3], output_idx=[unit]).plot(data_idx=[0])
 plt.show()
