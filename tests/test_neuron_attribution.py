@@ -133,3 +133,21 @@ def test_model_not_mutated_when_conversion_raises():
     assert net.training
     net.eval()
     _assert_same_state(net, (before[0], False, *before[2:]))
+
+
+def test_perturbation_methods_example_runs(monkeypatch, capsys):
+    """Smoke test of examples/perturbation_methods.py (belongs in tests/test_examples.py once
+    the examples' tests are reorganised)."""
+    import runpy
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    script = Path(__file__).resolve().parents[1] / "examples" / "perturbation_methods.py"
+    monkeypatch.setattr("matplotlib.pyplot.show", lambda *a, **k: None)
+    runpy.run_path(str(script), run_name="__main__")
+    out = capsys.readouterr().out
+    efficiency = float(out.split("max |sum - (f(x) - f(baseline))| =")[1].split()[0])
+    assert efficiency < 1e-8
+    assert "top features by permutation importance" in out
