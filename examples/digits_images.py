@@ -6,9 +6,10 @@ A small convolutional network learns the 8 x 8 handwritten digits of scikit-lear
 ``load_digits`` (no download). Integrated Gradients against a black image attributes each
 class score to the pixels; the attributions of one image add up to the score difference
 between the image and the black baseline (completeness, up to the Riemann-sum error of
-``n`` steps), which we check. Then Grad-CAM, Occlusion, Guided Backprop, Excitation Backprop
-and LRP (zennit's ``EpsilonPlusFlat`` preset) explain the same images, region perturbation
-(AOPC) ranks the maps, and a layer method and neuron attribution look inside the network.
+``n`` steps), which we check. Then Grad-CAM, Grad-CAM++, Occlusion, Guided Backprop,
+Excitation Backprop and LRP (zennit's ``EpsilonPlusFlat`` preset) explain the same images,
+region perturbation (AOPC) ranks the maps, and the layer methods and neuron attribution look
+inside the network.
 
 Run from the repository root::
 
@@ -98,6 +99,8 @@ images = X_test[:40]
 maps = {
     "IntegratedGradients": result,
     "GradCAM": skx.GradCAM(layer="1").fit(cnn).explain(images, output_idx=[0, 3, 8]),
+    "GradCAM++": skx.GradCAMPlusPlus(layer="1").fit(cnn).explain(
+        images, output_idx=[0, 3, 8]),
     "Occlusion": skx.Occlusion(sliding_window_shapes=(1, 2, 2), strides=(1, 2, 2))
     .fit(cnn).explain(images, output_idx=[0, 3, 8]),
     "GuidedBackprop": skx.GuidedBackprop().fit(cnn).explain(images, output_idx=[0, 3, 8]),
@@ -138,12 +141,19 @@ for name, res in maps.items():
 # Hidden layers and single neurons
 # --------------------------------
 # ``LayerIntegratedGradients`` attributes a class score to the units of a hidden layer (here
-# the 8 channels of the ReLU, summed over positions), and ``neuron_graph`` turns one hidden
-# unit into the output so that any explainer shows which pixels drive it.
+# the 8 channels of the ReLU, summed over positions; ``LayerGradient`` x activation,
+# ``LayerDeepLift`` and ``LayerLRP`` answer the same question with their own rules), and
+# ``neuron_graph`` turns one hidden unit into the output so that any explainer shows which
+# pixels drive it.
 
 hidden = skx.LayerIntegratedGradients(layer="1", n=16).fit(cnn, torch.zeros(1, 1, 8, 8))
 per_channel = hidden.explain(images[:10], output_idx=[3]).values.sum(axis=(2, 3))[..., 0]
 print("mean relevance of each channel for class 3:", per_channel.mean(0).round(2))
+for layer_method in (skx.LayerGradient(layer="1", times_input=True),
+                     skx.LayerDeepLift(layer="1"), skx.LayerLRP(layer="1")):
+    values = layer_method.fit(cnn, torch.zeros(1, 1, 8, 8)).explain(
+        images[:10], output_idx=[3]).values.sum(axis=(2, 3))[..., 0]
+    print(f"{type(layer_method).__name__:14s}", values.mean(0).round(2))
 unit = skx.neuron_index((8, 8, 8), (int(per_channel.mean(0).argmax()), 4, 4))
 neuron = skx.Gradient(times_input=True).fit(skx.neuron_graph(cnn, "1", input_shape=(1, 8, 8)))
 neuron.explain(images[:3], output_idx=[unit]).plot(data_idx=[0])
