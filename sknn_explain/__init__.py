@@ -36,6 +36,8 @@ from .explainers import (
     Occlusion,
     ShapleyValueSampling,
     SmoothGrad,
+    neuron_graph,
+    neuron_index,
 )
 from .functional import torch_expgrad, torch_grad, torch_intgrad, torch_smoothgrad
 
@@ -96,6 +98,8 @@ __all__ = [
     "Occlusion",
     "ShapleyValueSampling",
     "SmoothGrad",
+    "neuron_graph",
+    "neuron_index",
     "torch_expgrad",
     "torch_grad",
     "torch_intgrad",

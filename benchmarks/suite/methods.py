@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
+import torch
+
 import sknn_explain as skx
 
 from . import peers
@@ -31,6 +34,7 @@ class Method:
     check: str
     tabular_only: bool = False
     rows: int | None = None  # explain only the first `rows` rows (slow peers)
+    layers: dict[str, str] | None = None  # layer methods: case name -> module path (others skip)
 
 
 def _captum(method: str, case: Case, targets: list[int], *, rows: int | None = None) -> dict:
@@ -89,7 +93,67 @@ def _lrp_rules(case: Case) -> dict:
                 rule_param={"Dense": 0.01, "Conv": 0.01, "Add": 0.0})
 
 
-KERNEL_ROWS, LIME_ROWS = 10, 3
+def _ways(fn, X: torch.Tensor, targets: list[int]) -> dict:
+    ways = {"looped": partial(peers.looped, fn, X, targets)}
+    if len(targets) > 1:
+        ways["batched"] = partial(peers.batched, fn, X, targets)
+    return ways
+
+
+def patch_window(case: Case) -> tuple[int, ...]:
+    """Occlusion window (= stride): 4 features; all channels x 1/8 of each spatial axis."""
+    shape = tuple(case.X.shape[1:])
+    if len(shape) == 1:
+        return (4,)
+    return (shape[0], *[max(1, s // 8) for s in shape[1:]])
+
+
+def patch_mask(case: Case) -> torch.Tensor | None:
+    """FeatureAblation / ShapleyValueSampling groups: the Occlusion windows of images and
+    signals (shared by all channels); every feature alone for tabular data (None)."""
+    shape = tuple(case.X.shape[1:])
+    if len(shape) == 1:
+        return None
+    window = patch_window(case)[1:]
+    grid = [s // w for s, w in zip(shape[1:], window)]
+    labels = torch.arange(int(np.prod(grid))).reshape(grid)
+    for axis, w in enumerate(window):
+        labels = labels.repeat_interleave(w, dim=axis)
+    return labels.expand(*shape).contiguous()
+
+
+def _perturbation_peers(method: str, case: Case, targets: list[int], *,
+                        rows: int | None = None) -> dict:
+    X = case.X[:agnostic_rows(case, rows)]
+    fn = peers.captum_perturbation(method, case.model, X, case.n_steps, patch_window(case),
+                                   patch_mask(case))
+    return {"captum": _ways(fn, X, targets)}
+
+
+def _modified_backward_peers(method: str, case: Case, targets: list[int]) -> dict:
+    return {"captum": _ways(peers.captum_modified_backward(method, case.model), case.X,
+                            targets)}
+
+
+def _layer_peers(method: str, layers: dict[str, str], case: Case, targets: list[int]) -> dict:
+    fn = peers.captum_layer(method, case.model, layers[case.name], case.X, case.X_ref,
+                            case.n_steps)
+    return {"captum": _ways(fn, case.X, targets)}
+
+
+def _mask_array(case: Case):
+    mask = patch_mask(case)
+    return None if mask is None else mask.numpy()
+
+
+#: the last convolution's ReLU of the image models (GradCAM needs spatial axes)
+IMAGE_LAYERS = {"CNN 3x32x32": "4", "ResNet 3x24x24 (BN, residual)": "block2.relu2",
+                "CNN 3x64x64, 100 classes": "10"}
+#: LayerIntegratedGradients also on the MLPs' last hidden ReLU and the signal CNN
+HIDDEN_LAYERS = {**IMAGE_LAYERS, "MLP 100-256-256-10": "3", "wide MLP 200-3x512-10": "5",
+                 "signal 1D-CNN 4x256": "7"}
+
+KERNEL_ROWS, LIME_ROWS, SHAPLEY_ROWS = 10, 3, 16
 
 METHODS = [
     Method("Gradient", lambda c: skx.Gradient().fit(c.model),
@@ -117,6 +181,27 @@ METHODS = [
         n_samples=lime_nsamples(c), random_state=0, dtype="float").fit(c.model, c.X_ref),
         partial(_captum, "LIME", rows=LIME_ROWS), "n/a",
         tabular_only=True, rows=LIME_ROWS),
+    Method("Occlusion", lambda c: skx.Occlusion(
+        sliding_window_shapes=patch_window(c), strides=patch_window(c), baselines=0.0,
+        dtype="float").fit(c.model), partial(_perturbation_peers, "Occlusion"), "exact"),
+    Method("FeatureAblation", lambda c: skx.FeatureAblation(
+        feature_mask=_mask_array(c), baselines=0.0, dtype="float").fit(c.model),
+        partial(_perturbation_peers, "FeatureAblation"), "exact"),
+    Method("ShapleyValueSampling", lambda c: skx.ShapleyValueSampling(
+        n_samples=c.n_steps, feature_mask=_mask_array(c), baselines=0.0, random_state=0,
+        dtype="float").fit(c.model),
+        partial(_perturbation_peers, "ShapleyValueSampling", rows=SHAPLEY_ROWS), "stat",
+        rows=SHAPLEY_ROWS),
+    Method("GuidedBackprop", lambda c: skx.GuidedBackprop().fit(c.model),
+           partial(_modified_backward_peers, "GuidedBackprop"), "exact"),
+    Method("Deconvolution", lambda c: skx.Deconvolution().fit(c.model),
+           partial(_modified_backward_peers, "Deconvolution"), "exact"),
+    Method("GradCAM", lambda c: skx.GradCAM(layer=IMAGE_LAYERS[c.name]).fit(c.model),
+           partial(_layer_peers, "GradCAM", IMAGE_LAYERS), "exact", layers=IMAGE_LAYERS),
+    Method("LayerIntegratedGradients", lambda c: skx.LayerIntegratedGradients(
+        layer=HIDDEN_LAYERS[c.name], n=c.n_steps).fit(c.model, c.X_ref[:1]),
+        partial(_layer_peers, "LayerIntegratedGradients", HIDDEN_LAYERS), "exact",
+        layers=HIDDEN_LAYERS),
 ]
 
 
@@ -131,5 +216,6 @@ def method_names() -> list[str]:
 
 
 def methods_for(case: Case) -> list[Method]:
-    return [m for m in METHODS if case.tabular or not m.tabular_only]
+    return [m for m in METHODS if (case.tabular or not m.tabular_only)
+            and (m.layers is None or case.name in m.layers)]
 

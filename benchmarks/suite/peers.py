@@ -31,7 +31,7 @@ def batched(attribute: Attribute, X: torch.Tensor, targets: Sequence[int]) -> np
     Xr = X.repeat_interleave(k, 0)
     target = torch.as_tensor(list(targets)).repeat(n)
     a = attribute(Xr, target).detach()
-    return a.reshape(n, k, *X.shape[1:]).movedim(1, -1).numpy()
+    return a.reshape(n, k, *a.shape[1:]).movedim(1, -1).numpy()  # layer shape for layer methods
 
 
 def looped(attribute: Attribute, X: torch.Tensor, targets: Sequence[int]) -> np.ndarray:
@@ -76,6 +76,65 @@ def captum_attribute(method: str, model: nn.Module, X: torch.Tensor, X_ref: torc
         return lambda x, t: attr.Lime(model).attribute(
             x, baselines=baseline, target=t, n_samples=n_steps,
             perturbations_per_eval=n_steps)
+    raise KeyError(method)
+
+
+def captum_perturbation(method: str, model: nn.Module, X: torch.Tensor, n_samples: int,
+                        window: tuple[int, ...] | None,
+                        mask: torch.Tensor | None) -> Attribute:
+    """``attribute(x, target)`` of captum's Occlusion / FeatureAblation /
+    ShapleyValueSampling (baseline 0, ``perturbations_per_eval`` sized to about
+    :func:`rows_per_call` rows per model call: their fastest documented use)."""
+    from captum import attr
+
+    ibs = rows_per_call(X.shape[1:])
+
+    def ppe(x: torch.Tensor) -> int:
+        return max(1, ibs // x.shape[0])
+
+    fmask = None if mask is None else mask.unsqueeze(0)
+    if method == "Occlusion":
+        return lambda x, t: attr.Occlusion(model).attribute(
+            x, sliding_window_shapes=window, strides=window, baselines=0.0, target=t,
+            perturbations_per_eval=ppe(x))
+    if method == "FeatureAblation":
+        return lambda x, t: attr.FeatureAblation(model).attribute(
+            x, baselines=0.0, target=t, feature_mask=fmask, perturbations_per_eval=ppe(x))
+    if method == "ShapleyValueSampling":
+        return lambda x, t: attr.ShapleyValueSampling(model).attribute(
+            x, baselines=0.0, target=t, feature_mask=fmask, n_samples=n_samples,
+            perturbations_per_eval=ppe(x))
+    raise KeyError(method)
+
+
+def captum_modified_backward(method: str, model: nn.Module) -> Attribute:
+    """``attribute(x, target)`` of captum's GuidedBackprop / Deconvolution."""
+    from captum import attr
+
+    cls = {"GuidedBackprop": attr.GuidedBackprop, "Deconvolution": attr.Deconvolution}[method]
+    return lambda x, t: cls(model).attribute(x, target=t)
+
+
+def captum_layer(method: str, model: nn.Module, layer: str, X: torch.Tensor,
+                 X_ref: torch.Tensor, n_steps: int) -> Attribute:
+    """``attribute(x, target)`` of captum's LayerGradCam (upsampled bilinearly to the input,
+    ``LayerAttribution.interpolate``) / LayerIntegratedGradients (``riemann_right``)."""
+    from captum import attr
+
+    module = dict(model.named_modules())[layer]
+    if method == "GradCAM":
+        size = tuple(X.shape[2:])
+
+        def gradcam(x, t):
+            a = attr.LayerGradCam(model, module).attribute(x, target=t, relu_attributions=True)
+            return attr.LayerAttribution.interpolate(a, size, interpolate_mode="bilinear")
+
+        return gradcam
+    if method == "LayerIntegratedGradients":
+        ibs = rows_per_call(X.shape[1:])
+        return lambda x, t: attr.LayerIntegratedGradients(model, module).attribute(
+            x, baselines=X_ref[:1], target=t, n_steps=n_steps, method="riemann_right",
+            internal_batch_size=ibs)
     raise KeyError(method)
 
 

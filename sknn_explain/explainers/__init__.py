@@ -17,6 +17,7 @@ from .gradient import (
 from .guided import Deconvolution, GuidedBackprop
 from .layer import LayerDeepLift, LayerGradient, LayerIntegratedGradients, LayerLRP
 from .lrp import LRP
+from .neuron import neuron_graph, neuron_index
 from .perturbation import FeatureAblation, Occlusion, ShapleyValueSampling
 
 __all__ = [
@@ -45,4 +46,6 @@ __all__ = [
     "Occlusion",
     "ShapleyValueSampling",
     "SmoothGrad",
+    "neuron_graph",
+    "neuron_index",
 ]
