@@ -5,13 +5,12 @@ paper's formula (and against Quantus when it can be imported)."""
 from __future__ import annotations
 
 import copy
-import sys
-import types
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _stub_imports import import_without_torchvision
 from scipy.stats import spearmanr
 from sklearn.linear_model import LinearRegression
 from sklearn.neural_network import MLPRegressor
@@ -342,29 +341,8 @@ def test_reference_rows_need_x_ref_and_are_for_shapley_only():
 
 # ------------------------------------------------------------------------ Quantus
 def _quantus():
-    """Quantus (optional) imports zennit, which imports torchvision: stub it for the import."""
-    stubbed = []
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        tv, tvm, tvr = (types.ModuleType(n) for n in
-                        ("torchvision", "torchvision.models", "torchvision.models.resnet"))
-
-        class _Block(torch.nn.Module):
-            pass
-
-        tvr.Bottleneck = tvr.BasicBlock = _Block
-        tv.models, tvm.resnet = tvm, tvr
-        for mod in (tv, tvm, tvr):
-            sys.modules[mod.__name__] = mod
-            stubbed.append(mod.__name__)
-    try:
-        import quantus
-    except Exception as err:  # noqa: BLE001 - not installed / broken: skip
-        pytest.skip(f"quantus cannot be imported: {err}")
-    finally:
-        for name in stubbed:
-            sys.modules.pop(name, None)
+    """Quantus (optional; it imports zennit, hence torchvision is stubbed for the import)."""
+    (quantus,) = import_without_torchvision("quantus")
     return quantus
 
 

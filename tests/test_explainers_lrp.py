@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import pickle
-import sys
-import types
 import warnings
 
 import numpy as np
 import pytest
 import torch
 from _graphs import ConcatNet, ResidualNet, odd_pooling_graph, sequential_graph
+from _stub_imports import import_without_torchvision
 from _torch_models import assert_unchanged, cnn, mlp, snapshot
 from sklearn.base import clone
 from torch import nn
@@ -34,29 +33,8 @@ TINY = tiny_eps(torch.float64)
 
 # ----------------------------------------------------------------------------- references
 def _load_zennit_rules():
-    """zennit imports torchvision (not installed) at import time: stub it just for the import."""
-    stubbed = []
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        tv, tvm, tvr = (types.ModuleType(n) for n in
-                        ("torchvision", "torchvision.models", "torchvision.models.resnet"))
-
-        class _Block(nn.Module):
-            pass
-
-        tvr.Bottleneck = tvr.BasicBlock = _Block
-        tv.models, tvm.resnet = tvm, tvr
-        for mod in (tv, tvm, tvr):
-            sys.modules[mod.__name__] = mod
-            stubbed.append(mod.__name__)
-    try:
-        import zennit.rules as zrules
-    except Exception as err:  # noqa: BLE001 - any import problem: skip the zennit tests
-        pytest.skip(f"zennit cannot be imported: {err}")
-    finally:
-        for name in stubbed:
-            sys.modules.pop(name, None)
+    """zennit's rules module (torchvision stubbed for the import)."""
+    (zrules,) = import_without_torchvision("zennit.rules")
     return zrules
 
 

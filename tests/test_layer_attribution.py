@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _stub_imports import import_without_torchvision
 from torch import nn
 
 from sknn_explain import (
@@ -372,33 +373,9 @@ def test_contrastive_mwp_matches_the_papers_formula():
 
 
 def _import_zennit():
-    """zennit imports torchvision (not installed here) at import time: stub it for the import
-    only, as tests/test_lrp_presets.py does."""
-    import sys
-    import types
-
-    stubbed = []
-    if "torchvision" not in sys.modules:
-        try:
-            import torchvision  # noqa: F401
-        except ImportError:
-            tv, tvm, tvr = (types.ModuleType(n) for n in
-                            ("torchvision", "torchvision.models", "torchvision.models.resnet"))
-            tvr.Bottleneck = tvr.BasicBlock = type("_Block", (nn.Module,), {})
-            tv.models, tvm.resnet = tvm, tvr
-            for mod in (tv, tvm, tvr):
-                sys.modules[mod.__name__] = mod
-                stubbed.append(mod.__name__)
-    try:
-        import zennit.attribution as zattribution
-        import zennit.composites as zcomposites
-        import zennit.rules as zrules
-    except Exception as err:  # noqa: BLE001 - any import problem: skip the zennit part
-        pytest.skip(f"zennit cannot be imported: {err}")
-    finally:
-        for name in stubbed:
-            sys.modules.pop(name, None)
-    return zrules, zcomposites, zattribution
+    """zennit's rules, composites and attribution (torchvision stubbed for the import)."""
+    return import_without_torchvision("zennit.rules", "zennit.composites",
+                                      "zennit.attribution")
 
 
 def test_excitation_backprop_is_zplus_lrp_over_the_output():

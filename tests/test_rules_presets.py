@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pickle
-import sys
-import types
 
 import numpy as np
 import pytest
 import torch
+from _stub_imports import import_without_torchvision
 from _torch_models import cnn, mlp
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
@@ -34,31 +33,8 @@ from sknn_explain.rules import (
 
 
 def _load_zennit():
-    """zennit imports torchvision (not installed) at import time: stub it just for the import."""
-    stubbed = []
-    try:
-        import torchvision  # noqa: F401
-    except ImportError:
-        tv, tvm, tvr = (types.ModuleType(n) for n in
-                        ("torchvision", "torchvision.models", "torchvision.models.resnet"))
-
-        class _Block(nn.Module):
-            pass
-
-        tvr.Bottleneck = tvr.BasicBlock = _Block
-        tv.models, tvm.resnet = tvm, tvr
-        for mod in (tv, tvm, tvr):
-            sys.modules[mod.__name__] = mod
-            stubbed.append(mod.__name__)
-    try:
-        import zennit.canonizers as zcanon
-        import zennit.composites as zcomp
-    except Exception as err:  # noqa: BLE001 - any import problem: skip the zennit tests
-        pytest.skip(f"zennit cannot be imported: {err}")
-    finally:
-        for name in stubbed:
-            sys.modules.pop(name, None)
-    return zcomp, zcanon
+    """zennit's composites and canonizers (torchvision stubbed for the import)."""
+    return import_without_torchvision("zennit.composites", "zennit.canonizers")
 
 
 @pytest.fixture(scope="module")
