@@ -85,6 +85,25 @@ class TwoInput(nn.Module):
         return self.head1(h), self.head2(h)
 
 
+def perturbation_mlp() -> nn.Sequential:
+    """The double 5-8-3 Tanh MLP of the perturbation-method tests (seed 0)."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+
+
+def perturbation_cnn() -> nn.Sequential:
+    """The double CNN on ``(2, 6, 6)`` images with 4 outputs of the perturbation tests (seed 1)."""
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(3 * 4 * 4, 4)).double()
+
+
+def seeded_randn(*shape: int, seed: int = 0) -> torch.Tensor:
+    """Standard normal float64 tensor from its own seeded generator."""
+    return torch.randn(*shape, dtype=torch.float64,
+                       generator=torch.Generator().manual_seed(seed))
+
+
 def snapshot(model: nn.Module) -> dict:
     """Everything the explainers must leave untouched."""
     return {

@@ -10,26 +10,14 @@ import numpy as np
 import pytest
 import torch
 from _torch_models import assert_unchanged, snapshot
+from _torch_models import perturbation_cnn as _cnn
+from _torch_models import perturbation_mlp as _mlp
+from _torch_models import seeded_randn as _x
 from torch import nn
 
 from sknn_explain import ShapleyValueSampling
 
 MASK = [0, 0, 1, 2, 3]  # 4 groups over 5 columns
-
-
-def _mlp() -> nn.Module:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
-
-
-def _cnn() -> nn.Module:
-    torch.manual_seed(1)
-    return nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(3 * 4 * 4, 4)).double()
-
-
-def _x(*shape, seed=0):
-    return torch.randn(*shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
 
 
 def _first_of_each_group(mask) -> list[int]:
