@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -28,6 +29,8 @@ _FULL_SIZE_SLACK = 1e-8
 #: repeats rejected (rare then, and no enumeration of a large stratum for a few pairs)
 _ENUMERATE_POPULATION = 2**16
 _REJECTION_FRACTION = 4
+#: subsets of at most this many features are told apart by one int64 code
+_INT_CODE_FEATURES = 62
 
 
 def _all_coalitions(m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -287,6 +290,20 @@ class StratifiedCoalitions:
         return pair
 
 
+@functools.lru_cache(maxsize=32)
+def _stratum_subsets(m: int, size: int) -> np.ndarray:
+    """Every subset of ``size`` features in lexicographic order, ``(C(M, size), M)``; for
+    ``size = M / 2`` one of each complement pair (the one without the last feature).
+    Cached (read-only): repeated explanations of the same width enumerate it once."""
+    idx = np.array(list(itertools.combinations(range(m), size)), dtype=np.int64)
+    full = np.zeros((len(idx), m), dtype=bool)
+    full[np.arange(len(idx))[:, None], idx] = True
+    if 2 * size == m:
+        full = full[~full[:, -1]]
+    full.flags.writeable = False
+    return full
+
+
 def _distinct_subsets(m: int, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
     """``count`` distinct subsets of ``size`` features in random order, ``(count, M)``; for
     ``size = M / 2`` one of each complement pair (the one without the last feature)."""
@@ -295,11 +312,7 @@ def _distinct_subsets(m: int, size: int, count: int, rng: np.random.Generator) -
     self_paired = 2 * size == m
     population = comb(m, size, exact=True) // (2 if self_paired else 1)
     if population <= _ENUMERATE_POPULATION and count * _REJECTION_FRACTION >= population:
-        idx = np.array(list(itertools.combinations(range(m), size)), dtype=np.int64)
-        full = np.zeros((len(idx), m), dtype=bool)
-        full[np.arange(len(idx))[:, None], idx] = True
-        if self_paired:
-            full = full[~full[:, -1]]
+        full = _stratum_subsets(m, size)
         return full[rng.permutation(len(full))[:count]]
     rows = np.zeros((0, m), dtype=bool)
     while len(rows) < count:  # rejection: few pairs of a large stratum, repeats are rare
@@ -307,6 +320,10 @@ def _distinct_subsets(m: int, size: int, count: int, rng: np.random.Generator) -
         if self_paired:
             draw[draw[:, -1]] = ~draw[draw[:, -1]]
         rows = np.vstack([rows, draw])
-        _, first = np.unique(np.packbits(rows, axis=1), axis=0, return_index=True)
+        if m <= _INT_CODE_FEATURES:  # one integer per subset: a 1-D unique, far faster
+            keys = rows @ (np.int64(1) << np.arange(m, dtype=np.int64))
+            _, first = np.unique(keys, return_index=True)
+        else:
+            _, first = np.unique(np.packbits(rows, axis=1), axis=0, return_index=True)
         rows = rows[np.sort(first)]  # first occurrences, in draw order
     return rows[:count]

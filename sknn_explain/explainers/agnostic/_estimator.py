@@ -144,6 +144,11 @@ class AgnosticExplainer(Explainer):
                 own = floats[0] if floats else dtype
                 inner = _fallback_model(model, self.ignore_last_act, own, device, None)
                 return NativeInputs(inner, dtypes)
+            if not self.ignore_last_act and not isinstance(model, (dict, Graph)):
+                # only forward passes are needed: the private eval copy of the module (no
+                # tracing / conversion, which cost more than a small Kernel SHAP run); the
+                # layer graph is kept for ignore_last_act=True, where it finds the activation
+                return _fallback_model(model, False, dtype, device, False)
             return super()._prepare_model(model, dtype, device)
         adapter = as_predict_model(
             model, response_method=self.response_method, ignore_last_act=self.ignore_last_act,

@@ -16,9 +16,6 @@ __all__ = ["constrained_wls", "constrained_wls_se", "weighted_ridge"]
 #: (targets x M candidates x (k+1)^2): 2^21 values = 16 MiB, so forward selection over
 #: thousands of targets (samples x outputs) runs in bounded memory
 _RIDGE_STEP_VALUES = 2**21
-#: float64 values of the per-pair influence terms (pairs x M x targets) held at once by
-#: constrained_wls_se: 2^24 values = 128 MiB
-_SE_STEP_VALUES = 2**24
 
 
 def constrained_wls(
@@ -82,24 +79,27 @@ def constrained_wls_se(
     inv = np.linalg.pinv(gram)
     one = inv.sum(1)
     proj = inv - np.outer(one, one) / one.sum()
+    # a pair's influence h_j = z_a r_a + z_b r_b with z_b = 1 - z_a is z_a (r_a - r_b) + r_b 1,
+    # and P 1 = 0: so P h_j = (P z_a) d_j with d_j = r_a - r_b, a rank-one (M, T) term per
+    # pair, and its per-stratum variance takes two matrix products (no (pairs, M, T) array)
+    u = zf[0::2] @ proj.T  # (J, M)
+    resid = weights[:, None] * (y - zf @ phi)  # (S, T)
+    d = resid[0::2] - resid[1::2]  # (J, T)
     pair_stratum = strata[0::2]
     var = np.zeros((m, t))
-    step = max(1, _SE_STEP_VALUES // max(1, len(pair_stratum) * m))
-    for start in range(0, t, step):
-        cols = slice(start, min(t, start + step))
-        resid = weights[:, None] * (y[:, cols] - zf @ phi[:, cols])  # (S, Tc)
-        h = zf[0::2, :, None] * resid[0::2, None, :] + zf[1::2, :, None] * resid[1::2, None, :]
-        q = np.einsum("im,jmt->jit", proj, h)  # (J, M, Tc)
-        for s in np.unique(pair_stratum):
-            f = float(covered[s])
-            if f >= 1.0:
-                continue
-            qs = q[pair_stratum == s]
-            n_s = len(qs)
-            if n_s > 1:
-                var[:, cols] += n_s * (1 - f) * qs.var(0, ddof=1)
-            else:  # one pair: no within-stratum spread to measure; bound it by its size
-                var[:, cols] += (1 - f) * qs[0] ** 2
+    for s in np.unique(pair_stratum):
+        f = float(covered[s])
+        if f >= 1.0:
+            continue
+        rows = pair_stratum == s
+        us, ds = u[rows], d[rows]
+        n_s = len(us)
+        if n_s > 1:
+            mean = (us.T @ ds) / n_s
+            sample_var = ((us**2).T @ ds**2 / n_s - mean**2) * (n_s / (n_s - 1))
+            var += n_s * (1 - f) * np.maximum(sample_var, 0.0)
+        else:  # one pair: no within-stratum spread to measure; bound it by its size
+            var += (1 - f) * (us.T @ ds) ** 2
     return np.sqrt(var)
 
 
