@@ -43,18 +43,13 @@ import sknn_explain as skx
 
 
 def train_model(X: pd.DataFrame, y: pd.Series) -> Pipeline:
-    """StandardScaler + skorch MLP (float32 in, so the scaler keeps float32 for torch).
-
-    ``iterator_valid__batch_size`` lets skorch predict in large batches: Kernel SHAP and
-    LIME call ``predict_proba`` on many perturbed rows, which skorch would otherwise feed
-    through the network 64 rows at a time (the training batch size).
-    """
+    """StandardScaler + skorch MLP (float32 in, so the scaler keeps float32 for torch)."""
     torch.manual_seed(0)
     net = NeuralNetClassifier(
         nn.Sequential(nn.Linear(X.shape[1], 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(),
                       nn.Linear(16, 2)),
         criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam, lr=1e-2, max_epochs=40,
-        batch_size=64, iterator_valid__batch_size=8192, train_split=None, verbose=0,
+        batch_size=64, train_split=None, verbose=0,
     )
     return make_pipeline(StandardScaler(), net).fit(X.astype(np.float32), y.to_numpy())
 

@@ -24,11 +24,12 @@ from torch import nn
 
 from .._model import AdapterBase, as_model, copy_model
 from .._naming import class_names_for, default_output_names
-from .._skorch import is_skorch_net
+from .._skorch import is_fitted_skorch_net, is_skorch_net
 
 __all__ = [
     "RESPONSE_METHODS", "FunctionModel", "NativeInputs", "RawColumns", "SklearnModel",
-    "as_predict_model", "is_torch_like", "native_dtypes", "needs_raw_columns",
+    "SkorchPipelineModel", "as_predict_model", "is_torch_like", "native_dtypes",
+    "needs_raw_columns",
 ]
 
 RESPONSE_METHODS = ("auto", "predict_proba", "decision_function", "predict")
@@ -99,14 +100,18 @@ class SklearnModel(AdapterBase):
         arr = _to_user_layout(x, self.channels_first).reshape(n, -1)
         codec = getattr(self, "codec", None)
         if codec is not None:  # raw DataFrame columns: codes -> the user's values and dtypes
-            out = getattr(self.estimator, self.method)(codec.decode(arr))
+            out = self._respond(codec.decode(arr))
             return _as_2d_tensors(out, n, x, f"{type(self.estimator).__name__}.{self.method}")
         if getattr(self, "input_dtype", None) is not None:  # the float type of the user's X_ref
             arr = arr.astype(self.input_dtype, copy=False)
         if self.feature_names is not None and len(self.feature_names) == arr.shape[1]:
             arr = pd.DataFrame(arr, columns=self.feature_names)
-        out = getattr(self.estimator, self.method)(arr)
+        out = self._respond(arr)
         return _as_2d_tensors(out, n, x, f"{type(self.estimator).__name__}.{self.method}")
+
+    def _respond(self, X: object) -> object:
+        """The estimator's response (``predict_proba`` / ...) on the prepared input."""
+        return getattr(self.estimator, self.method)(X)
 
     def output_names(self, dims: Sequence[int]) -> list[list]:
         """Class labels for classifiers (per output for multi-output ones), else ``Y1..``."""
@@ -124,6 +129,108 @@ class SklearnModel(AdapterBase):
             if given is not None:
                 names[layer] = given
         return names
+
+
+#: skorch methods on the prediction path: a net whose class overrides one of them outside
+#: skorch predicts in its own way, and its pipeline keeps calling ``predict_proba``
+_SKORCH_PREDICT_PATH = ("predict_proba", "forward_iter", "evaluation_step", "infer",
+                        "get_dataset", "get_iterator", "_set_training")
+
+
+def _skorch_final_step(model: object, method: str) -> object | None:
+    """The fitted skorch net ending the Pipeline ``model`` when its ``method`` response can
+    be computed batch-free from ``net.infer`` (see :class:`SkorchPipelineModel`), else None."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(model, Pipeline) or not model.steps:
+        return None
+    net = model.steps[-1][1]
+    if not is_skorch_net(net) or not is_fitted_skorch_net(net):
+        return None
+    from skorch import NeuralNet
+    from skorch.dataset import Dataset
+    from torch.utils.data import DataLoader
+
+    if method == "predict":  # the base class's predict is predict_proba; classifiers' is not
+        if type(net).predict is not NeuralNet.predict:
+            return None
+    elif method != "predict_proba":
+        return None
+    if any(not getattr(type(net), name).__module__.startswith("skorch.")
+           for name in _SKORCH_PREDICT_PATH):
+        return None
+    if net.dataset is not Dataset or net.get_params_for("dataset"):
+        return None  # a custom dataset may reshape / select the inputs
+    if net.iterator_valid is not DataLoader or "collate_fn" in net.get_params_for(
+            "iterator_valid"):
+        return None
+    for m in net.module_.modules():  # batch statistics: only skorch's own batches are right
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is None:
+            return None
+    return net
+
+
+class SkorchPipelineModel(SklearnModel):
+    """A scikit-learn Pipeline ending in a fitted skorch net, without skorch's batching.
+
+    ``Pipeline.predict_proba`` makes skorch feed the network ``iterator_valid`` batches of
+    its training ``batch_size`` (often 64 rows): thousands of tiny forward passes for the
+    perturbed rows of Kernel SHAP / LIME. This adapter runs the pipeline's transformers
+    (``transform``) and then the private copy's ``net.infer`` once per call, i.e. once per
+    ``batch_size`` rows of the explainer, followed by the net's prediction nonlinearity on
+    the CPU -- the steps of skorch's ``predict_proba`` without its data loader, so the
+    numbers are ``predict_proba``'s (up to float rounding of another batch composition).
+    Transformed data that is not a numpy array (DataFrame, sparse, dict) goes through the
+    net's ``predict_proba`` as before.
+
+    Parameters
+    ----------
+    estimator : Pipeline
+        A private copy of the fitted pipeline (its net's ``module_`` is the private module).
+    method : {"predict_proba", "predict"}
+        The response (``"predict"`` only for nets whose ``predict`` is ``predict_proba``).
+    channels_first : bool
+        As :class:`SklearnModel`.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skorch import NeuralNetRegressor
+    >>> from sknn_explain.explainers._predict_fn import as_predict_model
+    >>> X = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
+    >>> net = NeuralNetRegressor(torch.nn.Linear(3, 1), max_epochs=1, verbose=0)
+    >>> pipe = make_pipeline(StandardScaler(), net).fit(X, X[:, :1])
+    >>> adapter = as_predict_model(pipe)
+    >>> type(adapter).__name__
+    'SkorchPipelineModel'
+    >>> adapter.input_dtype = np.float32  # the explainers set the float type of X_ref
+    >>> out = adapter([torch.as_tensor(X, dtype=torch.float64)])[0]
+    >>> bool(np.allclose(out.numpy(), pipe.predict(X), atol=1e-6))
+    True
+    """
+
+    def __init__(self, estimator: object, method: str, channels_first: bool = True) -> None:
+        super().__init__(estimator, method, channels_first=channels_first)
+        self.net = estimator.steps[-1][1]
+        self.net.module_.eval()  # the private copy: eval mode once, as skorch sets per batch
+        self.transformers = [t for _, t in estimator.steps[:-1]
+                             if t is not None and not isinstance(t, str)]  # "passthrough"
+
+    def _respond(self, X: object) -> object:
+        for t in self.transformers:  # what Pipeline.predict_proba does before the net
+            X = t.transform(X)
+        if not isinstance(X, np.ndarray):  # skorch's Dataset decides what these become
+            return self.net.predict_proba(X)
+        from skorch.utils import to_device, to_numpy
+
+        net = self.net
+        with torch.set_grad_enabled(False):  # skorch's evaluation_step, one batch
+            net._set_training(False)
+            out = to_device(net.infer(X), device="cpu")  # as forward_iter yields it
+        out = out[0] if isinstance(out, tuple) else out
+        return to_numpy(net._get_predict_nonlinearity()(out))
 
 
 class FunctionModel(AdapterBase):
@@ -561,4 +668,6 @@ def as_predict_model(
                 f"the {type(model).__name__} is not fitted; call fit(X, y) before explaining it"
             ) from err
     method = _resolve_method(model, response_method)
+    if _skorch_final_step(model, method) is not None:  # skorch's small batches bypassed
+        return SkorchPipelineModel(copy_model(model), method, channels_first=channels_first)
     return SklearnModel(copy_model(model), method, channels_first=channels_first)
