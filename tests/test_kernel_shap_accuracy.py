@@ -23,11 +23,11 @@ def model(a: np.ndarray) -> np.ndarray:
     return np.tanh(a @ _W1) @ _W2
 
 
-def brute_force_shapley(x: np.ndarray) -> np.ndarray:
+def brute_force_shapley(x: np.ndarray, f=model) -> np.ndarray:
     """``(M, 2)`` interventional Shapley values by enumerating all 2^M coalitions."""
     bits = ((np.arange(2**M)[:, None] >> np.arange(M)) & 1).astype(bool)
     rows = np.where(bits[:, None, :], x, BACKGROUND[None])
-    v = model(rows.reshape(-1, M)).reshape(2**M, len(BACKGROUND), -1).mean(1)
+    v = f(rows.reshape(-1, M)).reshape(2**M, len(BACKGROUND), -1).mean(1)
     size = bits.sum(1)
     weight = np.array([factorial(s) * factorial(M - s - 1) / factorial(M) for s in range(M)])
     codes = np.arange(2**M)
@@ -117,3 +117,75 @@ def test_stratified_coalitions_nested_and_unbiased_weights():
     for s in np.unique(strata):  # every stratum carries its exact kernel mass
         np.testing.assert_allclose(w[strata == s].sum(), sampler.mass[s] / sampler.mass[
             np.unique(strata)].sum())
+
+
+def test_standard_error_matches_the_per_pair_formula():
+    """constrained_wls_se's rank-one shortcut equals the delta-method sum over pairs."""
+    from sknn_explain.explainers.agnostic._solvers import constrained_wls, constrained_wls_se
+
+    rng = np.random.default_rng(5)
+    sampler = StratifiedCoalitions(9, 160, rng)
+    z, w, strata = sampler.take(160)
+    y = rng.normal(size=(len(z), 4))
+    phi = constrained_wls(z, w, y, rng.normal(size=4))
+    covered = sampler.counts(160) / sampler.population
+    zf = z.astype(float)
+    inv = np.linalg.inv(zf.T @ (w[:, None] * zf))
+    one = inv.sum(1)
+    proj = inv - np.outer(one, one) / one.sum()
+    resid = w[:, None] * (y - zf @ phi)
+    h = zf[0::2, :, None] * resid[0::2, None, :] + zf[1::2, :, None] * resid[1::2, None, :]
+    q = np.einsum("im,jmt->jit", proj, h)  # (pairs, M, T)
+    var = np.zeros(phi.shape)
+    for s in np.unique(strata):
+        qs = q[strata[0::2] == s]
+        if covered[s] < 1 and len(qs) > 1:
+            var += len(qs) * (1 - covered[s]) * qs.var(0, ddof=1)
+        elif covered[s] < 1:
+            var += (1 - covered[s]) * qs[0] ** 2
+    np.testing.assert_allclose(constrained_wls_se(z, w, y, phi, strata, covered), np.sqrt(var),
+                               rtol=1e-9, atol=1e-15)
+
+
+def test_torch_models_run_as_their_private_copy_without_conversion():
+    """Kernel SHAP / LIME only need outputs: no layer graph unless ignore_last_act=True."""
+    import torch
+    from torch import nn
+
+    from sknn_explain import LIME
+    from sknn_explain.convert import GraphModel
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(M, 8), nn.Tanh(), nn.Dropout(0.5), nn.Linear(8, 2),
+                        nn.Softmax(dim=1)).double()
+    net.train()  # dropout on: the private copy must run in eval mode
+    for cls in (KernelSHAP, LIME):
+        explainer = cls(random_state=0).fit(net, BACKGROUND)
+        assert not isinstance(explainer.model_, GraphModel)
+        assert explainer.model_.module is not net and not explainer.model_.module.training
+        res = explainer.explain(X)
+        with torch.no_grad():
+            expected = net.eval()(torch.as_tensor(X)).numpy()
+        net.train()
+        np.testing.assert_allclose(res.predictions, expected, rtol=0, atol=1e-15)
+        assert net.training and all(p.requires_grad for p in net.parameters())
+    logits = KernelSHAP(random_state=0, ignore_last_act=True).fit(net, BACKGROUND)
+    assert isinstance(logits.model_, GraphModel)  # the graph finds the last activation
+
+
+def test_exact_range_gives_exact_shapley_values_for_a_torch_model():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(M, 8), nn.Tanh(), nn.Linear(8, 2)).double()
+
+    def f(a):
+        with torch.no_grad():
+            return net(torch.as_tensor(a)).numpy()
+
+    exact = np.stack([brute_force_shapley(x, f) for x in X])
+    for sampling in ("shap", "stratified"):
+        explainer = KernelSHAP(limit_ref=None, sampling=sampling).fit(net, BACKGROUND)
+        np.testing.assert_allclose(explainer.explain(X).values, exact, atol=1e-12)
+        assert explainer.n_coalitions_ == 2**M - 2
