@@ -45,3 +45,15 @@ def test_matched_error_picks_our_cheapest_point_at_least_as_accurate():
     matched = kernel_accuracy.matched_error(points)
     assert matched[0]["ours_nsamples"] == 20 and matched[0]["ratio"] == 2.0 / 2.0
     assert matched[1]["ours_nsamples"] == 20 and matched[1]["ratio"] == 2.0 / 4.0
+
+
+def test_a_peer_call_for_all_outputs_is_timed_once_and_sliced_per_output_count():
+    from benchmarks.suite import worker
+
+    cells = list(worker.run_model("MLP 100-256-256-10", quick=True, repeats=1,
+                                  only={"KernelSHAP"}))
+    assert [c["outputs"] for c in cells] == [1, 10]
+    assert all("error" not in c and c["way"] == "all outputs" for c in cells)
+    assert cells[0]["peer_s"] == cells[1]["peer_s"]  # one measurement, reused
+    # the comparison used the peer's values of the selected outputs only (shapes agree)
+    assert all(c["check"].startswith("rel ") for c in cells)
