@@ -17,6 +17,11 @@ LRP (AttnLRP, Achtibat et al., ICML 2024; the formulas of its reference implemen
   linearisation absorbs ``sum(R_y) - sum(R_x)``; masked positions get no relevance and the
   additive float mask counts as bias. A softmax that is a graph output keeps innsight's
   position-wise pass (as before).
+* CP-LRP instead (``rule_name={"Softmax": "cp"}``, Ali et al., ICML 2022): the outputs of
+  the softmax nodes inside the graph are constants. A ``MatMul`` / ``Multiply`` that reads
+  one of them directly as one factor ``A`` is the linear map of its other factor ``v``:
+  ``R_v = v * (d/dv <g, y(A, v)>)`` with ``g`` as above, ``R_A = 0``; the softmax passes
+  no relevance to the scores. Bias-free networks conserve relevance.
 
 DeepLift / DeepSHAP (Shrikumar et al., 2017; the product rule as the Shapley split of a
 bilinear map):
@@ -48,8 +53,8 @@ from ..layers import Activation, Embedding, MaskedSoftmax, MatMul, Multiply
 from ..rules import tiny_eps
 from .softmax_deeplift import softmax_deeplift
 
-__all__ = ["NOT_WEIGHTS", "bilinear_vjp", "deeplift_products", "id_inputs", "lrp_products",
-           "weights_refusal"]
+__all__ = ["NOT_WEIGHTS", "attention_weights", "bilinear_vjp", "deeplift_products", "id_inputs",
+           "lrp_products", "weights_refusal"]
 
 #: layers without Connection Weights
 NOT_WEIGHTS = (Multiply, MatMul, MaskedSoftmax, Embedding)
@@ -79,10 +84,37 @@ def _softmax_lrp(x: torch.Tensor, s: torch.Tensor, r: torch.Tensor, dim: int) ->
     return x * (r - s * r.sum(d, keepdim=True))
 
 
-def lrp_products(node: Node, r: torch.Tensor, values: dict[str, torch.Tensor],
-                 outputs: set[str]) -> list[torch.Tensor] | None:
-    """LRP of the layers above; None for any other layer."""
+def _is_softmax(node: Node, outputs: set[str] | Sequence[str]) -> bool:
+    """A softmax inside the graph (not a graph output)."""
     layer = node.layer
+    return isinstance(layer, MaskedSoftmax) or (
+        isinstance(layer, Activation) and layer.name == "softmax" and node.name not in outputs)
+
+
+def attention_weights(graph: Graph, rule: object = None) -> frozenset[str]:
+    """The softmax nodes inside ``graph`` whose outputs CP-LRP treats as constants: all of
+    them when ``rule`` is the ``"cp"`` rule, none otherwise."""
+    if getattr(rule, "name", None) != "cp":
+        return frozenset()
+    outputs = set(graph.outputs)
+    return frozenset(n.name for n in graph.nodes if _is_softmax(n, outputs))
+
+
+def lrp_products(node: Node, r: torch.Tensor, values: dict[str, torch.Tensor],
+                 outputs: set[str], constant: frozenset[str] = frozenset()
+                 ) -> list[torch.Tensor] | None:
+    """LRP of the layers above; None for any other layer. ``constant``: the softmax nodes
+    whose outputs are constants (CP-LRP, see :func:`attention_weights`)."""
+    layer = node.layer
+    fixed = [p in constant for p in node.inputs]
+    if isinstance(layer, (Multiply, MatMul)) and sum(fixed) == 1:  # CP-LRP: A @ v, A * v
+        a, b = (values[p] for p in node.inputs)
+        if isinstance(layer, Multiply):
+            return [torch.zeros_like(r), r] if fixed[0] else [r, torch.zeros_like(r)]
+        y = values[node.name]
+        g = r / (y + tiny_eps(y.dtype) * torch.where(y >= 0, 1.0, -1.0).to(y.dtype))
+        ga, gb = bilinear_vjp(layer, a, b, g)
+        return [torch.zeros_like(ga), b * gb] if fixed[0] else [a * ga, torch.zeros_like(gb)]
     if isinstance(layer, Multiply):
         return [0.5 * r, 0.5 * r]
     if isinstance(layer, MatMul):
@@ -92,10 +124,11 @@ def lrp_products(node: Node, r: torch.Tensor, values: dict[str, torch.Tensor],
         g = r / (y + eps * torch.where(y >= 0, 1.0, -1.0).to(y.dtype))
         ga, gb = bilinear_vjp(layer, a, b, g)
         return [0.5 * a * ga, 0.5 * b * gb]
+    if node.name in constant:  # CP-LRP: the scores get nothing
+        return [torch.zeros_like(r)]
     if isinstance(layer, MaskedSoftmax):
         return [_softmax_lrp(values[node.inputs[0]], values[node.name], r, -1)]
-    if (isinstance(layer, Activation) and layer.name == "softmax"
-            and node.name not in outputs):
+    if _is_softmax(node, outputs):
         return [_softmax_lrp(values[node.inputs[0]], values[node.name], r,
                              int(layer.params["dim"]))]
     if isinstance(layer, Embedding):
