@@ -1,6 +1,7 @@
-"""``nn.LSTM`` / ``nn.GRU`` in the torch converter, and the index views that read their states.
+"""``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` in the torch converter, and the index views that read
+their states.
 
-An LSTM / GRU call becomes one :class:`~sknn_explain.layers.Recurrent` node (the state
+An LSTM / GRU / RNN call becomes one :class:`~sknn_explain.layers.Recurrent` node (the state
 trajectory). The values the module returns are not graph nodes yet: ``output`` of a
 ``batch_first=False`` module and ``h_n`` / ``c_n`` carry the batch on axis 1, which no graph
 value may. They are *views*: for every element, its sample (``batch``) and its flat position
@@ -35,7 +36,7 @@ from ...layers.recurrent import Gather, Recurrent
 __all__ = ["RECURRENT_MODULES", "REINDEXING", "SEQUENCE_FIRST_MODULES", "View", "intercept",
            "scan_accepts"]
 
-RECURRENT_MODULES = (nn.LSTM, nn.GRU)
+RECURRENT_MODULES = (nn.LSTM, nn.GRU, nn.RNN)
 #: attention modules that read ``(L, N, E)`` when built with ``batch_first=False``
 SEQUENCE_FIRST_MODULES = (nn.MultiheadAttention, nn.TransformerEncoderLayer,
                           nn.TransformerEncoder)
@@ -246,7 +247,8 @@ def materialize(cv, node: fx.Node, view: View) -> str:
 
 def _recurrent(cv, node: fx.Node, views: dict) -> object:
     mod = cv.gm.get_submodule(node.target)
-    kind = "lstm" if isinstance(mod, nn.LSTM) else "gru"
+    kind = ("lstm" if isinstance(mod, nn.LSTM) else "gru" if isinstance(mod, nn.GRU)
+            else f"rnn_{mod.nonlinearity}")
     if len(node.args) + len(node.kwargs) != 1:
         raise cv.unsupported(node, "an initial state (h_0 / c_0) is not supported; start "
                              "from zeros")
