@@ -35,6 +35,12 @@ bilinear map):
   does not change but its row does (a constant CLS token); masked positions get 0. A
   softmax that is a graph output keeps the position-wise Rescale of innsight.
 
+A key padding mask computed from ids (:class:`~sknn_explain.layers.IdEqual`, read by
+:class:`~sknn_explain.layers.PaddedSoftmax`) is not differentiable: every method passes
+nothing back through it, so it is a per-row constant; the softmax rules above use the
+sample's own mask. DeepLift / DeepSHAP require the reference to have the same mask (a
+reference that pads other positions is refused: its difference would go nowhere).
+
 Embedding (all methods): the state at the embedding output is summed over the embedding
 dimension, one value per id. LRP passes ``sum_e R``; DeepLift passes the multiplier
 ``sum_e(m * Delta e) / Delta id`` (0 where the id equals the reference id, where
@@ -49,7 +55,15 @@ from collections.abc import Sequence
 import torch
 
 from ..convert.graph import Graph, Node, input_name
-from ..layers import Activation, Embedding, MaskedSoftmax, MatMul, Multiply
+from ..layers import (
+    Activation,
+    Embedding,
+    IdEqual,
+    MaskedSoftmax,
+    MatMul,
+    Multiply,
+    PaddedSoftmax,
+)
 from ..rules import tiny_eps
 from .softmax_deeplift import softmax_deeplift
 
@@ -57,7 +71,7 @@ __all__ = ["NOT_WEIGHTS", "attention_weights", "bilinear_vjp", "deeplift_product
            "lrp_products", "weights_refusal"]
 
 #: layers without Connection Weights
-NOT_WEIGHTS = (Multiply, MatMul, MaskedSoftmax, Embedding)
+NOT_WEIGHTS = (Multiply, MatMul, MaskedSoftmax, Embedding, IdEqual)
 
 
 def bilinear_vjp(layer: Multiply | MatMul, a: torch.Tensor, b: torch.Tensor,
@@ -124,6 +138,13 @@ def lrp_products(node: Node, r: torch.Tensor, values: dict[str, torch.Tensor],
         g = r / (y + eps * torch.where(y >= 0, 1.0, -1.0).to(y.dtype))
         ga, gb = bilinear_vjp(layer, a, b, g)
         return [0.5 * a * ga, 0.5 * b * gb]
+    if isinstance(layer, IdEqual):  # a padding mask: not differentiable, nothing passes
+        return [torch.zeros_like(r)]
+    if isinstance(layer, PaddedSoftmax):
+        pad = r.new_zeros((r.shape[0], *values[node.inputs[1]].shape))
+        if node.name in constant:
+            return [torch.zeros_like(r), pad]
+        return [_softmax_lrp(values[node.inputs[0]], values[node.name], r, -1), pad]
     if node.name in constant:  # CP-LRP: the scores get nothing
         return [torch.zeros_like(r)]
     if isinstance(layer, MaskedSoftmax):
@@ -157,9 +178,22 @@ def deeplift_products(node: Node, m: torch.Tensor, vx: dict[str, torch.Tensor],
         if isinstance(m, tuple):  # pragma: no cover - RevealCancel pairs stop at producers
             m = 0.5 * (m[0] + m[1])
         x, xr = vx[node.inputs[0]], vr[node.inputs[0]]
+        if isinstance(layer, PaddedSoftmax):
+            pad, pad_ref = vx[node.inputs[1]], vr[node.inputs[1]]
+            if not bool((pad == pad_ref.broadcast_to(pad.shape)).all()):
+                raise ValueError(
+                    f"DeepLift through {node.name!r}: the key padding mask computed from the "
+                    "ids (ids == pad) differs between the input and the reference; the "
+                    "mask is not differentiated, so the reference must pad the same "
+                    "positions (e.g. replace only the non-padding ids by a neutral id)")
+            keep = layer.keep_of(x, pad)
+            return [softmax_deeplift(x + layer.add, xr + layer.add, m, -1, eps, keep),
+                    m.new_zeros((m.shape[0], *pad.shape))]
         if isinstance(layer, MaskedSoftmax):
             return [softmax_deeplift(x + layer.add, xr + layer.add, m, -1, eps, layer.keep)]
         return [softmax_deeplift(x, xr, m, int(layer.params["dim"]), eps)]
+    if isinstance(layer, IdEqual):
+        return [torch.zeros_like(m)]
     if isinstance(layer, Embedding):
         ids, ids_ref = vx[node.inputs[0]], vr[node.inputs[0]]
         contribution = (m * (vx[node.name] - vr[node.name])).sum(-1)
@@ -179,6 +213,8 @@ def weights_refusal(node: Node) -> TypeError | None:
         why = "masked attention softmax"
     elif isinstance(layer, Embedding):
         why = "an embedding lookup of integer ids has no path weights"
+    elif isinstance(layer, IdEqual):
+        why = "a padding mask computed from ids has no path weights"
     else:
         return None
     return TypeError(

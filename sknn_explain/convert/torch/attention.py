@@ -23,8 +23,15 @@ torch                                     graph layers
 batch-first equivalent (:func:`batch_first_attention`).
 
 Masks must be constants that are the same for every sample (``attn_mask`` of shape
-``(L, S)``, ``is_causal``, a ``key_padding_mask`` whose rows are all equal); a mask computed
-from the input (e.g. ``ids == pad``) is refused. ``nn.MultiheadAttention`` returns a tuple:
+``(L, S)``, ``is_causal``, a ``key_padding_mask`` whose rows are all equal), or a
+``key_padding_mask`` computed from a model input of integer ids by ``ids == pad`` /
+``ids.eq(pad)`` (:class:`~sknn_explain.layers.IdEqual`, read by a
+:class:`~sknn_explain.layers.PaddedSoftmax`; the comparison is not differentiable, so it is a
+per-row constant for every method). Such a mask may only be the ``key_padding_mask`` /
+``src_key_padding_mask`` of ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` /
+``nn.TransformerEncoder``; other masks computed from the input are refused.
+
+``nn.MultiheadAttention`` returns a tuple:
 multi-output handlers (:mod:`.tuples`) return one graph name per item (None: an item that is not a
 graph value, the averaged attention weights), which :func:`.tuples.tuple_item` resolves for the
 ``getitem`` that reads it.
@@ -46,17 +53,20 @@ from ...layers import (
     Add,
     Dense,
     Embedding,
+    IdEqual,
     LayerNorm,
     MaskedSoftmax,
     MatMul,
     Multiply,
+    PaddedSoftmax,
     Reshape,
 )
 from ..errors import ExampleInputsError
 from .walker import REQ, Converter, Handler, bind
 
 __all__ = ["ATTENTION_FUNCTIONS", "ATTENTION_METHODS", "ATTENTION_MODULES",
-           "batch_first_attention", "code_inputs", "encoder_layer_nodes", "multiply"]
+           "batch_first_attention", "code_inputs", "encoder_layer_nodes", "id_masks",
+           "multiply"]
 
 
 def multiply(cv: Converter, node: fx.Node, a: fx.Node, b: fx.Node) -> str:
@@ -139,12 +149,25 @@ def _softmax_node(cv: Converter, node: fx.Node, scores: str, shape: tuple[int, .
     keep = torch.ones(shape[1:], dtype=torch.bool, device=cv.device)
     add = torch.zeros(shape[1:], dtype=cv.dtype, device=cv.device)
     masked = False
+    padding = None  # the graph name of a key padding mask computed from ids
+    if isinstance(key_padding_mask, fx.Node) and key_padding_mask.name in id_masks(cv):
+        if cv.shape(key_padding_mask) != (shape[0], source):
+            raise cv.unsupported(node, f"a key_padding_mask of shape "
+                                 f"{cv.shape(key_padding_mask)} for {shape[0]} samples and "
+                                 f"{source} keys")
+        if bool(cv.values[key_padding_mask.name].all(-1).any()):
+            raise cv.unsupported(node, "an example row (X_ref) pads every key, so attention "
+                                 "has nothing to attend to and the module returns NaN; for a "
+                                 "reference, replace only the non-padding ids (e.g. by a "
+                                 "neutral id) and keep the padding where the input has it")
+        padding, key_padding_mask = cv.alias[key_padding_mask.name], None
     for mask, what in ((attn_mask, "attn_mask"), (key_padding_mask, "key_padding_mask")):
         if mask is None:
             continue
         if cv.is_data(mask) or isinstance(mask, fx.Node) and mask.name in cv.dynamic:
             raise cv.unsupported(node, f"the {what} depends on the model input; only constant "
-                                 "masks are supported (the gradient methods handle it)")
+                                 "masks and a key_padding_mask `ids == pad` read from an id "
+                                 "input are supported (the gradient methods handle it)")
         m = cv.val(mask)
         if not isinstance(m, torch.Tensor):
             raise cv.unsupported(node, f"the {what} is not a tensor")
@@ -167,9 +190,40 @@ def _softmax_node(cv: Converter, node: fx.Node, scores: str, shape: tuple[int, .
     if is_causal:
         keep = keep & torch.ones(length, source, dtype=torch.bool, device=cv.device).tril()
         masked = True
+    if padding is not None:
+        return cv.add(node, PaddedSoftmax(add, keep), [scores, padding], "_softmax")
     if not masked:
         return cv.add(node, Activation("softmax", dim=full - 1), [scores], "_softmax")
     return cv.add(node, MaskedSoftmax(add, keep), [scores], "_softmax")
+
+
+def id_masks(cv: Converter) -> set[str]:
+    """The fx names of the key padding masks computed from ids (``ids == pad``)."""
+    return cv.__dict__.setdefault("id_masks", set())
+
+
+def _id_equal(cv: Converter, node: fx.Node) -> str:
+    """``ids == pad`` on a model input of integer ids: a key padding mask."""
+    a, b = (node.args[0], node.args[1]) if len(node.args) > 1 else (
+        _first(node), node.kwargs.get("other"))
+    if cv.is_data(b) and not cv.is_data(a):
+        a, b = b, a
+    ids = cv.values.get(getattr(a, "name", None))
+    if not (isinstance(a, fx.Node) and a.op == "placeholder" and isinstance(ids, torch.Tensor)
+            and not ids.is_floating_point() and not cv.is_data(b)):
+        raise cv.unsupported(node, "a comparison is a layer only as `ids == pad` on a model "
+                             "input of integer ids (a key padding mask)")
+    value = cv.val(b)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise cv.unsupported(node, f"`ids == {value!r}`: compare the ids with one integer")
+    id_masks(cv).add(node.name)
+    return cv.add(node, IdEqual(value), [cv.data(a, node)])
+
+
+def _first(node: fx.Node) -> object:
+    return node.args[0] if node.args else node.kwargs.get("input")
 
 
 def _letters(k: int) -> str:
@@ -296,6 +350,7 @@ def mha_layers(cv: Converter, node: fx.Node, mod: nn.MultiheadAttention,
 
 
 _mha_module.multi_output = True  # type: ignore[attr-defined]  # see .tuples
+_mha_module.reads_id_masks = True  # type: ignore[attr-defined]  # key_padding_mask
 
 
 _ENCODER_SPEC = [("src", REQ), ("src_mask", None), ("src_key_padding_mask", None),
@@ -466,6 +521,8 @@ def code_inputs(gm: fx.GraphModule, inputs: Sequence[str]) -> list[int]:
     return sizes
 
 
+_encoder_layer.reads_id_masks = True  # type: ignore[attr-defined]
+_encoder_stack.reads_id_masks = True  # type: ignore[attr-defined]
 _embedding_module.precheck = _computed_ids  # type: ignore[attr-defined]
 _embedding_fn.precheck = _computed_ids  # type: ignore[attr-defined]
 
@@ -481,6 +538,7 @@ ATTENTION_FUNCTIONS: dict[object, Handler] = {
     torch.einsum: _einsum,
     F.scaled_dot_product_attention: _sdpa,
     F.embedding: _embedding_fn,
+    operator.eq: _id_equal, torch.eq: _id_equal,
 }
 
-ATTENTION_METHODS: dict[str, Handler] = {"matmul": _matmul, "bmm": _matmul}
+ATTENTION_METHODS: dict[str, Handler] = {"matmul": _matmul, "bmm": _matmul, "eq": _id_equal}

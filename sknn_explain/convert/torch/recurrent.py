@@ -297,8 +297,9 @@ def _sequence_first_attention(cv, node: fx.Node, views: dict) -> object:
     mod = cv.gm.get_submodule(node.target)
     batch_first: dict[str, tuple[str, tuple[int, ...]]] = {}
     for a in node.all_input_nodes:
-        if not cv.is_data(a) and a.name not in views:
-            continue  # a constant (a mask)
+        if (not cv.is_data(a) and a.name not in views) or a.name in cv.__dict__.get(
+                "id_masks", ()):
+            continue  # a constant mask, or a key padding mask computed from ids
         value = cv.values[a.name]
         if a.name in views and not isinstance(views[a.name], View):
             raise cv.unsupported(node, f"it reads the tuple '{a.name}' as a whole")
