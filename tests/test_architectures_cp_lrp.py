@@ -32,10 +32,25 @@ def total(res):
     return v.reshape(v.shape[0], -1, v.shape[-1]).sum(1)
 
 
+class _Half(torch.autograd.Function):
+    """Identity forward, half the gradient backward: AttnLRP's uniform rule on a product
+    of two activations is gradient x input with each factor's gradient halved."""
+
+    @staticmethod
+    def forward(ctx, t):
+        return t.view_as(t)
+
+    @staticmethod
+    def backward(ctx, g):
+        return 0.5 * g
+
+
 class Block(nn.Module):
     """Bias-free pre-norm block written out: LayerNorm, softmax attention, ReLU MLP.
     ``detach=True`` computes the same values with the softmax outputs and the LayerNorm
-    scales detached (the slow reference's model)."""
+    scales detached (the slow reference's model of CP-LRP); ``detach="attnlrp"`` detaches
+    the LayerNorm scales and halves the gradient of each factor of the two products
+    (AttnLRP's reference as gradient x input, the way its authors' ``lxt`` computes it)."""
 
     def __init__(self, dim):
         super().__init__()
@@ -53,12 +68,13 @@ class Block(nn.Module):
         return c * s.detach() * norm.weight
 
     def forward(self, t):
+        half = _Half.apply if self.detach == "attnlrp" else (lambda u: u)
         h = self.ln(self.norm1, t)
-        scores = torch.einsum("nqd,nkd->nqk", self.q(h), self.k(h)) / math.sqrt(h.shape[-1])
-        a = torch.softmax(scores, -1)
-        if self.detach:
+        scores = torch.einsum("nqd,nkd->nqk", half(self.q(h)), half(self.k(h)))
+        a = torch.softmax(scores / math.sqrt(h.shape[-1]), -1)
+        if self.detach is True:
             a = a.detach()
-        t = t + self.o(torch.bmm(a, self.v(h)))
+        t = t + self.o(torch.bmm(half(a), half(self.v(h))))
         return t + self.ff(self.ln(self.norm2, t))
 
 
@@ -105,11 +121,12 @@ def explain_cp(model, x, rule_name=None):
     return skx.LRP(rule_name=rule_name, dtype="double").fit(model.double().eval()).explain(x)
 
 
-def _detached_gxi(model, x):
+def _detached_gxi(model, x, mode=True):
     """Slow reference: gradient times input of the model with detached attention weights
-    and LayerNorm scales, per output ``(n, F, K)``."""
+    and LayerNorm scales (``mode="attnlrp"``: detached scales, halved product gradients),
+    per output ``(n, F, K)``."""
     for b in model.blocks:
-        b.detach = True
+        b.detach = mode
     try:
         cols = []
         for k in range(2):
@@ -175,6 +192,16 @@ def test_cp_lrp_on_batch_first_false_attention_conserves():
 
 
 # ------------------------------------------------------------------ what AttnLRP absorbs
+def test_attnlrp_with_softmax_equals_its_gradient_times_input_reference():
+    """AttnLRP (softmax linearisation, uniform product rule, LayerNorm identity rule) is
+    gradient x input with halved product gradients and detached LayerNorm scales."""
+    torch.manual_seed(0)
+    model, x = FT().double().eval(), rand(5, 4)
+    res = explain_cp(model, x, {"Dense": "simple", "Add": "simple"})
+    np.testing.assert_allclose(res.values, _detached_gxi(model, x, "attnlrp"), atol=1e-10)
+
+
+
 def test_attnlrp_absorbs_exactly_its_linearisation_term():
     """Bias-free: ``sum R_input = f(x) - sum over softmax nodes of (sum R_s - sum R_x)``,
     the linearisation bias of each softmax (AttnLRP, Prop. 3.1)."""
