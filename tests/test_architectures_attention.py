@@ -393,3 +393,131 @@ def test_ft_transformer_style_model():
     lrp = explain(skx.LRP, model, x, rule_name="simple")
     assert np.isfinite(lrp.values).all()
     # more (LRP conservation, IG vs captum, DeepSHAP): tests/test_architectures_transformer.py
+
+
+# ------------------------------------------------------------------ padding masks from ids
+PAD = 0
+
+
+class PaddedText(nn.Module):
+    """Embedding, attention with ``key_padding_mask = ids == PAD`` (or, with ``row``, a
+    constant mask: the reference model), mean pooling, head."""
+
+    def __init__(self, kind="mha", bias=True, batch_first=True, row=None):
+        super().__init__()
+        self.kind, self.batch_first = kind, batch_first
+        self.emb = nn.Embedding(11, 8, padding_idx=PAD)
+        if kind == "mha":
+            self.m = nn.MultiheadAttention(8, 2, bias=bias, batch_first=batch_first)
+        else:
+            layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, bias=bias,
+                                               batch_first=batch_first)
+            self.m = layer if kind == "layer" else nn.TransformerEncoder(
+                layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(8, 3, bias=bias)
+        self.register_buffer("row", row)
+
+    def forward(self, ids):
+        if self.row is None:
+            mask = ids == PAD
+        else:  # the constant row for every sample (arange: a shape-only constant)
+            mask = self.row & (torch.arange(ids.shape[0], device=ids.device)[:, None] >= 0)
+        e = self.emb(ids)
+        if not self.batch_first:
+            e = e.transpose(0, 1)
+        if self.kind == "mha":
+            h = self.m(e, e, e, key_padding_mask=mask, need_weights=False)[0]
+        else:
+            h = self.m(e, src_key_padding_mask=mask)
+        if not self.batch_first:
+            h = h.transpose(0, 1)
+        return self.head(h.mean(1))
+
+
+def padded_ids():
+    ids = make_ids(6, 5, seed=3)
+    ids[0, 3:] = PAD
+    ids[1, 4] = PAD
+    ids[2, 1] = PAD
+    return ids
+
+
+def _constant_mask_twin(model, row_ids):
+    twin = PaddedText(model.kind, model.head.bias is not None, model.batch_first,
+                      row=(row_ids == PAD)).double().eval()
+    twin.load_state_dict(model.state_dict(), strict=False)
+    return twin
+
+
+@pytest.mark.parametrize("kind", ["mha", "layer", "stack"])
+@pytest.mark.parametrize("batch_first", [True, False])
+def test_a_padding_mask_from_the_ids_converts_exactly(kind, batch_first):
+    torch.manual_seed(0)
+    model, ids = PaddedText(kind, batch_first=batch_first).double().eval(), padded_ids()
+    graph, diff = to_graph(model, ids)
+    assert diff < 1e-10
+    from sknn_explain.layers import IdEqual, PaddedSoftmax
+    assert any(isinstance(n.layer, IdEqual) for n in graph.nodes)
+    assert any(isinstance(n.layer, PaddedSoftmax) for n in graph.nodes)
+
+
+@pytest.mark.parametrize("kind", ["mha", "stack"])
+def test_lrp_with_a_padding_mask_equals_the_constant_mask_model_per_row(kind):
+    """Row by row, the per-sample mask gives what the (already verified) constant-mask
+    conversion gives; CP-LRP conserves on the bias-free model."""
+    torch.manual_seed(0)
+    model, ids = PaddedText(kind, bias=False).double().eval(), padded_ids()
+    for rules in ("epsilon", {"Softmax": "cp"}):
+        res = explain(skx.LRP, model, ids, rule_name=rules)
+        for i in range(3):
+            twin = _constant_mask_twin(model, ids[i:i + 1])
+            one = explain(skx.LRP, twin, ids[i:i + 1], rule_name=rules)
+            np.testing.assert_allclose(res.values[i:i + 1], one.values, atol=1e-12)
+    with torch.no_grad():
+        np.testing.assert_allclose(total(res), model(ids).numpy(), atol=1e-8)
+
+
+def test_deeplift_with_a_padding_mask_needs_the_same_padding_in_the_reference():
+    torch.manual_seed(0)
+    model = PaddedText("layer").double().eval()
+    ids = make_ids(6, 5, seed=3)
+    ids[:, 3:] = PAD                                   # the same padding in every row
+    ref = torch.where(ids[:1] == PAD, PAD, 1)          # neutral id 1 where not padding
+    res = explain(skx.DeepLift, model, ids, ref)
+    np.testing.assert_allclose(total(res), res.decomp_goal, atol=1e-8)
+    twin = _constant_mask_twin(model, ids[:1])
+    np.testing.assert_allclose(res.values, explain(skx.DeepLift, twin, ids, ref).values,
+                               atol=1e-10)
+    shifted = torch.where(torch.arange(5) == 2, PAD, torch.ones(1, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="reference must pad the same positions"):
+        explain(skx.DeepLift, model, ids, shifted)
+    with pytest.raises(ValueError, match="returns NaN or inf on the example inputs"):
+        explain(skx.DeepLift, model, ids, torch.zeros(1, 5, dtype=torch.long))
+
+
+def test_other_uses_of_masks_from_the_input_are_refused():
+    class PoolWithMask(PaddedText):
+        def forward(self, ids):
+            mask = ids == PAD
+            e = self.emb(ids)
+            h = self.m(e, e, e, key_padding_mask=mask, need_weights=False)[0]
+            return self.head((h * mask.unsqueeze(-1)).sum(1))
+
+    with pytest.raises(UnsupportedLayerError, match="only as the key_padding_mask"):
+        convert(PoolWithMask().double(), (5,), dtype="double", X_ref=padded_ids())
+
+    class FloatCompare(nn.Module):
+        def forward(self, x):
+            return F.scaled_dot_product_attention(x, x, x, attn_mask=x[..., :3] == 0).flatten(1)
+
+    with pytest.raises(UnsupportedLayerError, match="integer ids"):
+        convert(FloatCompare().double(), (3, 4), dtype="double", X_ref=make_x(3, 3, 4))
+
+    class AttnMaskFromIds(PaddedText):
+        def forward(self, ids):
+            e = self.emb(ids)
+            mask = (ids == PAD).unsqueeze(1)  # (N, 1, S)
+            return self.head(F.scaled_dot_product_attention(e, e, e, attn_mask=mask).mean(1))
+
+    with pytest.raises(UnsupportedLayerError, match="padding mask computed from the ids"):
+        convert(AttnMaskFromIds().double(), (5,), dtype="double", X_ref=padded_ids())

@@ -1,4 +1,5 @@
-"""LSTM / GRU classifiers (float sequences ``(n, T, F)``) in the layer graph (issue #12).
+"""LSTM / GRU / Elman RNN (tanh, relu) classifiers (float sequences ``(n, T, F)``) in the layer
+graph (issue #12).
 
 Conversion exact against the module, the gradient family against captum on the module,
 DeepLift / DeepSHAP summation-to-delta, LRP-LSTM against a slow per-time-step reference
@@ -9,6 +10,7 @@ user's model left untouched.
 from __future__ import annotations
 
 import copy
+import functools
 import warnings
 
 import numpy as np
@@ -57,7 +59,9 @@ VARIANTS = [  # (batch_first, bidirectional, num_layers, read)
     (True, False, 1, "last"), (True, True, 2, "last"), (False, True, 2, "h_n"),
     (False, False, 2, "last"), (True, True, 1, "h_n"),
 ]
-CELLS = [nn.LSTM, nn.GRU]
+RNNRelu = functools.partial(nn.RNN, nonlinearity="relu")
+CELLS = [nn.LSTM, nn.GRU, pytest.param(nn.RNN, id="RNN-tanh"),
+         pytest.param(RNNRelu, id="RNN-relu")]
 
 
 def _x(n=4, seed=1):
@@ -170,6 +174,44 @@ def test_lrp_lstm_matches_a_reference_written_from_arras_et_al():
     for s in range(3):
         for k in range(3):
             ref = _lrp_lstm_reference(model, x[s].numpy(), k, 0.01)
+            np.testing.assert_allclose(res.values[s, ..., k], ref, atol=1e-12)
+
+
+def _lrp_rnn_reference(model, x, k, eps, act):
+    """LRP of an Elman RNN for one sample, one layer read at h_n: ``h = act(z)`` passes
+    relevance to ``z = W_ih x_t + W_hh h_prev + b``, split by the epsilon rule."""
+    p = {n: t.detach().double().numpy() for n, t in model.named_parameters()}
+    w_ih, w_hh = p["rnn.weight_ih_l0"], p["rnn.weight_hh_l0"]
+    b = p["rnn.bias_ih_l0"] + p["rnn.bias_hh_l0"]
+    h, hs, zs = np.zeros(H), [np.zeros(H)], []
+    for t in range(T):
+        z = w_ih @ x[t] + w_hh @ h + b
+        h = act(z)
+        hs.append(h), zs.append(z)
+    w, bh = p["head.weight"], p["head.bias"]
+    y = w @ h + bh
+    r_out = np.zeros(3)
+    r_out[k] = y[k]
+    r_h = h * (w.T @ (r_out / _stab(y, eps)))
+    r_x = np.zeros((T, F))
+    for t in reversed(range(T)):
+        s = r_h / _stab(zs[t], eps)
+        r_x[t] = x[t] * (w_ih.T @ s)
+        r_h = hs[t] * (w_hh.T @ s)
+    return r_x
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_lrp_rnn_matches_a_per_step_reference(nonlinearity):
+    cell = functools.partial(nn.RNN, nonlinearity=nonlinearity)
+    model = SeqClassifier(cell, True, False, 1, read="h_n")
+    x = _x(3)
+    res = _quiet(lambda: LRP(rule_name="epsilon", rule_param=0.01, dtype="double")
+                 .fit(model, x).explain(x, output_idx=[0, 1, 2]))
+    act = np.tanh if nonlinearity == "tanh" else (lambda v: np.maximum(v, 0.0))
+    for s in range(3):
+        for k in range(3):
+            ref = _lrp_rnn_reference(model, x[s].numpy(), k, 0.01, act)
             np.testing.assert_allclose(res.values[s, ..., k], ref, atol=1e-12)
 
 

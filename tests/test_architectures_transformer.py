@@ -329,3 +329,131 @@ def test_lrp_conserves_on_a_bias_free_ft_transformer_without_softmax():
     res = explain(skx.LRP, model, x, rule_name="simple")
     with torch.no_grad():
         np.testing.assert_allclose(total(res), model(x).numpy(), atol=1e-8)
+
+
+# ------------------------------------------------------------------ batch_first=False
+def _attention_module(kind, batch_first, bias=True):
+    if kind == "mha":
+        return nn.MultiheadAttention(6, 2, bias=bias, batch_first=batch_first)
+    layer = nn.TransformerEncoderLayer(6, 2, 12, dropout=0.0, bias=bias,
+                                       batch_first=batch_first)
+    if kind == "layer":
+        return layer
+    return nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(6, bias=bias),
+                                 enable_nested_tensor=False)
+
+
+class SeqFirst(nn.Module):
+    """``(N, L, E)`` input transposed to ``(L, N, E)`` for a ``batch_first=False`` module,
+    pooled in three ways that read the sequence-first result."""
+
+    def __init__(self, kind="mha", pool="transpose", bias=True, batch_first=False):
+        super().__init__()
+        self.kind, self.pool, self.batch_first = kind, pool, batch_first
+        self.m = _attention_module(kind, batch_first, bias)
+        self.head = nn.Linear(6, 2, bias=bias)
+
+    def forward(self, x):
+        t = x if self.batch_first else x.transpose(0, 1)
+        h = self.m(t, t, t, need_weights=False)[0] if self.kind == "mha" else self.m(t)
+        if self.batch_first:
+            return self.head(h.mean(1) if self.pool == "transpose" else h[:, 0])
+        if self.pool == "transpose":
+            return self.head(h.transpose(0, 1).mean(1))
+        if self.pool == "first":
+            return self.head(h[0])
+        return self.head(h.permute(1, 0, 2)[:, 0])
+
+
+def _twin(model):
+    """The batch_first=True model with the same weights."""
+    twin = SeqFirst(model.kind, model.pool, batch_first=True,
+                    bias=model.head.bias is not None).double().eval()
+    twin.load_state_dict(model.state_dict())
+    return twin
+
+
+@pytest.mark.parametrize("kind", ["mha", "layer", "stack"])
+@pytest.mark.parametrize("pool", ["transpose", "first", "permute"])
+def test_batch_first_false_converts_exactly(kind, pool):
+    torch.manual_seed(0)
+    model, x = SeqFirst(kind, pool).double().eval(), rand(5, 4, 6)
+    graph, diff = to_graph(model, x)
+    assert diff < 1e-10
+    ref = rand(1, 4, 6, seed=1)
+    res = explain(skx.DeepLift, model, x, ref)
+    np.testing.assert_allclose(total(res), res.decomp_goal, atol=1e-8)
+    # the same attributions as the batch-first module with the same weights
+    twin = _twin(model) if pool != "permute" else None
+    if twin is not None:
+        np.testing.assert_allclose(res.values, explain(skx.DeepLift, twin, x, ref).values,
+                                   atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["mha", "layer", "stack"])
+def test_batch_first_false_lrp_equals_the_batch_first_twin(kind):
+    torch.manual_seed(0)
+    model, x = SeqFirst(kind, bias=False).double().eval(), rand(4, 4, 6)
+    res = explain(skx.LRP, model, x, rule_name="epsilon")
+    twin = explain(skx.LRP, _twin(model), x, rule_name="epsilon")
+    np.testing.assert_allclose(res.values, twin.values, atol=1e-12)
+    assert np.abs(res.values).max() > 1e-3
+
+
+def test_transformer_encoder_batch_first_true_converts_exactly():
+    torch.manual_seed(0)
+    model, x = SeqFirst("stack", "first", batch_first=True).double().eval(), rand(5, 4, 6)
+    _, diff = to_graph(model, x)
+    assert diff < 1e-10
+
+
+def test_sequence_first_input_and_unsupported_uses_are_refused():
+    class Direct(nn.Module):  # the model input itself is (L, N, E)
+        def __init__(self):
+            super().__init__()
+            self.m = nn.MultiheadAttention(6, 2)
+
+        def forward(self, t):
+            return self.m(t, t, t)[0].flatten(1)
+
+    with pytest.raises(UnsupportedLayerError, match="model whose input is sequence-first"):
+        convert(Direct().double(), (4, 6), dtype="double", X_ref=rand(3, 4, 6))
+
+    class Returns(nn.Module):  # returns the (L, N, E) result without transposing back
+        def __init__(self):
+            super().__init__()
+            self.m = nn.MultiheadAttention(6, 2)
+
+        def forward(self, x):
+            t = x.transpose(0, 1)
+            return self.m(t, t, t)[0]
+
+    with pytest.raises(UnsupportedLayerError, match="samples are on axis 1"):
+        convert(Returns().double(), (4, 6), dtype="double", X_ref=rand(3, 4, 6))
+
+    class Weights(nn.Module):  # uses the averaged attention weights
+        def __init__(self):
+            super().__init__()
+            self.m = nn.MultiheadAttention(6, 2)
+
+        def forward(self, x):
+            t = x.transpose(0, 1)
+            return self.m(t, t, t)[1].flatten(1)
+
+    with pytest.raises(UnsupportedLayerError, match="averaged attention weights"):
+        convert(Weights().double(), (4, 6), dtype="double", X_ref=rand(3, 4, 6))
+
+    layer = nn.TransformerEncoderLayer(6, 2, 12, dropout=0.0, batch_first=True)
+    stack = nn.TransformerEncoder(layer, 2)  # enable_nested_tensor=True by default
+
+    class Padded(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = stack
+
+        def forward(self, x):
+            pad = torch.arange(4, device=x.device).expand(x.shape[0], 4) == 3  # constant
+            return self.m(x, src_key_padding_mask=pad)[:, 0]
+
+    with pytest.raises(UnsupportedLayerError, match="enable_nested_tensor=False"):
+        convert(Padded().double(), (4, 6), dtype="double", X_ref=rand(3, 4, 6))

@@ -449,17 +449,17 @@ class WithLSTM(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.encoder = nn.Module()
-        self.encoder.rnn = nn.RNN(3, 4, batch_first=True)
+        self.encoder.rnn = nn.RNNCell(3, 4)  # unsupported
         self.head = nn.Linear(4, 2)
 
     def forward(self, x):
-        return torch.softmax(self.head(self.encoder.rnn(x)[0][:, -1]), dim=-1)
+        return torch.softmax(self.head(self.encoder.rnn(x[:, -1])), dim=-1)
 
 
 def test_unsupported_module_is_named_with_its_position():
-    with pytest.raises(UnsupportedLayerError, match=r"nn\.RNN at 'encoder\.rnn'") as info:
+    with pytest.raises(UnsupportedLayerError, match=r"nn\.RNNCell at 'encoder\.rnn'") as info:
         convert(WithLSTM(), input_shape=(5, 3))
-    assert info.value.what == "nn.RNN" and "gradient methods" in str(info.value)
+    assert info.value.what == "nn.RNNCell" and "gradient methods" in str(info.value)
 
 
 def test_unsupported_function_and_slicing_name_the_node():

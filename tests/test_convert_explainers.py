@@ -171,11 +171,11 @@ class LSTMNet(nn.Module):
         super().__init__()
         torch.manual_seed(0)
         self.encoder = nn.Module()
-        self.encoder.rnn = nn.RNN(3, 4, batch_first=True)
+        self.encoder.rnn = nn.RNNCell(3, 4)  # unsupported
         self.head = nn.Linear(4, 2)
 
     def forward(self, x):
-        return torch.softmax(self.head(self.encoder.rnn(x)[0][:, -1]), dim=-1)
+        return torch.softmax(self.head(self.encoder.rnn(x[:, -1])), dim=-1)
 
 
 class NeedsGraph(Gradient):
@@ -190,12 +190,12 @@ def test_unsupported_model_falls_back_for_gradients_and_warns_on_ignore_last_act
     with pytest.warns(UserWarning, match="ignore_last_act=True could not be honoured"):
         explainer = Gradient().fit(model, x)
     assert isinstance(explainer.model_, TorchModel)
-    assert "nn.RNN at 'encoder.rnn'" in explainer.model_.conversion_error
+    assert "nn.RNNCell at 'encoder.rnn'" in explainer.model_.conversion_error
     res = Gradient(ignore_last_act=False).fit(model, x).explain(x)
     xr = x.clone().requires_grad_()
     (g,) = torch.autograd.grad(model(xr)[:, 1].sum(), xr)
     assert np.allclose(res.values[..., 1], g.numpy(), atol=1e-6)
-    with pytest.raises(UnsupportedLayerError, match=r"nn\.RNN at 'encoder\.rnn'"):
+    with pytest.raises(UnsupportedLayerError, match=r"nn\.RNNCell at 'encoder\.rnn'"):
         NeedsGraph().fit(model, x)
 
 

@@ -122,6 +122,11 @@ def verify(graph: Graph, reference: list[torch.Tensor], xs: Sequence[torch.Tenso
                 f"output {i} of the converted graph of the {description} has shape "
                 f"{tuple(g.shape)}, the model's {tuple(r.shape)}"
             )
+        if not bool(torch.isfinite(r).all()):
+            raise VerificationError(
+                f"the {description} returns NaN or inf on the example inputs (X_ref), so its "
+                "conversion cannot be verified on them (e.g. attention whose key padding "
+                "mask pads every key); pass example rows on which the model is finite")
         scale = max(1.0, float(r.abs().max())) if r.numel() else 1.0
         diff = float((g - r).abs().max()) / scale if r.numel() else 0.0
         if not np.isfinite(diff) or diff > tol:

@@ -39,8 +39,10 @@ class LRP(GraphExplainer):
         BatchNorm and scalers use ``"pass"`` and Add splits equally unless a dict says
         otherwise. A dict maps layer types (``"Dense"``, ``"Conv"``, ``"BatchNorm"``,
         ``"ElementwiseAffine"``, ``"AvgPool"``, ``"MaxPool"``, ``"AdaptiveAvgPool"``,
-        ``"AdaptiveMaxPool"``, ``"Add"``, and ``"input"`` for the first Dense / Conv
-        layer) to rules.
+        ``"AdaptiveMaxPool"``, ``"Add"``, ``"Softmax"`` for softmax attention weights
+        inside the graph: ``"attnlrp"``, the default, or ``"cp"``, CP-LRP's constant
+        attention weights, which conserve relevance; and ``"input"`` for the first Dense /
+        Conv layer) to rules.
     rule_param : float, tuple or dict, optional
         The rules' parameter (``epsilon`` default 0.01, ``alpha`` default 0.5 in innsight's
         convention ``alpha R+ - (alpha - 1) R-``, ``gamma`` default 0.25, ``(low, high)``

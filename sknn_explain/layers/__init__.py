@@ -13,7 +13,7 @@ from .activation import (
     Activation,
     torch_activation_modules,
 )
-from .attention import MaskedSoftmax
+from .attention import IdEqual, MaskedSoftmax, PaddedSoftmax
 from .base import Layer
 from .constant_ops import BroadcastAffine, ConstantConcat
 from .conv import Conv
@@ -49,6 +49,7 @@ __all__ = [
     "ElementwiseAffine",
     "Embedding",
     "Flatten",
+    "IdEqual",
     "Index",
     "Gather",
     "Layer",
@@ -58,6 +59,7 @@ __all__ = [
     "MaxPool",
     "Multiply",
     "Pad",
+    "PaddedSoftmax",
     "Permute",
     "RMSNorm",
     "Reduce",

@@ -1,13 +1,14 @@
-"""Recurrent layers (``nn.LSTM``, ``nn.GRU``) and the fixed index maps that read their states.
+"""Recurrent layers (``nn.LSTM``, ``nn.GRU``, ``nn.RNN``) and the fixed index maps that read
+their states.
 
 A :class:`Recurrent` node computes the whole state trajectory of a (stacked, optionally
-bidirectional) LSTM or GRU over a batch-first sequence ``(n, T, F)``: every hidden state (and
-cell state) of every layer, direction and time step, ``(n, L, D, T, S, H)`` with ``S = 2``
-(``h``, ``c``) for an LSTM and ``S = 1`` (``h``) for a GRU. What the torch module returns
-(``output``, ``h_n``, ``c_n``) and whatever the model reads of it (``out[:, -1]``,
-``h_n[-1]``, ``h_n.transpose(0, 1).flatten(1)``) are :class:`Gather` nodes: fixed per-sample
-index maps into that trajectory. The propagation rules of the recurrent layer unroll over
-time internally (:mod:`sknn_explain.propagation.recurrent`).
+bidirectional) LSTM, GRU or Elman RNN over a batch-first sequence ``(n, T, F)``: every hidden
+state (and cell state) of every layer, direction and time step, ``(n, L, D, T, S, H)`` with
+``S = 2`` (``h``, ``c``) for an LSTM and ``S = 1`` (``h``) for a GRU and an RNN. What the
+torch module returns (``output``, ``h_n``, ``c_n``) and whatever the model reads of it
+(``out[:, -1]``, ``h_n[-1]``, ``h_n.transpose(0, 1).flatten(1)``) are :class:`Gather` nodes:
+fixed per-sample index maps into that trajectory. The propagation rules of the recurrent
+layer unroll over time internally (:mod:`sknn_explain.propagation.recurrent`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from .base import Layer
 __all__ = ["Gather", "Recurrent", "RecurrentStep"]
 
 #: gates per kind, in torch's weight order
-GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n")}
+GATES = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"),
+         "rnn_tanh": ("a",), "rnn_relu": ("a",)}
 
 
 @dataclass
@@ -43,11 +45,14 @@ class RecurrentStep:
 
 
 class Recurrent(Layer):
-    """A stacked, optionally bidirectional LSTM or GRU without initial state (zeros).
+    """A stacked, optionally bidirectional LSTM, GRU or Elman RNN without initial state
+    (zeros).
 
     Parameters
     ----------
-    kind : {"lstm", "gru"}
+    kind : {"lstm", "gru", "rnn_tanh", "rnn_relu"}
+        ``"rnn_tanh"`` / ``"rnn_relu"``: ``nn.RNN`` with that ``nonlinearity``,
+        ``h_t = act(W_ih x_t + b_ih + W_hh h_prev + b_hh)`` (gate name ``"a"``).
     weights : dict of str to Tensor
         torch's parameters by torch's names (``weight_ih_l0``, ``weight_hh_l0``,
         ``bias_ih_l0``, ``bias_hh_l0``, ``..._reverse``); biases may be missing.
@@ -75,7 +80,7 @@ class Recurrent(Layer):
 
     @property
     def n_states(self) -> int:
-        """States per step: 2 (``h``, ``c``) for an LSTM, 1 (``h``) for a GRU."""
+        """States per step: 2 (``h``, ``c``) for an LSTM, 1 (``h``) for a GRU or an RNN."""
         return 2 if self.kind == "lstm" else 1
 
     def params(self, layer: int, direction: int) -> tuple[torch.Tensor, ...]:
@@ -99,7 +104,7 @@ class Recurrent(Layer):
             for d in range(self.directions):
                 step = self._direction(inp, *self.params(layer, d), reverse=bool(d))
                 per_dir.append(step)
-                states = [step.h] if self.kind == "gru" else [step.h, step.c]
+                states = [step.h, step.c] if self.kind == "lstm" else [step.h]
                 outs.append(torch.stack(states, dim=2))  # (n, T, S, H)
             cache.append(per_dir)
             trajectory.append(torch.stack(outs, dim=1))  # (n, D, T, S, H)
@@ -134,6 +139,11 @@ class Recurrent(Layer):
                 c = act["f"] * c + act["i"] * act["g"]
                 h = act["o"] * torch.tanh(c)
                 rec["c"].append(c)
+            elif self.kind.startswith("rnn"):
+                pre = {"a": xw[:, t] + hw}
+                act = {"a": torch.tanh(pre["a"]) if self.kind == "rnn_tanh"
+                       else torch.relu(pre["a"])}
+                h = act["a"]
             else:
                 xr, xz, xn = xw[:, t].split(hsz, dim=-1)
                 hr, hz, u = hw.split(hsz, dim=-1)

@@ -45,7 +45,7 @@ from ._ops import (
     walk,
 )
 from .extended_layers import extended_lrp
-from .products import lrp_products
+from .products import attention_weights, lrp_products
 from .recurrent import recurrent_lrp
 
 __all__ = ["lrp_backward"]
@@ -64,10 +64,11 @@ def lrp_backward(
     from output start relevances."""
     first = input_layers(graph)
     outputs = set(graph.outputs)
+    constant = attention_weights(graph, rules.rules.get("Softmax"))  # CP-LRP
 
     def backward(node: Node, r: torch.Tensor):
         layer = node.layer
-        special = lrp_products(node, r, values, outputs)  # products, softmax, embeddings
+        special = lrp_products(node, r, values, outputs, constant)  # products, softmax, ...
         if special is not None:
             return special
         if isinstance(layer, Activation):

@@ -17,6 +17,11 @@ LRP (AttnLRP, Achtibat et al., ICML 2024; the formulas of its reference implemen
   linearisation absorbs ``sum(R_y) - sum(R_x)``; masked positions get no relevance and the
   additive float mask counts as bias. A softmax that is a graph output keeps innsight's
   position-wise pass (as before).
+* CP-LRP instead (``rule_name={"Softmax": "cp"}``, Ali et al., ICML 2022): the outputs of
+  the softmax nodes inside the graph are constants. A ``MatMul`` / ``Multiply`` that reads
+  one of them directly as one factor ``A`` is the linear map of its other factor ``v``:
+  ``R_v = v * (d/dv <g, y(A, v)>)`` with ``g`` as above, ``R_A = 0``; the softmax passes
+  no relevance to the scores. Bias-free networks conserve relevance.
 
 DeepLift / DeepSHAP (Shrikumar et al., 2017; the product rule as the Shapley split of a
 bilinear map):
@@ -29,6 +34,12 @@ bilinear map):
   of ``s = exp(x - log(sum(exp(x))))`` (:mod:`.softmax_deeplift`), exact also where a score
   does not change but its row does (a constant CLS token); masked positions get 0. A
   softmax that is a graph output keeps the position-wise Rescale of innsight.
+
+A key padding mask computed from ids (:class:`~sknn_explain.layers.IdEqual`, read by
+:class:`~sknn_explain.layers.PaddedSoftmax`) is not differentiable: every method passes
+nothing back through it, so it is a per-row constant; the softmax rules above use the
+sample's own mask. DeepLift / DeepSHAP require the reference to have the same mask (a
+reference that pads other positions is refused: its difference would go nowhere).
 
 Embedding (all methods): the state at the embedding output is summed over the embedding
 dimension, one value per id. LRP passes ``sum_e R``; DeepLift passes the multiplier
@@ -44,15 +55,23 @@ from collections.abc import Sequence
 import torch
 
 from ..convert.graph import Graph, Node, input_name
-from ..layers import Activation, Embedding, MaskedSoftmax, MatMul, Multiply
+from ..layers import (
+    Activation,
+    Embedding,
+    IdEqual,
+    MaskedSoftmax,
+    MatMul,
+    Multiply,
+    PaddedSoftmax,
+)
 from ..rules import tiny_eps
 from .softmax_deeplift import softmax_deeplift
 
-__all__ = ["NOT_WEIGHTS", "bilinear_vjp", "deeplift_products", "id_inputs", "lrp_products",
-           "weights_refusal"]
+__all__ = ["NOT_WEIGHTS", "attention_weights", "bilinear_vjp", "deeplift_products", "id_inputs",
+           "lrp_products", "weights_refusal"]
 
 #: layers without Connection Weights
-NOT_WEIGHTS = (Multiply, MatMul, MaskedSoftmax, Embedding)
+NOT_WEIGHTS = (Multiply, MatMul, MaskedSoftmax, Embedding, IdEqual)
 
 
 def bilinear_vjp(layer: Multiply | MatMul, a: torch.Tensor, b: torch.Tensor,
@@ -79,10 +98,37 @@ def _softmax_lrp(x: torch.Tensor, s: torch.Tensor, r: torch.Tensor, dim: int) ->
     return x * (r - s * r.sum(d, keepdim=True))
 
 
-def lrp_products(node: Node, r: torch.Tensor, values: dict[str, torch.Tensor],
-                 outputs: set[str]) -> list[torch.Tensor] | None:
-    """LRP of the layers above; None for any other layer."""
+def _is_softmax(node: Node, outputs: set[str] | Sequence[str]) -> bool:
+    """A softmax inside the graph (not a graph output)."""
     layer = node.layer
+    return isinstance(layer, MaskedSoftmax) or (
+        isinstance(layer, Activation) and layer.name == "softmax" and node.name not in outputs)
+
+
+def attention_weights(graph: Graph, rule: object = None) -> frozenset[str]:
+    """The softmax nodes inside ``graph`` whose outputs CP-LRP treats as constants: all of
+    them when ``rule`` is the ``"cp"`` rule, none otherwise."""
+    if getattr(rule, "name", None) != "cp":
+        return frozenset()
+    outputs = set(graph.outputs)
+    return frozenset(n.name for n in graph.nodes if _is_softmax(n, outputs))
+
+
+def lrp_products(node: Node, r: torch.Tensor, values: dict[str, torch.Tensor],
+                 outputs: set[str], constant: frozenset[str] = frozenset()
+                 ) -> list[torch.Tensor] | None:
+    """LRP of the layers above; None for any other layer. ``constant``: the softmax nodes
+    whose outputs are constants (CP-LRP, see :func:`attention_weights`)."""
+    layer = node.layer
+    fixed = [p in constant for p in node.inputs]
+    if isinstance(layer, (Multiply, MatMul)) and sum(fixed) == 1:  # CP-LRP: A @ v, A * v
+        a, b = (values[p] for p in node.inputs)
+        if isinstance(layer, Multiply):
+            return [torch.zeros_like(r), r] if fixed[0] else [r, torch.zeros_like(r)]
+        y = values[node.name]
+        g = r / (y + tiny_eps(y.dtype) * torch.where(y >= 0, 1.0, -1.0).to(y.dtype))
+        ga, gb = bilinear_vjp(layer, a, b, g)
+        return [torch.zeros_like(ga), b * gb] if fixed[0] else [a * ga, torch.zeros_like(gb)]
     if isinstance(layer, Multiply):
         return [0.5 * r, 0.5 * r]
     if isinstance(layer, MatMul):
@@ -92,10 +138,18 @@ def lrp_products(node: Node, r: torch.Tensor, values: dict[str, torch.Tensor],
         g = r / (y + eps * torch.where(y >= 0, 1.0, -1.0).to(y.dtype))
         ga, gb = bilinear_vjp(layer, a, b, g)
         return [0.5 * a * ga, 0.5 * b * gb]
+    if isinstance(layer, IdEqual):  # a padding mask: not differentiable, nothing passes
+        return [torch.zeros_like(r)]
+    if isinstance(layer, PaddedSoftmax):
+        pad = r.new_zeros((r.shape[0], *values[node.inputs[1]].shape))
+        if node.name in constant:
+            return [torch.zeros_like(r), pad]
+        return [_softmax_lrp(values[node.inputs[0]], values[node.name], r, -1), pad]
+    if node.name in constant:  # CP-LRP: the scores get nothing
+        return [torch.zeros_like(r)]
     if isinstance(layer, MaskedSoftmax):
         return [_softmax_lrp(values[node.inputs[0]], values[node.name], r, -1)]
-    if (isinstance(layer, Activation) and layer.name == "softmax"
-            and node.name not in outputs):
+    if _is_softmax(node, outputs):
         return [_softmax_lrp(values[node.inputs[0]], values[node.name], r,
                              int(layer.params["dim"]))]
     if isinstance(layer, Embedding):
@@ -124,9 +178,22 @@ def deeplift_products(node: Node, m: torch.Tensor, vx: dict[str, torch.Tensor],
         if isinstance(m, tuple):  # pragma: no cover - RevealCancel pairs stop at producers
             m = 0.5 * (m[0] + m[1])
         x, xr = vx[node.inputs[0]], vr[node.inputs[0]]
+        if isinstance(layer, PaddedSoftmax):
+            pad, pad_ref = vx[node.inputs[1]], vr[node.inputs[1]]
+            if not bool((pad == pad_ref.broadcast_to(pad.shape)).all()):
+                raise ValueError(
+                    f"DeepLift through {node.name!r}: the key padding mask computed from the "
+                    "ids (ids == pad) differs between the input and the reference; the "
+                    "mask is not differentiated, so the reference must pad the same "
+                    "positions (e.g. replace only the non-padding ids by a neutral id)")
+            keep = layer.keep_of(x, pad)
+            return [softmax_deeplift(x + layer.add, xr + layer.add, m, -1, eps, keep),
+                    m.new_zeros((m.shape[0], *pad.shape))]
         if isinstance(layer, MaskedSoftmax):
             return [softmax_deeplift(x + layer.add, xr + layer.add, m, -1, eps, layer.keep)]
         return [softmax_deeplift(x, xr, m, int(layer.params["dim"]), eps)]
+    if isinstance(layer, IdEqual):
+        return [torch.zeros_like(m)]
     if isinstance(layer, Embedding):
         ids, ids_ref = vx[node.inputs[0]], vr[node.inputs[0]]
         contribution = (m * (vx[node.name] - vr[node.name])).sum(-1)
@@ -146,6 +213,8 @@ def weights_refusal(node: Node) -> TypeError | None:
         why = "masked attention softmax"
     elif isinstance(layer, Embedding):
         why = "an embedding lookup of integer ids has no path weights"
+    elif isinstance(layer, IdEqual):
+        why = "a padding mask computed from ids has no path weights"
     else:
         return None
     return TypeError(

@@ -19,6 +19,9 @@ Analysis", WASSA; signal-take-all on multiplicative gates)
     ``n = tanh(W_in x + b_in + r * u)`` with ``u = W_hn h_prev + b_hn``: epsilon rule onto
     ``x`` and the summand ``r * u``, whose relevance goes to ``u`` (signal-take-all on
     ``r``), then the epsilon rule from ``u`` onto ``h_prev``.
+    Elman RNN (``nn.RNN``), per step: ``h = act(z)`` passes ``R(h)`` to ``z`` (tanh and
+    ReLU, as activations pass relevance everywhere), and
+    ``z = W_ih x + W_hh h_prev + b`` is split by the epsilon rule onto ``x`` and ``h_prev``.
     Conservation: exact (to the stabiliser) for bias-free layers; otherwise the biases
     ``b_ih + b_hh`` of the candidate (LSTM ``g``; GRU ``b_in`` and ``b_hn``) absorb their
     share ``b * R / z``, and the stabiliser ``epsilon * sign(z)`` of every split absorbs
@@ -31,8 +34,9 @@ DeepLift (Shrikumar et al., 2017) through the unrolled cell
     ``o * tanh(c)`` and the GRU's ``(1 - z) * n``, ``z * h_prev``, ``r * u``) by DeepLIFT's
     product rule, the Shapley split ``Delta(ab) = mean(a) Delta b + mean(b) Delta a`` with
     ``mean(a) = (a + a_ref) / 2``. Every piece conserves ``sum(m * Delta)`` exactly, so
-    summation-to-delta holds exactly through the layer. RevealCancel is not defined for the
-    products; ``rule_name="reveal_cancel"`` uses Rescale inside the recurrent layer.
+    summation-to-delta holds exactly through the layer. An Elman RNN step is the Rescale
+    rule of ``act`` on ``z`` and the transpose of the linear map. RevealCancel is not
+    defined for the products; ``rule_name="reveal_cancel"`` uses Rescale inside the recurrent layer.
 """
 
 from __future__ import annotations
@@ -96,6 +100,10 @@ def recurrent_lrp(layer: Recurrent, x: torch.Tensor, relevance: torch.Tensor,
                 sz = div(rg, st.pre["g"][:, t])  # z_g = W_ig x + W_hg h_prev + b
                 rx[:, :, t] = xt * (sz @ w_ih[2 * hsz:3 * hsz])
                 carry_h = hp * (sz @ w_hh[2 * hsz:3 * hsz])
+            elif layer.kind.startswith("rnn"):
+                sz = div(rh, st.pre["a"][:, t])  # h = act(z): R(h) to z, epsilon rule
+                rx[:, :, t] = xt * (sz @ w_ih)
+                carry_h = hp * (sz @ w_hh)
             else:
                 h, z, nn_ = st.h[:, t], st.act["z"][:, t], st.act["n"][:, t]
                 s = div(rh, h)
@@ -159,6 +167,11 @@ def recurrent_deeplift(layer: Recurrent, x: torch.Tensor, x_ref: torch.Tensor,
                 m_all = torch.cat(m_pre, dim=-1)
                 mx[:, :, t] = m_all @ w_ih
                 carry_h = m_all @ w_hh
+            elif layer.kind.startswith("rnn"):
+                act = torch.tanh if layer.kind == "rnn_tanh" else torch.relu
+                m_z = mh * _secant(act, st.pre["a"][:, t], rs.pre["a"][:, t], eps)
+                mx[:, :, t] = m_z @ w_ih
+                carry_h = m_z @ w_hh
             else:
                 # h = (1 - z) * n + z * h_prev, both products by the product rule
                 m_n = mh * avg(1 - a["z"], 1 - ar["z"])

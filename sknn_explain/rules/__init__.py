@@ -36,6 +36,11 @@ zbox           ``(x_i w_ij - l_i w+_ij - h_i w-_ij) R_j / stab(z_j - sum_i(l_i w
 pass           ``R_i = R_i`` (layers whose input and output have the same shape:
                BatchNorm, scalers).
 equal          only for ``Add``: every summand gets ``R / n_summands`` (innsight).
+attnlrp        only for ``Softmax`` (attention weights inside the graph), the default:
+               AttnLRP's linearisation ``R_x = x (R_s - s sum(R_s))`` (Achtibat et al.,
+               2024); its bias absorbs ``sum(R_s) - sum(R_x)``.
+cp             only for ``Softmax``: CP-LRP (Ali et al., 2022), attention weights are
+               constants; ``A @ v`` passes all its relevance to ``v`` (conservative).
 =============  =========================================================================
 
 Bias terms stay in the denominators, so a layer's bias absorbs its share of relevance (as
@@ -47,6 +52,7 @@ the registry (:mod:`sknn_explain.rules.registry`) maps names and layer types to 
 presets (:mod:`sknn_explain.rules.presets`) are zennit's composites by name.
 """
 
+from .attention import AttnLRPSoftmax, ConservativeAttention
 from .base import LinearMap, Rule
 from .linear import AlphaBeta, Epsilon, Flat, Gamma, LinearRule, Simple, WSquare, ZBox, ZPlus
 from .modifiers import tiny_eps
@@ -68,6 +74,8 @@ __all__ = [
     "PRESETS",
     "RULES",
     "AlphaBeta",
+    "AttnLRPSoftmax",
+    "ConservativeAttention",
     "Epsilon",
     "EpsilonAlpha2Beta1",
     "EpsilonAlpha2Beta1Flat",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .attention import AttnLRPSoftmax, ConservativeAttention
 from .base import Rule
 from .linear import AlphaBeta, Epsilon, Flat, Gamma, Simple, WSquare, ZBox, ZPlus
 from .presets import PRESETS, Preset, get_preset
@@ -15,13 +16,14 @@ __all__ = ["LAYER_KEYS", "RULES", "LayerRules", "get_rule", "resolve_rules"]
 #: name -> rule class.
 RULES: dict[str, type[Rule]] = {
     cls.name: cls
-    for cls in (Simple, Epsilon, AlphaBeta, ZPlus, Gamma, Flat, WSquare, ZBox, Pass, EqualSplit)
+    for cls in (Simple, Epsilon, AlphaBeta, ZPlus, Gamma, Flat, WSquare, ZBox, Pass, EqualSplit,
+                AttnLRPSoftmax, ConservativeAttention)
 }
 
 #: layer-type keys of a ``rule_name`` / ``rule_param`` dict; ``"input"`` = first layer(s)
 LAYER_KEYS = (
     "Dense", "Conv", "BatchNorm", "ElementwiseAffine", "AvgPool", "AdaptiveAvgPool",
-    "MaxPool", "AdaptiveMaxPool", "Add", "input",
+    "MaxPool", "AdaptiveMaxPool", "Add", "Softmax", "input",
 )
 #: innsight's layer names accepted as aliases
 _INNSIGHT_KEYS = {
@@ -37,11 +39,13 @@ _ALLOWED = {
     "AvgPool": _LINEAR_RULES, "AdaptiveAvgPool": _LINEAR_RULES,
     "MaxPool": _LINEAR_RULES, "AdaptiveMaxPool": _LINEAR_RULES,
     "Add": {"equal", "simple", "epsilon"},
+    "Softmax": {"attnlrp", "cp"},
 }
 #: keys that fall back to another key when not given in a dict
 _FALLBACK = {"AdaptiveAvgPool": "AvgPool", "AdaptiveMaxPool": "MaxPool"}
 #: defaults of keys that a single rule name does not cover
-_FIXED_DEFAULTS = {"BatchNorm": "pass", "ElementwiseAffine": "pass", "Add": "equal"}
+_FIXED_DEFAULTS = {"BatchNorm": "pass", "ElementwiseAffine": "pass", "Add": "equal",
+                   "Softmax": "attnlrp"}
 
 
 def get_rule(rule: str | Rule, param: object = None) -> Rule:
@@ -185,6 +189,9 @@ def resolve_rules(rule_name: object = "simple", rule_param: object = None) -> La
         ``"simple"`` (Dense, Conv, pooling), ``"pass"`` (BatchNorm, ElementwiseAffine) or
         ``"equal"`` (Add). ``"input"`` overrides the rule of the Dense / Conv layers that
         read the model input (possibly through scalers, padding or reshaping).
+        ``"Softmax"`` chooses how a softmax inside the graph (attention weights) is
+        treated: ``"attnlrp"`` (default, AttnLRP's linearisation) or ``"cp"`` (CP-LRP:
+        attention weights as constants, conservative).
     rule_param : scalar, tuple or dict, optional
         The parameter of the rules (see :func:`get_rule`) or a dict with the keys of
         ``rule_name``. With a single rule name the rule must take a parameter; with a dict of

@@ -9,17 +9,29 @@ torch                                     graph layers
 ``F.scaled_dot_product_attention``        ``MatMul`` (scores), ``MaskedSoftmax`` (or
                                           softmax), ``MatMul`` (values)
 ``nn.MultiheadAttention``                 ``Dense`` q / k / v, head ``Reshape`` s, the
-(``batch_first=True``)                    above, ``Reshape``, ``Dense`` output projection
+(``batch_first`` both ways)               above, ``Reshape``, ``Dense`` output projection
 ``nn.TransformerEncoderLayer``            ``LayerNorm`` s, the attention above, ``Dense``
-(``batch_first=True``, relu / gelu,       feed-forward and ``Add`` residuals, in the order
+(``batch_first`` both ways, relu / gelu,  feed-forward and ``Add`` residuals, in the order
 ``norm_first`` both ways)                 of the module's Python forward
+``nn.TransformerEncoder``                 its layers in turn, then its ``LayerNorm``
 ``nn.Embedding``, ``F.embedding``         :class:`~sknn_explain.layers.Embedding` on a
                                           model input of integer ids
 ========================================  ==================================================
 
+``batch_first=False`` modules read ``(L, N, E)``: the converter's view machinery
+(:mod:`.recurrent`) undoes the ``x.transpose(0, 1)`` before them and converts them as their
+batch-first equivalent (:func:`batch_first_attention`).
+
 Masks must be constants that are the same for every sample (``attn_mask`` of shape
-``(L, S)``, ``is_causal``, a ``key_padding_mask`` whose rows are all equal); a mask computed
-from the input (e.g. ``ids == pad``) is refused. ``nn.MultiheadAttention`` returns a tuple:
+``(L, S)``, ``is_causal``, a ``key_padding_mask`` whose rows are all equal), or a
+``key_padding_mask`` computed from a model input of integer ids by ``ids == pad`` /
+``ids.eq(pad)`` (:class:`~sknn_explain.layers.IdEqual`, read by a
+:class:`~sknn_explain.layers.PaddedSoftmax`; the comparison is not differentiable, so it is a
+per-row constant for every method). Such a mask may only be the ``key_padding_mask`` /
+``src_key_padding_mask`` of ``nn.MultiheadAttention`` / ``nn.TransformerEncoderLayer`` /
+``nn.TransformerEncoder``; other masks computed from the input are refused.
+
+``nn.MultiheadAttention`` returns a tuple:
 multi-output handlers (:mod:`.tuples`) return one graph name per item (None: an item that is not a
 graph value, the averaged attention weights), which :func:`.tuples.tuple_item` resolves for the
 ``getitem`` that reads it.
@@ -41,16 +53,19 @@ from ...layers import (
     Add,
     Dense,
     Embedding,
+    IdEqual,
     LayerNorm,
     MaskedSoftmax,
     MatMul,
     Multiply,
+    PaddedSoftmax,
     Reshape,
 )
 from ..errors import ExampleInputsError
 from .walker import REQ, Converter, Handler, bind
 
-__all__ = ["ATTENTION_FUNCTIONS", "ATTENTION_METHODS", "ATTENTION_MODULES", "code_inputs",
+__all__ = ["ATTENTION_FUNCTIONS", "ATTENTION_METHODS", "ATTENTION_MODULES",
+           "batch_first_attention", "code_inputs", "encoder_layer_nodes", "id_masks",
            "multiply"]
 
 
@@ -134,12 +149,25 @@ def _softmax_node(cv: Converter, node: fx.Node, scores: str, shape: tuple[int, .
     keep = torch.ones(shape[1:], dtype=torch.bool, device=cv.device)
     add = torch.zeros(shape[1:], dtype=cv.dtype, device=cv.device)
     masked = False
+    padding = None  # the graph name of a key padding mask computed from ids
+    if isinstance(key_padding_mask, fx.Node) and key_padding_mask.name in id_masks(cv):
+        if cv.shape(key_padding_mask) != (shape[0], source):
+            raise cv.unsupported(node, f"a key_padding_mask of shape "
+                                 f"{cv.shape(key_padding_mask)} for {shape[0]} samples and "
+                                 f"{source} keys")
+        if bool(cv.values[key_padding_mask.name].all(-1).any()):
+            raise cv.unsupported(node, "an example row (X_ref) pads every key, so attention "
+                                 "has nothing to attend to and the module returns NaN; for a "
+                                 "reference, replace only the non-padding ids (e.g. by a "
+                                 "neutral id) and keep the padding where the input has it")
+        padding, key_padding_mask = cv.alias[key_padding_mask.name], None
     for mask, what in ((attn_mask, "attn_mask"), (key_padding_mask, "key_padding_mask")):
         if mask is None:
             continue
         if cv.is_data(mask) or isinstance(mask, fx.Node) and mask.name in cv.dynamic:
             raise cv.unsupported(node, f"the {what} depends on the model input; only constant "
-                                 "masks are supported (the gradient methods handle it)")
+                                 "masks and a key_padding_mask `ids == pad` read from an id "
+                                 "input are supported (the gradient methods handle it)")
         m = cv.val(mask)
         if not isinstance(m, torch.Tensor):
             raise cv.unsupported(node, f"the {what} is not a tensor")
@@ -162,9 +190,40 @@ def _softmax_node(cv: Converter, node: fx.Node, scores: str, shape: tuple[int, .
     if is_causal:
         keep = keep & torch.ones(length, source, dtype=torch.bool, device=cv.device).tril()
         masked = True
+    if padding is not None:
+        return cv.add(node, PaddedSoftmax(add, keep), [scores, padding], "_softmax")
     if not masked:
         return cv.add(node, Activation("softmax", dim=full - 1), [scores], "_softmax")
     return cv.add(node, MaskedSoftmax(add, keep), [scores], "_softmax")
+
+
+def id_masks(cv: Converter) -> set[str]:
+    """The fx names of the key padding masks computed from ids (``ids == pad``)."""
+    return cv.__dict__.setdefault("id_masks", set())
+
+
+def _id_equal(cv: Converter, node: fx.Node) -> str:
+    """``ids == pad`` on a model input of integer ids: a key padding mask."""
+    a, b = (node.args[0], node.args[1]) if len(node.args) > 1 else (
+        _first(node), node.kwargs.get("other"))
+    if cv.is_data(b) and not cv.is_data(a):
+        a, b = b, a
+    ids = cv.values.get(getattr(a, "name", None))
+    if not (isinstance(a, fx.Node) and a.op == "placeholder" and isinstance(ids, torch.Tensor)
+            and not ids.is_floating_point() and not cv.is_data(b)):
+        raise cv.unsupported(node, "a comparison is a layer only as `ids == pad` on a model "
+                             "input of integer ids (a key padding mask)")
+    value = cv.val(b)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise cv.unsupported(node, f"`ids == {value!r}`: compare the ids with one integer")
+    id_masks(cv).add(node.name)
+    return cv.add(node, IdEqual(value), [cv.data(a, node)])
+
+
+def _first(node: fx.Node) -> object:
+    return node.args[0] if node.args else node.kwargs.get("input")
 
 
 def _letters(k: int) -> str:
@@ -218,6 +277,8 @@ _MHA_SPEC = [("query", REQ), ("key", REQ), ("value", REQ), ("key_padding_mask", 
 
 def _mha_module(cv: Converter, node: fx.Node) -> tuple[str, None]:
     mod: nn.MultiheadAttention = cv.gm.get_submodule(node.target)
+    if not mod.batch_first:  # pragma: no cover - the recurrent hook converts these
+        raise cv.unsupported(node, "batch_first=False outside a transposed input")
     b = bind(node, _MHA_SPEC)
     operands = []
     for arg in (b["query"], b["key"], b["value"]):
@@ -229,15 +290,36 @@ def _mha_module(cv: Converter, node: fx.Node) -> tuple[str, None]:
     return mha_layers(cv, node, mod, operands, b["attn_mask"], b["key_padding_mask"]), None
 
 
+def batch_first_attention(cv: Converter, node: fx.Node, mod: nn.Module,
+                          inputs: dict[str, tuple[str, tuple[int, ...]]]) -> str:
+    """The graph nodes of a ``batch_first=False`` attention module ``mod`` called by ``node``
+    on ``(L, N, E)`` tensors, built as its batch-first equivalent; ``inputs`` maps the fx
+    name of each input-dependent argument to the graph name and ``(N, L, E)`` shape of its
+    batch-first value. Returns the graph name of the batch-first output."""
+    def operand(arg: object) -> tuple[str, tuple[int, ...]]:
+        if not (isinstance(arg, fx.Node) and arg.name in inputs):
+            raise cv.unsupported(node, "its tensor operand does not depend on the model input")
+        return inputs[arg.name]
+
+    if isinstance(mod, nn.MultiheadAttention):
+        b = bind(node, _MHA_SPEC)
+        operands = [operand(b[k]) for k in ("query", "key", "value")]
+        return mha_layers(cv, node, mod, operands, b["attn_mask"], b["key_padding_mask"])
+    if isinstance(mod, nn.TransformerEncoderLayer):
+        b = bind(node, _ENCODER_SPEC)
+        x, shp = operand(b["src"])
+        return encoder_layer_nodes(cv, node, mod, x, shp, b["src_mask"],
+                                   b["src_key_padding_mask"], b["is_causal"])
+    b = bind(node, _STACK_SPEC)
+    x, shp = operand(b["src"])
+    return _encoder_stack_nodes(cv, node, mod, x, shp, b)
+
+
 def mha_layers(cv: Converter, node: fx.Node, mod: nn.MultiheadAttention,
                operands: Sequence[tuple[str, tuple[int, ...]]], attn_mask: object,
                key_padding_mask: object, prefix: str = "") -> str:
     """The graph nodes of ``mod(query, key, value)[0]``; ``operands``: the graph names and
     shapes ``(N, L, E)`` of query, key and value; node names get ``prefix`` + a suffix."""
-    if not mod.batch_first:
-        raise cv.unsupported(node, "batch_first=False: the sequence axis comes first, but "
-                             "the graph's first axis is the sample axis; build the module "
-                             "with batch_first=True")
     if mod.bias_k is not None or mod.add_zero_attn:
         raise cv.unsupported(node, "add_bias_kv / add_zero_attn")
     e, h = mod.embed_dim, mod.num_heads
@@ -268,6 +350,7 @@ def mha_layers(cv: Converter, node: fx.Node, mod: nn.MultiheadAttention,
 
 
 _mha_module.multi_output = True  # type: ignore[attr-defined]  # see .tuples
+_mha_module.reads_id_masks = True  # type: ignore[attr-defined]  # key_padding_mask
 
 
 _ENCODER_SPEC = [("src", REQ), ("src_mask", None), ("src_key_padding_mask", None),
@@ -295,8 +378,7 @@ def _encoder_activation(cv: Converter, node: fx.Node, mod: nn.TransformerEncoder
 
 
 def _encoder_layer(cv: Converter, node: fx.Node) -> str:
-    """``nn.TransformerEncoderLayer`` from its submodules (the Python path of its forward;
-    in eval mode torch may run a fused kernel with the same result)."""
+    """``nn.TransformerEncoderLayer`` (``batch_first=True``) from its submodules."""
     mod: nn.TransformerEncoderLayer = cv.gm.get_submodule(node.target)
     b = bind(node, _ENCODER_SPEC)
     src = b["src"]
@@ -304,7 +386,17 @@ def _encoder_layer(cv: Converter, node: fx.Node) -> str:
     if len(shp) != 3:
         raise ExampleInputsError(f"nn.TransformerEncoderLayer got an input of shape {shp}: "
                                  "a batched (N, L, E) input is needed")
-    if cv.val(b["is_causal"]) and b["src_mask"] is None:
+    return encoder_layer_nodes(cv, node, mod, cv.data(src, node), shp, b["src_mask"],
+                               b["src_key_padding_mask"], b["is_causal"])
+
+
+def encoder_layer_nodes(cv: Converter, node: fx.Node, mod: nn.TransformerEncoderLayer,
+                        x: str, shp: tuple[int, ...], src_mask: object,
+                        key_padding_mask: object, is_causal: object, prefix: str = "") -> str:
+    """The graph nodes of ``mod`` on the batch-first graph value ``x`` of shape ``shp``
+    (the Python path of its forward; in eval mode torch may run a fused kernel with the same
+    result); node names get ``prefix`` + a suffix."""
+    if cv.val(is_causal) and src_mask is None:
         raise cv.unsupported(node, "is_causal=True without src_mask")
     act = _encoder_activation(cv, node, mod)
 
@@ -312,26 +404,66 @@ def _encoder_layer(cv: Converter, node: fx.Node) -> str:
         w = None if ln.weight is None else cv.buf(ln.weight)
         bias = None if ln.bias is None else cv.buf(ln.bias)
         return cv.add(node, LayerNorm(tuple(ln.normalized_shape), w, bias, ln.eps), [x],
-                      suffix)
+                      prefix + suffix)
 
     def dense(lin: nn.Linear, x: str, suffix: str) -> str:
         return cv.add(node, Dense(cv.buf(lin.weight),
-                                  None if lin.bias is None else cv.buf(lin.bias)), [x], suffix)
+                                  None if lin.bias is None else cv.buf(lin.bias)), [x],
+                      prefix + suffix)
 
     def attention(x: str) -> str:
-        return mha_layers(cv, node, mod.self_attn, [(x, shp)] * 3, b["src_mask"],
-                          b["src_key_padding_mask"], "_self_attn")
+        return mha_layers(cv, node, mod.self_attn, [(x, shp)] * 3, src_mask,
+                          key_padding_mask, prefix + "_self_attn")
 
     def feed_forward(x: str) -> str:
-        h = cv.add(node, act, [dense(mod.linear1, x, "_linear1")], "_activation")
+        h = cv.add(node, act, [dense(mod.linear1, x, "_linear1")], prefix + "_activation")
         return dense(mod.linear2, h, "_linear2")
 
-    x = cv.data(src, node)
+    def add(a: str, b: str, suffix: str) -> str:
+        return cv.add(node, Add(), [a, b], prefix + suffix)
+
     if mod.norm_first:
-        x = cv.add(node, Add(), [x, attention(norm(mod.norm1, x, "_norm1"))], "_add1")
-        return cv.add(node, Add(), [x, feed_forward(norm(mod.norm2, x, "_norm2"))], "_add2")
-    x = norm(mod.norm1, cv.add(node, Add(), [x, attention(x)], "_add1"), "_norm1")
-    return norm(mod.norm2, cv.add(node, Add(), [x, feed_forward(x)], "_add2"), "_norm2")
+        x = add(x, attention(norm(mod.norm1, x, "_norm1")), "_add1")
+        return add(x, feed_forward(norm(mod.norm2, x, "_norm2")), "_add2")
+    x = norm(mod.norm1, add(x, attention(x), "_add1"), "_norm1")
+    return norm(mod.norm2, add(x, feed_forward(x), "_add2"), "_norm2")
+
+
+_STACK_SPEC = [("src", REQ), ("mask", None), ("src_key_padding_mask", None),
+               ("is_causal", None)]
+
+
+def _encoder_stack_nodes(cv: Converter, node: fx.Node, mod: nn.TransformerEncoder, x: str,
+                         shp: tuple[int, ...], b: dict) -> str:
+    """``nn.TransformerEncoder``: its layers in turn, then its optional final norm."""
+    if b["src_key_padding_mask"] is not None and getattr(mod, "use_nested_tensor", False):
+        raise cv.unsupported(node, "src_key_padding_mask with enable_nested_tensor=True (the "
+                             "nested-tensor fast path sets padded outputs to 0 in eval "
+                             "mode); build it with enable_nested_tensor=False")
+    causal = b["is_causal"]
+    for i, layer in enumerate(mod.layers):
+        x = encoder_layer_nodes(cv, node, layer, x, shp, b["mask"], b["src_key_padding_mask"],
+                                False if causal is None else causal, f"_layers_{i}")
+    if mod.norm is not None:
+        ln = mod.norm
+        if not isinstance(ln, nn.LayerNorm):
+            raise cv.unsupported(node, f"a final norm {type(ln).__name__} (LayerNorm is "
+                                 "supported)")
+        w = None if ln.weight is None else cv.buf(ln.weight)
+        bias = None if ln.bias is None else cv.buf(ln.bias)
+        x = cv.add(node, LayerNorm(tuple(ln.normalized_shape), w, bias, ln.eps), [x], "_norm")
+    return x
+
+
+def _encoder_stack(cv: Converter, node: fx.Node) -> str:
+    """``nn.TransformerEncoder`` (``batch_first=True`` layers)."""
+    mod: nn.TransformerEncoder = cv.gm.get_submodule(node.target)
+    b = bind(node, _STACK_SPEC)
+    shp = cv.shape(b["src"])
+    if len(shp) != 3:
+        raise ExampleInputsError(f"nn.TransformerEncoder got an input of shape {shp}: a "
+                                 "batched (N, L, E) input is needed")
+    return _encoder_stack_nodes(cv, node, mod, cv.data(b["src"], node), shp, b)
 
 
 # ---------------------------------------------------------------------------- embeddings
@@ -389,12 +521,15 @@ def code_inputs(gm: fx.GraphModule, inputs: Sequence[str]) -> list[int]:
     return sizes
 
 
+_encoder_layer.reads_id_masks = True  # type: ignore[attr-defined]
+_encoder_stack.reads_id_masks = True  # type: ignore[attr-defined]
 _embedding_module.precheck = _computed_ids  # type: ignore[attr-defined]
 _embedding_fn.precheck = _computed_ids  # type: ignore[attr-defined]
 
 ATTENTION_MODULES: dict[type, Handler] = {
     nn.MultiheadAttention: _mha_module,
     nn.TransformerEncoderLayer: _encoder_layer,
+    nn.TransformerEncoder: _encoder_stack,
     nn.Embedding: _embedding_module,
 }
 
@@ -403,6 +538,7 @@ ATTENTION_FUNCTIONS: dict[object, Handler] = {
     torch.einsum: _einsum,
     F.scaled_dot_product_attention: _sdpa,
     F.embedding: _embedding_fn,
+    operator.eq: _id_equal, torch.eq: _id_equal,
 }
 
-ATTENTION_METHODS: dict[str, Handler] = {"matmul": _matmul, "bmm": _matmul}
+ATTENTION_METHODS: dict[str, Handler] = {"matmul": _matmul, "bmm": _matmul, "eq": _id_equal}

@@ -1,6 +1,7 @@
-"""``nn.LSTM`` / ``nn.GRU`` in the torch converter, and the index views that read their states.
+"""``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` in the torch converter, and the index views that read
+their states.
 
-An LSTM / GRU call becomes one :class:`~sknn_explain.layers.Recurrent` node (the state
+An LSTM / GRU / RNN call becomes one :class:`~sknn_explain.layers.Recurrent` node (the state
 trajectory). The values the module returns are not graph nodes yet: ``output`` of a
 ``batch_first=False`` module and ``h_n`` / ``c_n`` carry the batch on axis 1, which no graph
 value may. They are *views*: for every element, its sample (``batch``) and its flat position
@@ -10,6 +11,14 @@ unpacking, ``x[...]`` with constant indices, ``transpose``, ``permute``, ``squee
 ordinary value that move its batch axis (``x.transpose(0, 1)`` before a time-major LSTM).
 When anything else reads a view, it becomes a :class:`~sknn_explain.layers.Gather` node,
 provided the batch ends up on axis 0 and every sample reads the same positions.
+
+Sequence-first attention (``nn.MultiheadAttention``, ``nn.TransformerEncoderLayer`` and
+``nn.TransformerEncoder`` built with ``batch_first=False``) reads ``(L, N, E)`` views the same
+way: its inputs are materialised with the batch moved back to axis 0 (the ``x.transpose(0, 1)``
+before it undone exactly), the module is converted as its batch-first equivalent, and its
+result is again a view with the batch on axis 1, which the transpose after it (or ``out[0]``,
+``out.mean(0)`` after a re-indexing) turns back into a graph value. A sequence-first module
+reading the model input itself is refused: the graph's axis 0 is the sample axis.
 
 :func:`intercept` is the walker's hook; :data:`RECURRENT_MODULES` the handled module classes.
 """
@@ -24,9 +33,30 @@ from torch import fx, nn
 
 from ...layers.recurrent import Gather, Recurrent
 
-__all__ = ["RECURRENT_MODULES", "REINDEXING", "View", "intercept", "scan_accepts"]
+__all__ = ["RECURRENT_MODULES", "REINDEXING", "SEQUENCE_FIRST_MODULES", "View", "intercept",
+           "scan_accepts"]
 
-RECURRENT_MODULES = (nn.LSTM, nn.GRU)
+RECURRENT_MODULES = (nn.LSTM, nn.GRU, nn.RNN)
+#: attention modules that read ``(L, N, E)`` when built with ``batch_first=False``
+SEQUENCE_FIRST_MODULES = (nn.MultiheadAttention, nn.TransformerEncoderLayer,
+                          nn.TransformerEncoder)
+
+
+def sequence_first(mod: nn.Module) -> bool:
+    """Whether ``mod`` is an attention module built with ``batch_first=False``."""
+    if isinstance(mod, nn.TransformerEncoder):
+        mod = mod.layers[0] if len(mod.layers) else None
+    if isinstance(mod, nn.TransformerEncoderLayer):
+        mod = mod.self_attn
+    return isinstance(mod, nn.MultiheadAttention) and not mod.batch_first
+
+
+def _time_major_module(node: fx.Node, gm: fx.GraphModule) -> bool:
+    """A recurrent module or a sequence-first attention module."""
+    if node.op != "call_module":
+        return False
+    mod = gm.get_submodule(node.target)
+    return isinstance(mod, RECURRENT_MODULES) or sequence_first(mod)
 
 #: tensor methods / functions that only re-index their first argument
 _REINDEX_METHODS = {
@@ -71,8 +101,7 @@ def scan_accepts(node: fx.Node, gm: fx.GraphModule, derived: set[str]) -> bool:
     """Whether the shape-free scan may leave ``node`` to :func:`intercept` (decided there,
     with shapes): recurrent modules, re-indexings of their results (tracked in ``derived``)
     and axis moves (which may move the batch axis)."""
-    if node.op == "call_module" and isinstance(gm.get_submodule(node.target),
-                                               RECURRENT_MODULES):
+    if _time_major_module(node, gm):
         derived.add(node.name)
         return True
     if not _is_reindexing(node):
@@ -132,6 +161,8 @@ def _reindex(cv, node: fx.Node, views: dict) -> object:
     source, shape = sources.pop()
 
     def build(p: object, b: object) -> object:
+        if p is None:  # an item that is not a graph value (averaged attention weights)
+            return None
         if isinstance(p, torch.Tensor):
             return View(source, p, b, shape)
         return type(p)(build(pp, bb) for pp, bb in zip(p, b))
@@ -171,8 +202,7 @@ def _feeds_recurrent(cv, node: fx.Node) -> bool:
         if user.name in seen:
             continue
         seen.add(user.name)
-        if user.op == "call_module" and isinstance(cv.gm.get_submodule(user.target),
-                                                   RECURRENT_MODULES):
+        if _time_major_module(user, cv.gm):
             return True
         if _is_reindexing(user):
             todo.extend(user.users)
@@ -197,9 +227,10 @@ def materialize(cv, node: fx.Node, view: View) -> str:
     if axis != 0:
         where = "nowhere" if axis is None else f"on axis {axis}"
         raise cv.unsupported(
-            node, f"it reads a recurrent state or time-major view whose samples are {where}; "
-            "graph values keep the samples on axis 0: index it first (h_n[-1], out[:, -1], "
-            "out[-1] for batch_first=False) or use batch_first=True")
+            node, f"it reads a recurrent state or time-major (sequence-first) view whose "
+            f"samples are {where}; graph values keep the samples on axis 0: index it first "
+            "(h_n[-1], out[:, -1], out[-1] for batch_first=False), transpose it back "
+            "(out.transpose(0, 1)) or use batch_first=True")
     pos = view.pos
     if not torch.equal(pos, pos[:1].expand_as(pos)):
         raise cv.unsupported(node, "its samples read different positions")
@@ -216,7 +247,8 @@ def materialize(cv, node: fx.Node, view: View) -> str:
 
 def _recurrent(cv, node: fx.Node, views: dict) -> object:
     mod = cv.gm.get_submodule(node.target)
-    kind = "lstm" if isinstance(mod, nn.LSTM) else "gru"
+    kind = ("lstm" if isinstance(mod, nn.LSTM) else "gru" if isinstance(mod, nn.GRU)
+            else f"rnn_{mod.nonlinearity}")
     if len(node.args) + len(node.kwargs) != 1:
         raise cv.unsupported(node, "an initial state (h_0 / c_0) is not supported; start "
                              "from zeros")
@@ -257,6 +289,47 @@ def _recurrent(cv, node: fx.Node, views: dict) -> object:
     return (output, tuple(states)) if kind == "lstm" else (output, states[0])
 
 
+def _sequence_first_attention(cv, node: fx.Node, views: dict) -> object:
+    """A ``batch_first=False`` attention module as its batch-first equivalent on the
+    un-transposed inputs; its ``(L, N, E)`` result as a view."""
+    from .attention import batch_first_attention  # attention.py imports the walker
+
+    mod = cv.gm.get_submodule(node.target)
+    batch_first: dict[str, tuple[str, tuple[int, ...]]] = {}
+    for a in node.all_input_nodes:
+        if (not cv.is_data(a) and a.name not in views) or a.name in cv.__dict__.get(
+                "id_masks", ()):
+            continue  # a constant mask, or a key padding mask computed from ids
+        value = cv.values[a.name]
+        if a.name in views and not isinstance(views[a.name], View):
+            raise cv.unsupported(node, f"it reads the tuple '{a.name}' as a whole")
+        view = views[a.name] if a.name in views else _plain_view(cv, cv.alias[a.name], value)
+        if value.ndim != 3:
+            raise cv.unsupported(node, f"batch_first=False with an input of shape "
+                                 f"{tuple(value.shape)}: a batched (L, N, E) input is needed")
+        view = View(view.source, view.pos.transpose(0, 1), view.batch.transpose(0, 1),
+                    view.shape)
+        if _batch_axis(view) != 0:
+            raise cv.unsupported(
+                node, "batch_first=False reads (L, N, E), but its input does not have the "
+                "samples on axis 1: the graph's axis 0 is the sample axis, so a model whose "
+                "input is sequence-first cannot be converted; take (N, L, E) input and call "
+                "the module on x.transpose(0, 1) inside forward, or build it with "
+                "batch_first=True")
+        shape = (value.shape[1], value.shape[0], value.shape[2])
+        batch_first[a.name] = (materialize(cv, node, view), shape)
+    out = batch_first_attention(cv, node, mod, batch_first)
+    value = cv.values[node.name]
+    first = value[0] if isinstance(value, tuple) else value
+    steps, n = first.shape[0], first.shape[1]
+    per_sample = (steps, first.shape[2])
+    pos = torch.arange(steps * first.shape[2]).reshape(per_sample)
+    result = View(out, pos.unsqueeze(1).expand(steps, n, -1).contiguous(),
+                  torch.arange(n).reshape(1, n, 1).expand(steps, n, per_sample[1]).contiguous(),
+                  per_sample)
+    return (result, None) if isinstance(value, tuple) else result
+
+
 def intercept(cv, node: fx.Node) -> bool:
     """The walker's hook, before a node's handler: recurrent modules, re-indexings of views
     (or ones that move the batch axis), and views read by anything else (materialised).
@@ -271,7 +344,16 @@ def intercept(cv, node: fx.Node) -> bool:
         cv.dynamic.add(node.name)
         cv.alias[node.name] = None
         return True
+    if node.op == "call_module" and sequence_first(cv.gm.get_submodule(node.target)):
+        views[node.name] = _sequence_first_attention(cv, node, views)
+        cv.dynamic.add(node.name)
+        cv.alias[node.name] = None
+        return True
     uses_view = any(a.name in views for a in node.all_input_nodes)
+    for a in node.all_input_nodes:
+        if a.name in views and views[a.name] is None:
+            raise cv.unsupported(node, f"'{a.name}' (e.g. averaged attention weights) is not "
+                                 "a layer of the graph")
     if _is_reindexing(node) and (uses_view or (_feeds_recurrent(cv, node)
                                                 and _moves_batch(cv, node))):
         result = _reindex(cv, node, views)
@@ -288,6 +370,9 @@ def _materialize_inputs(cv, node: fx.Node, views: dict) -> None:
     for a in node.all_input_nodes:
         if a.name in views:
             structure = views[a.name]
+            if structure is None:
+                raise cv.unsupported(node, f"'{a.name}' (e.g. averaged attention weights) is "
+                                     "not a layer of the graph")
             if not isinstance(structure, View):
                 raise cv.unsupported(node, f"it uses the tuple of states '{a.name}' as a "
                                      "whole; unpack or index it first")

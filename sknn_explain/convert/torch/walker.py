@@ -137,6 +137,7 @@ class Converter:
             if not isinstance(value, torch.Tensor):
                 if contains_tensor(value):
                     handler = self.lookup(node, self.gm)
+                    self.check_id_masks(node, handler)
                     if not is_multi_output(handler):
                         raise self.unsupported(node, "it returns several tensors")
                     self.dynamic.add(node.name)
@@ -154,6 +155,7 @@ class Converter:
             handler = self.lookup(node, self.gm)
             if handler is None:
                 raise self.unsupported(node)
+            self.check_id_masks(node, handler)
             self.alias[node.name] = handler(self, node)
             self.rebind_mutated(node)
         if post is not None:
@@ -164,6 +166,17 @@ class Converter:
             outputs[0] = self.builder.add("output_activation", post, [outputs[0]])
         outputs = self.builder.ensure_node_outputs(outputs)
         return Graph(self.builder.nodes, len(self.inputs), outputs)
+
+    def check_id_masks(self, node: fx.Node, handler: object) -> None:
+        """Refuse a padding mask computed from ids (``ids == pad``) anywhere but in the
+        attention modules that take it as ``key_padding_mask`` (see :mod:`.attention`)."""
+        masks = self.__dict__.get("id_masks")
+        if masks and any(p.name in masks for p in node.all_input_nodes) and not getattr(
+                handler, "reads_id_masks", False):
+            raise self.unsupported(
+                node, "it reads a padding mask computed from the ids (ids == pad); such a "
+                "mask is supported only as the key_padding_mask of nn.MultiheadAttention / "
+                "nn.TransformerEncoderLayer / nn.TransformerEncoder")
 
     def check_constant_write(self, node: fx.Node, value: torch.Tensor) -> None:
         """Refuse an in-place write of input-dependent values into a constant tensor."""
@@ -227,6 +240,9 @@ class Converter:
         names = []
         self.output_nodes = leaves
         for a in leaves:
+            if isinstance(a, fx.Node) and a.name in self.__dict__.get("id_masks", ()):
+                raise ConversionError("the model returns a padding mask computed from its ids; "
+                                      "only input-dependent floating tensors can be explained")
             if not self.is_data(a):
                 raise ConversionError(
                     "the model returns a value that is not an input-dependent tensor "
