@@ -521,3 +521,64 @@ def test_other_uses_of_masks_from_the_input_are_refused():
 
     with pytest.raises(UnsupportedLayerError, match="padding mask computed from the ids"):
         convert(AttnMaskFromIds().double(), (5,), dtype="double", X_ref=padded_ids())
+
+
+# ---------------------------------------- gradient family on ids-derived padding masks
+def _not_all_padding_reference(ids):
+    """A reference of neutral ids (5) that keeps each row's padding: no row is all padding."""
+    return torch.where(ids == PAD, ids, torch.full_like(ids, 5))
+
+
+def test_integrated_gradients_keeps_the_ids_and_their_mask_along_the_path():
+    # non-regression: IG interpolated the id input (rounded) along with the embedding
+    # outputs, so the padding mask along the path was not the sample's (1e-2 off captum)
+    from captum.attr import LayerIntegratedGradients
+
+    torch.manual_seed(0)
+    model, ids = PaddedText("mha").double().eval(), padded_ids()
+    base = torch.full((1, ids.shape[1]), 5, dtype=torch.long)  # no padding in the reference
+    ig = explain(skx.IntegratedGradients, model, ids, base, n=16)
+    for k in range(3):
+        ref = LayerIntegratedGradients(model, model.emb).attribute(
+            ids, baselines=base.expand_as(ids), target=k, n_steps=16, method="riemann_right")
+        np.testing.assert_allclose(ig.values[..., k], ref.sum(-1).detach().numpy(), atol=1e-10)
+    # the goal is f(x) - g(reference embeddings, the sample's own ids): completeness up to
+    # the Riemann error, and exactly captum's convergence target
+    with torch.no_grad():
+        e_ref = model.emb(base).expand(len(ids), -1, -1)
+        handle = model.emb.register_forward_hook(lambda m, a, out: e_ref)
+        try:
+            g_ref = model(ids).numpy()
+        finally:
+            handle.remove()
+        fx = model(ids).numpy()
+    np.testing.assert_allclose(np.asarray(ig.decomp_goal).reshape(fx.shape), fx - g_ref,
+                               atol=1e-12)
+    ig64 = explain(skx.IntegratedGradients, model, ids, base, n=400)
+    np.testing.assert_allclose(total(ig64), fx - g_ref, atol=2e-2 * np.abs(fx - g_ref).max())
+
+
+def test_expected_gradients_goal_uses_each_samples_own_mask():
+    torch.manual_seed(0)
+    model, ids = PaddedText("mha").double().eval(), padded_ids()
+    refs = _not_all_padding_reference(make_ids(4, 5, seed=7))
+    eg = explain(skx.ExpectedGradients, model, ids, refs, n=8, random_state=0)
+    with torch.no_grad():
+        fx = model(ids).numpy()
+        means = []
+        for j in range(len(refs)):
+            e_ref = model.emb(refs[j:j + 1]).expand(len(ids), -1, -1)
+            handle = model.emb.register_forward_hook(lambda m, a, out, e=e_ref: e)
+            try:
+                means.append(model(ids).numpy())
+            finally:
+                handle.remove()
+    np.testing.assert_allclose(np.asarray(eg.decomp_goal).reshape(fx.shape),
+                               fx - np.mean(means, 0), atol=1e-12)
+    # the path keeps the ids: a model without the mask gets the old goal f(x) - mean f(X_ref)
+    plain = TextClassifier().double().eval()
+    eg_plain = explain(skx.ExpectedGradients, plain, ids, refs, n=8, random_state=0)
+    with torch.no_grad():
+        expected = plain(ids).numpy() - plain(refs).numpy().mean(0)
+    np.testing.assert_allclose(np.asarray(eg_plain.decomp_goal).reshape(expected.shape),
+                               expected, atol=1e-12)

@@ -499,6 +499,15 @@ class EmbeddingSupport:
         values, preds, goal = run(ext)
         return model.fold(values, len(xs)), preds, goal
 
+    def _held_inputs(self, xs) -> list[bool] | None:
+        """Per input of ``g`` (``xs`` the model inputs): True for the integer id inputs,
+        which the path methods keep at ``x`` (only their embedding outputs move)."""
+        model = self._embedding_model()
+        if model is None:
+            return None
+        flags = model.code_inputs or [False] * len(xs)
+        return list(flags) + [False] * len(model.calls or [])
+
     def _noisy_inputs(self, xs) -> list[bool] | None:
         model = self._embedding_model()
         if model is None:

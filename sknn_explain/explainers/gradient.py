@@ -233,15 +233,27 @@ def intgrad_attribution(
     times_input: bool = True,
     batch_size: int = 1024,
     verbose: bool = False,
+    held: Sequence[bool] | None = None,
 ) -> Result:
-    """Integrated gradients, right Riemann sum with ``n`` steps from ``x_ref`` (default 0)."""
+    """Integrated gradients, right Riemann sum with ``n`` steps from ``x_ref`` (default 0).
+
+    ``held`` (per input) keeps the inputs flagged True at ``x`` along the whole path, in the
+    reference too (the integer ids of an embedding model, whose embedding outputs are the
+    interpolated inputs: a padding mask computed from the ids stays the sample's own); their
+    attribution is zero and the goal is ``f(x) - f(x_ref with the held inputs at x)``.
+    """
     refs = [torch.zeros_like(x[:1]) for x in xs] if x_ref is None else list(x_ref)
+    held = [False] * len(xs) if held is None else list(held)
     alphas = torch.arange(1, n + 1, dtype=xs[0].dtype, device=xs[0].device) / n
 
     def rows(si, st):
         # x - x_ref per chunk: no second (n, *shape) copy of the data
         pts, mults = [], []
-        for x, r in zip(xs, refs):
+        for x, r, h in zip(xs, refs, held):
+            if h:
+                pts.append(x[si])
+                mults.append(torch.zeros_like(x[si]) if times_input else None)
+                continue
             d = x[si] - r
             a = alphas[st].reshape(-1, *([1] * (d.ndim - 1)))
             pts.append(r + a * d)
@@ -252,8 +264,16 @@ def intgrad_attribution(
         forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n,
         **_path_kwargs(xs, batch_size, verbose, "IntegratedGradients"),
     )
+    if any(held):
+        values = [torch.zeros_like(v) if h else v for v, h in zip(values, held)]
     preds = _predict_selected(forward, xs, selection, batch_size)
-    goal = preds - selection.pick(predict(forward, refs, 1)) if times_input else None
+    goal = None
+    if times_input and any(held):  # the reference output per row: its held inputs are x's
+        n_rows = xs[0].shape[0]
+        ref_rows = [x if h else r.expand(n_rows, *r.shape[1:]) for x, r, h in zip(xs, refs, held)]
+        goal = preds - selection.pick(predict(forward, ref_rows, batch_size))
+    elif times_input:
+        goal = preds - selection.pick(predict(forward, refs, 1))
     return values, preds, goal
 
 
@@ -268,12 +288,20 @@ def expgrad_attribution(
     ref_output_mean: Sequence[torch.Tensor] | None = None,
     batch_size: int = 1024,
     verbose: bool = False,
+    held: Sequence[bool] | None = None,
 ) -> Result:
     """Expected gradients (GradientSHAP without noise) against the distribution ``data_ref``.
 
     ``ref_output_mean`` (per output layer, mean model output over ``data_ref``) may be
     precomputed; otherwise it is computed here.
+
+    ``held`` (per input) keeps the inputs flagged True at ``x`` along the path and in every
+    drawn reference (the ids of an embedding model, see :func:`intgrad_attribution`); their
+    attribution is zero. Where the model's output depends on the held inputs other than
+    through what is interpolated (a padding mask computed from ids), the goal is
+    ``f(x) - mean_j f(x_ref_j with the held inputs at x)``, computed over every reference row.
     """
+    held = [False] * len(xs) if held is None else list(held)
     n_ref = data_ref[0].shape[0]
     (key,) = row_keys(random_state, 1)
     offset = row_context().offset  # global index of xs[0] (Dask blocks)
@@ -291,7 +319,11 @@ def expgrad_attribution(
         j = torch.as_tensor(j_np, device=device)
         a = torch.as_tensor(a_np, dtype=dtype, device=device)
         pts, mults = [], []
-        for x, d in zip(xs, data_ref):
+        for x, d, h in zip(xs, data_ref, held):
+            if h:
+                pts.append(x[si])
+                mults.append(torch.zeros_like(x[si]))
+                continue
             ref = d[j]
             diff = x[si] - ref
             pts.append(ref + a.reshape(-1, *([1] * (diff.ndim - 1))) * diff)
@@ -302,11 +334,49 @@ def expgrad_attribution(
         forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n,
         **_path_kwargs(xs, batch_size, verbose, "ExpectedGradients"),
     )
+    if any(held):
+        values = [torch.zeros_like(v) if h else v for v, h in zip(values, held)]
+    preds = _predict_selected(forward, xs, selection, batch_size)
+    held_means = _held_reference_means(forward, xs, data_ref, held, batch_size)
+    if held_means is not None:
+        return values, preds, preds - selection.pick(held_means)
     if ref_output_mean is None:
         ref_output_mean = [o.mean(0) for o in predict(forward, data_ref, batch_size)]
-    preds = _predict_selected(forward, xs, selection, batch_size)
     goal = preds - selection.pick([m.reshape(1, -1) for m in ref_output_mean])
     return values, preds, goal
+
+
+#: reference rows on which :func:`_held_reference_means` checks whether held inputs matter
+_HELD_PROBES = 4
+
+
+def _held_reference_means(forward: Forward, xs: Sequence[torch.Tensor],
+                          data_ref: Sequence[torch.Tensor], held: Sequence[bool],
+                          batch_size: int) -> list[torch.Tensor] | None:
+    """Per row, the mean output over the reference rows with the held inputs at ``x``; None
+    when nothing is held or the output does not depend on the held inputs.
+
+    Dependence is checked on up to :data:`_HELD_PROBES` reference rows per explained row
+    (``f(ref_j with held inputs at x)`` against ``f(ref_j)``, exact comparison); when any
+    differs, the means run over every reference row (one forward pass of the batch each).
+    """
+    if not any(held):
+        return None
+    n, n_ref = xs[0].shape[0], data_ref[0].shape[0]
+
+    def outputs(j: int, with_x: bool) -> list[torch.Tensor]:
+        rows = [x if (h and with_x) else d[j:j + 1].expand(n, *d.shape[1:])
+                for x, d, h in zip(xs, data_ref, held)]
+        return predict(forward, rows, batch_size)
+
+    if all(torch.equal(a, b) for j in range(min(_HELD_PROBES, n_ref))
+           for a, b in zip(outputs(j, True), outputs(j, False))):
+        return None
+    total = None
+    for j in range(n_ref):
+        out = outputs(j, True)
+        total = out if total is None else [t + o for t, o in zip(total, out)]
+    return [t / n_ref for t in total]
 
 
 _COMMON_DOC = """
@@ -544,10 +614,10 @@ class IntegratedGradients(_RowBlocks, EmbeddingSupport, Explainer):
             ]
 
     def _attribute(self, xs, selection, batch_size):
-        return self._attribute_with_embeddings(xs, lambda xs: intgrad_attribution(
-            self.model_, xs, selection, x_ref=self.x_ref_, n=int(self.n),
+        return self._attribute_with_embeddings(xs, lambda ext: intgrad_attribution(
+            self.model_, ext, selection, x_ref=self.x_ref_, n=int(self.n),
             times_input=bool(self.times_input), verbose=self.verbose,
-            batch_size=_rows(self, xs, selection, batch_size),
+            batch_size=_rows(self, ext, selection, batch_size), held=self._held_inputs(xs),
         ))
 
 
@@ -606,10 +676,11 @@ class ExpectedGradients(_RowBlocks, EmbeddingSupport, Explainer):
         self.ref_output_mean_ = [o.mean(0) for o in outs]
 
     def _attribute(self, xs, selection, batch_size):
-        return self._attribute_with_embeddings(xs, lambda xs: expgrad_attribution(
-            self.model_, xs, selection, data_ref=self.data_ref_, n=int(self.n),
+        return self._attribute_with_embeddings(xs, lambda ext: expgrad_attribution(
+            self.model_, ext, selection, data_ref=self.data_ref_, n=int(self.n),
             random_state=self.random_state, ref_output_mean=self.ref_output_mean_,
-            batch_size=_rows(self, xs, selection, batch_size), verbose=self.verbose,
+            batch_size=_rows(self, ext, selection, batch_size), verbose=self.verbose,
+            held=self._held_inputs(xs),
         ))
 
 
