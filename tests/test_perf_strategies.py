@@ -211,3 +211,56 @@ def test_peak_memory_is_the_result_plus_a_bounded_working_set():
     assert r["extra"] <= bound, (
         f"explain took {r['extra'] / MB:.0f} MiB over the baseline; bound {bound / MB:.0f} "
         f"MiB (result {r['result'] / MB:.0f} MiB)")
+
+
+def _special_values(dtype: torch.dtype) -> torch.Tensor:
+    torch.manual_seed(3)
+    z = torch.randn(4000, dtype=dtype) * torch.logspace(-20, 5, 4000, dtype=dtype)
+    return torch.cat([z, torch.tensor([0.0, -0.0, float("nan"), float("inf"), -float("inf")],
+                                      dtype=dtype)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_fast_lrp_stabiliser_and_masks_are_bitwise_the_formula(dtype):
+    """Issue #20: ``stabilize`` and the rules' output masks skip the slow bool tensors on
+    CPU; the numbers are bitwise those of the formulas (signed zeros, NaN and inf too)."""
+    from sknn_explain.rules.linear import Outputs
+    from sknn_explain.rules.modifiers import stabilize
+
+    z = _special_values(dtype)
+    for eps in (1e-6, 1e-15, 0.01, 0.25, 1e-30, 1 / 3):
+        want = z + eps * (2.0 * (z >= 0).to(z.dtype) - 1.0)
+        got = stabilize(z, eps)
+        assert got.dtype == dtype and got is not z
+        assert torch.equal(got.nan_to_num(), want.nan_to_num())
+        assert torch.equal(torch.signbit(got), torch.signbit(want))
+        assert torch.equal(torch.isnan(got), torch.isnan(want))
+    image = torch.randn(3, 4, 5, 6, dtype=dtype).to(memory_format=torch.channels_last)
+    assert torch.equal(stabilize(image, 0.1), image + 0.1 * (2.0 * (image >= 0).to(dtype) - 1))
+    leaf = z[:50].clone().requires_grad_(True)  # under autograd: the formula, differentiable
+    stabilize(leaf, 0.1).sum().backward()
+    assert torch.equal(leaf.grad, torch.ones_like(leaf))
+    assert torch.equal(Outputs.POSITIVE.mask(z), (z > 0).to(dtype))
+    assert torch.equal(Outputs.NEGATIVE.mask(z), (z < 0).to(dtype))
+    assert Outputs.ALL.mask(z) is None
+
+
+def test_graph_explainers_cache_the_widest_state_per_input_shape(monkeypatch):
+    """The automatic chunk size of LRP / DeepLift needs the widest node's width: measured
+    on one row at the first explain per input shape, then cached (a refit starts over)."""
+    net = _mlp()
+    X = np.random.default_rng(0).standard_normal((10, 7))
+    ex = sx.LRP(rule_name="epsilon").fit(net)
+    first = ex.explain(X, output_idx=[0, 2])
+    calls = []
+    graph = type(ex.graph_)
+    original = graph.forward_all
+    monkeypatch.setattr(graph, "forward_all", lambda self, *xs: calls.append(
+        xs[0].shape[0]) or original(self, *xs))
+    again = ex.explain(X, output_idx=[0, 2])
+    assert calls == [10]  # the propagation's forward pass only: no one-row sizing pass
+    np.testing.assert_array_equal(again.values, first.values)
+    ex.fit(nn.Sequential(nn.Linear(7, 40), nn.ReLU(), nn.Linear(40, 5)))
+    calls.clear()
+    ex.explain(X)
+    assert calls[-2:] == [1, 10]  # a new model: measured again (after the output sizing)
