@@ -264,3 +264,70 @@ def test_graph_explainers_cache_the_widest_state_per_input_shape(monkeypatch):
     calls.clear()
     ex.explain(X)
     assert calls[-2:] == [1, 10]  # a new model: measured again (after the output sizing)
+
+
+def _signal_cnn() -> nn.Module:
+    torch.manual_seed(4)
+    return nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2),
+                         nn.Conv1d(4, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6, 5)).eval()
+
+
+@pytest.mark.parametrize("mode", ["guided", "deconv"])
+@pytest.mark.parametrize("kind", ["cnn", "signal", "mlp"])
+def test_modified_backward_gives_the_same_numbers_under_every_strategy(mode, kind):
+    """Guided Backprop / Deconvolution share the gradient family's strategies (issue #20):
+    batched or looped backward, channels-last or not, converted graph or module copy."""
+    from sknn_explain.explainers.guided import ModifiedReLUForward
+
+    torch.manual_seed(5)
+    net, x = {
+        "cnn": (_resnet_like(), torch.randn(5, 3, 10, 10, dtype=torch.float64)),
+        "signal": (_signal_cnn(), torch.randn(6, 2, 12, dtype=torch.float64)),
+        "mlp": (nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 5)).eval(),
+                torch.randn(9, 7, dtype=torch.float64)),
+    }[kind]
+    graph = sx.GuidedBackprop(dtype="double").fit(net, x[:2].numpy()).model_
+    module = as_model(net, ignore_last_act=True, dtype=torch.float64,
+                      device=torch.device("cpu"))
+    forwards = [ModifiedReLUForward(m, mode, "test") for m in (graph, module)]
+    assert forwards[0].converted and not forwards[1].converted
+    sel = _selection(4)
+    refs = [output_gradients(f, [x], sel, strategy="looped", channels_last=False)
+            for f in forwards]
+    assert float(refs[0][0][0].abs().max()) > 0
+    if kind != "cnn":  # every ReLU a module: the module copy's hooks reach them all too
+        assert float((refs[0][0][0] - refs[1][0][0]).abs().max()) < 1e-10
+    for (forward, (ref, picked_ref)), strategy, cl in itertools.product(
+            zip(forwards, refs), ("batched", "looped"), (False, True)):
+        grads, picked = output_gradients(forward, [x], sel, strategy=strategy,
+                                         channels_last=cl)
+        assert float((grads[0] - ref[0]).abs().max()) < 1e-10, (strategy, cl)
+        assert float((picked - picked_ref).abs().max()) < 1e-10
+    # the automatic rule: convolutions (images and signals) loop, channels-last on images
+    # of the converted graph only; dense models batch
+    want = {"cnn": ("looped", True), "signal": ("looped", False), "mlp": ("batched", False)}
+    assert gradient_strategy(forwards[0], [x]) == want[kind]
+
+
+def test_signals_loop_only_through_convolutions():
+    """3-D inputs: one backward pass per output through a convolution (faster on CPU),
+    the batched pass for sequences through attention / dense layers."""
+    from sknn_explain.explainers._layer_target import TailForward
+
+    signal = sx.Gradient().fit(_signal_cnn(), np.zeros((1, 2, 12), np.float32)).model_
+    seq = sx.Gradient().fit(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Flatten(),
+                                          nn.Linear(20, 2)), np.zeros((1, 5, 3), np.float32))
+    module = as_model(_signal_cnn(), ignore_last_act=True, dtype=torch.float32,
+                      device=torch.device("cpu"))
+    points = [torch.zeros(2, 2, 12)]
+    assert gradient_strategy(signal, points) == ("looped", False)
+    assert gradient_strategy(module, points) == ("looped", False)
+    assert gradient_strategy(seq.model_, [torch.zeros(2, 5, 3)]) == ("batched", False)
+    assert gradient_strategy(lambda xs: xs, points) == ("batched", False)  # a bare callable
+    graph = signal.graph
+    above_first_relu = TailForward(graph, graph.nodes[1].name)  # a conv runs above it
+    above_last = TailForward(graph, graph.nodes[-2].name)  # dense only
+    assert above_first_relu.convolutional and not above_last.convolutional
+    assert gradient_strategy(above_first_relu, [torch.zeros(2, 4, 12)]) == ("looped", False)
+    assert gradient_strategy(above_last, [torch.zeros(2, 4, 6)]) == ("batched", False)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .._batching import root_module
 from .._validation import SPACE
 from ..layers.activation import Activation
 from .base import Explainer
@@ -38,13 +39,16 @@ class _GuidedReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         out = x.clamp(min=0)
-        ctx.save_for_backward(out)
+        # the float mask ``out > 0`` once per forward, written straight into a float tensor
+        # (a bool mask's ``.to`` is slow on CPU): the looped strategy runs one backward pass
+        # per output through it
+        ctx.save_for_backward(torch.gt(out, 0, out=torch.empty_like(out)))
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return grad.clamp(min=0) * (out > 0).to(grad.dtype)
+        (mask,) = ctx.saved_tensors
+        return grad.clamp(min=0) * mask
 
 
 class _DeconvReLU(torch.autograd.Function):
@@ -62,18 +66,6 @@ def _is_relu(module: nn.Module) -> bool:
         isinstance(module, Activation) and module.name == "relu")
 
 
-def _root_module(model: object) -> nn.Module | None:
-    """The ``nn.Module`` that runs ``model`` (a GraphModel's graph or fallback copy)."""
-    fallback = getattr(model, "_fallback", None)
-    if fallback is not None:
-        model = fallback
-    graph = getattr(model, "graph", None)
-    if isinstance(graph, nn.Module):
-        return graph
-    module = getattr(model, "module", None)
-    return module if isinstance(module, nn.Module) else None
-
-
 class ModifiedReLUForward:
     """``forward(list[Tensor]) -> list[Tensor]`` of ``model`` whose ReLUs backpropagate
     with the ``mode`` rule (``"guided"`` or ``"deconv"``).
@@ -87,11 +79,18 @@ class ModifiedReLUForward:
         self.fn = {"guided": _GuidedReLU, "deconv": _DeconvReLU}[mode]
         self.method = method
 
+    @property
+    def converted(self) -> bool:
+        """Whether the model runs the converted graph (whose layers never ``view`` an
+        activation): :func:`~sknn_explain._batching.gradient_strategy` then runs images in
+        channels-last memory format, as for the plain gradient."""
+        return bool(getattr(self.model, "converted", False))
+
     def relu_modules(self, xs: Sequence[torch.Tensor]) -> list[nn.Module]:
         if getattr(self.model, "pending", False):
             with torch.no_grad():
                 self.model.ensure([x.detach() for x in xs])
-        root = _root_module(self.model)
+        root = root_module(self.model)
         mods = [] if root is None else [m for m in root.modules() if _is_relu(m)]
         if not mods:
             raise ValueError(_NO_RELU.format(method=self.method))
