@@ -331,3 +331,27 @@ def test_signals_loop_only_through_convolutions():
     assert above_first_relu.convolutional and not above_last.convolutional
     assert gradient_strategy(above_first_relu, [torch.zeros(2, 4, 12)]) == ("looped", False)
     assert gradient_strategy(above_last, [torch.zeros(2, 4, 6)]) == ("batched", False)
+
+
+def test_perturbed_images_in_channels_last_give_the_same_outputs():
+    """Occlusion / FeatureAblation / ShapleyValueSampling run perturbed images through the
+    converted graph in channels-last memory format (faster convolutions and poolings)."""
+    from sknn_explain.explainers.perturbation import ablation_outputs, window_masks
+
+    torch.manual_seed(6)
+    net, x = _resnet_like(), torch.randn(3, 3, 10, 10, dtype=torch.float64)
+    graph = sx.Occlusion(dtype="double").fit(net, x[:1].numpy()).model_
+    module = as_model(net, ignore_last_act=False, dtype=torch.float64,
+                      device=torch.device("cpu"))
+    masks = [torch.as_tensor(window_masks((3, 10, 10), (3, 4, 4), (3, 3, 3)))]
+    bases = [torch.zeros(300, dtype=torch.float64)]
+    sel = _selection(4)
+    plain = ablation_outputs(graph, [x], masks, bases, sel, 7, channels_last=False)
+    fast = ablation_outputs(graph, [x], masks, bases, sel, 7, channels_last=True)
+    auto = ablation_outputs(graph, [x], masks, bases, sel, 7)
+    assert plain.shape == (3, masks[0].shape[0], 4)
+    assert float((fast - plain).abs().max()) < 1e-10
+    assert torch.equal(auto, fast)  # the converted graph: channels-last by default
+    assert gradient_strategy(graph, [x])[1] and not gradient_strategy(module, [x])[1]
+    assert float((ablation_outputs(module, [x], masks, bases, sel, 7) - plain).abs().max()) \
+        < 1e-10
