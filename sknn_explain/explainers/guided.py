@@ -70,8 +70,10 @@ class ModifiedReLUForward:
     """``forward(list[Tensor]) -> list[Tensor]`` of ``model`` whose ReLUs backpropagate
     with the ``mode`` rule (``"guided"`` or ``"deconv"``).
 
-    Forward hooks are registered on the ReLU modules of the (private) model for the
-    duration of one call only and removed afterwards, also when the call raises.
+    For the duration of one call only, the ReLU modules of the (private) model run the
+    modified ReLU in place of their own forward (a forward hook on in-place ``nn.ReLU``
+    modules, whose side effect must stay); everything is restored afterwards, also when the
+    call raises.
     """
 
     def __init__(self, model: object, mode: str, method: str) -> None:
@@ -102,12 +104,20 @@ class ModifiedReLUForward:
         def hook(module, inputs, output):
             return fn.apply(inputs[0])
 
-        handles = [m.register_forward_hook(hook) for m in self.relu_modules(xs)]
+        handles, swapped = [], []
         try:
+            for m in self.relu_modules(xs):
+                if getattr(m, "inplace", False):  # the in-place ReLU's side effect stays
+                    handles.append(m.register_forward_hook(hook))
+                else:  # the modified ReLU replaces the module's own (no second pass)
+                    m.forward = fn.apply
+                    swapped.append(m)
             return self.model(xs)
         finally:
             for h in handles:
                 h.remove()
+            for m in swapped:
+                del m.forward
 
 
 class _ModifiedBackward(Explainer):
