@@ -355,3 +355,38 @@ def test_perturbed_images_in_channels_last_give_the_same_outputs():
     assert gradient_strategy(graph, [x])[1] and not gradient_strategy(module, [x])[1]
     assert float((ablation_outputs(module, [x], masks, bases, sel, 7) - plain).abs().max()) \
         < 1e-10
+
+
+@pytest.mark.parametrize("cls", [sx.GuidedBackprop, sx.Deconvolution])
+def test_modified_relus_are_restored_and_inplace_relus_agree(cls):
+    """The modified ReLU replaces each ReLU module's forward for one call only; the private
+    copy is restored. An in-place ReLU gives the numbers of an out-of-place one (a forward
+    hook on it chained the ordinary ReLU backward: Deconvolution came out as Guided
+    Backprop on unconvertible models)."""
+    from sknn_explain.explainers.guided import ModifiedReLUForward
+
+    torch.manual_seed(7)
+    layers = [nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 4)]
+    plain = nn.Sequential(*layers).eval()
+    inplace = nn.Sequential(layers[0], nn.ReLU(inplace=True), layers[2],
+                            nn.ReLU(inplace=True), layers[4]).eval()
+    x = torch.randn(8, 6, dtype=torch.float64)
+    mode = "guided" if cls is sx.GuidedBackprop else "deconv"
+    grads = []
+    for net in (plain, inplace):
+        module = as_model(net, ignore_last_act=True, dtype=torch.float64,
+                          device=torch.device("cpu"))
+        fwd = ModifiedReLUForward(module, mode, cls.__name__)
+        grads.append(output_gradients(fwd, [x], _selection(4), strategy="looped")[0][0])
+        assert all("forward" not in vars(m) for m in module.module.modules())
+        with pytest.raises(RuntimeError):  # restored also when the call raises
+            fwd([torch.randn(2, 5, dtype=torch.float64)])
+        assert all("forward" not in vars(m) for m in module.module.modules())
+    assert float((grads[0] - grads[1]).abs().max()) < 1e-12
+    # through the explainer and the converted graph: the same numbers, the graph restored
+    ex = cls(dtype="double").fit(inplace, x[:1].numpy())
+    values = ex.explain(x.numpy(), output_idx=[0, 1, 2, 3]).values
+    np.testing.assert_allclose(values, grads[0].numpy(), rtol=0, atol=1e-12)
+    assert all("forward" not in vars(m) for m in ex.model_.graph.modules())
+    for p, q in zip(inplace.parameters(), plain.parameters()):  # the user's model untouched
+        assert p is q

@@ -71,9 +71,11 @@ class ModifiedReLUForward:
     with the ``mode`` rule (``"guided"`` or ``"deconv"``).
 
     For the duration of one call only, the ReLU modules of the (private) model run the
-    modified ReLU in place of their own forward (a forward hook on in-place ``nn.ReLU``
-    modules, whose side effect must stay); everything is restored afterwards, also when the
-    call raises.
+    modified ReLU instead of their own forward, restored afterwards, also when the call
+    raises. (A forward hook on the module ran the ReLU twice and, on an in-place
+    ``nn.ReLU``, chained the modified backward with the ordinary ReLU's: Deconvolution
+    then masked the gradient like Guided Backprop.) An in-place ``nn.ReLU`` runs out of
+    place during the call.
     """
 
     def __init__(self, model: object, mode: str, method: str) -> None:
@@ -99,23 +101,13 @@ class ModifiedReLUForward:
         return mods
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        fn = self.fn
-
-        def hook(module, inputs, output):
-            return fn.apply(inputs[0])
-
-        handles, swapped = [], []
+        swapped = []
         try:
             for m in self.relu_modules(xs):
-                if getattr(m, "inplace", False):  # the in-place ReLU's side effect stays
-                    handles.append(m.register_forward_hook(hook))
-                else:  # the modified ReLU replaces the module's own (no second pass)
-                    m.forward = fn.apply
-                    swapped.append(m)
+                m.forward = self.fn.apply  # instead of the module's own ReLU, for this call
+                swapped.append(m)
             return self.model(xs)
         finally:
-            for h in handles:
-                h.remove()
             for m in swapped:
                 del m.forward
 
