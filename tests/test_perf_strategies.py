@@ -211,3 +211,182 @@ def test_peak_memory_is_the_result_plus_a_bounded_working_set():
     assert r["extra"] <= bound, (
         f"explain took {r['extra'] / MB:.0f} MiB over the baseline; bound {bound / MB:.0f} "
         f"MiB (result {r['result'] / MB:.0f} MiB)")
+
+
+def _special_values(dtype: torch.dtype) -> torch.Tensor:
+    torch.manual_seed(3)
+    z = torch.randn(4000, dtype=dtype) * torch.logspace(-20, 5, 4000, dtype=dtype)
+    return torch.cat([z, torch.tensor([0.0, -0.0, float("nan"), float("inf"), -float("inf")],
+                                      dtype=dtype)])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_fast_lrp_stabiliser_and_masks_are_bitwise_the_formula(dtype):
+    """Issue #20: ``stabilize`` and the rules' output masks skip the slow bool tensors on
+    CPU; the numbers are bitwise those of the formulas (signed zeros, NaN and inf too)."""
+    from sknn_explain.rules.linear import Outputs
+    from sknn_explain.rules.modifiers import stabilize
+
+    z = _special_values(dtype)
+    for eps in (1e-6, 1e-15, 0.01, 0.25, 1e-30, 1 / 3):
+        want = z + eps * (2.0 * (z >= 0).to(z.dtype) - 1.0)
+        got = stabilize(z, eps)
+        assert got.dtype == dtype and got is not z
+        assert torch.equal(got.nan_to_num(), want.nan_to_num())
+        assert torch.equal(torch.signbit(got), torch.signbit(want))
+        assert torch.equal(torch.isnan(got), torch.isnan(want))
+    image = torch.randn(3, 4, 5, 6, dtype=dtype).to(memory_format=torch.channels_last)
+    assert torch.equal(stabilize(image, 0.1), image + 0.1 * (2.0 * (image >= 0).to(dtype) - 1))
+    leaf = z[:50].clone().requires_grad_(True)  # under autograd: the formula, differentiable
+    stabilize(leaf, 0.1).sum().backward()
+    assert torch.equal(leaf.grad, torch.ones_like(leaf))
+    assert torch.equal(Outputs.POSITIVE.mask(z), (z > 0).to(dtype))
+    assert torch.equal(Outputs.NEGATIVE.mask(z), (z < 0).to(dtype))
+    assert Outputs.ALL.mask(z) is None
+
+
+def test_graph_explainers_cache_the_widest_state_per_input_shape(monkeypatch):
+    """The automatic chunk size of LRP / DeepLift needs the widest node's width: measured
+    on one row at the first explain per input shape, then cached (a refit starts over)."""
+    net = _mlp()
+    X = np.random.default_rng(0).standard_normal((10, 7))
+    ex = sx.LRP(rule_name="epsilon").fit(net)
+    first = ex.explain(X, output_idx=[0, 2])
+    calls = []
+    graph = type(ex.graph_)
+    original = graph.forward_all
+    monkeypatch.setattr(graph, "forward_all", lambda self, *xs: calls.append(
+        xs[0].shape[0]) or original(self, *xs))
+    again = ex.explain(X, output_idx=[0, 2])
+    assert calls == [10]  # the propagation's forward pass only: no one-row sizing pass
+    np.testing.assert_array_equal(again.values, first.values)
+    ex.fit(nn.Sequential(nn.Linear(7, 40), nn.ReLU(), nn.Linear(40, 5)))
+    calls.clear()
+    ex.explain(X)
+    assert calls[-2:] == [1, 10]  # a new model: measured again (after the output sizing)
+
+
+def _signal_cnn() -> nn.Module:
+    torch.manual_seed(4)
+    return nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2),
+                         nn.Conv1d(4, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(4 * 6, 5)).eval()
+
+
+@pytest.mark.parametrize("mode", ["guided", "deconv"])
+@pytest.mark.parametrize("kind", ["cnn", "signal", "mlp"])
+def test_modified_backward_gives_the_same_numbers_under_every_strategy(mode, kind):
+    """Guided Backprop / Deconvolution share the gradient family's strategies (issue #20):
+    batched or looped backward, channels-last or not, converted graph or module copy."""
+    from sknn_explain.explainers.guided import ModifiedReLUForward
+
+    torch.manual_seed(5)
+    net, x = {
+        "cnn": (_resnet_like(), torch.randn(5, 3, 10, 10, dtype=torch.float64)),
+        "signal": (_signal_cnn(), torch.randn(6, 2, 12, dtype=torch.float64)),
+        "mlp": (nn.Sequential(nn.Linear(7, 16), nn.ReLU(), nn.Linear(16, 5)).eval(),
+                torch.randn(9, 7, dtype=torch.float64)),
+    }[kind]
+    graph = sx.GuidedBackprop(dtype="double").fit(net, x[:2].numpy()).model_
+    module = as_model(net, ignore_last_act=True, dtype=torch.float64,
+                      device=torch.device("cpu"))
+    forwards = [ModifiedReLUForward(m, mode, "test") for m in (graph, module)]
+    assert forwards[0].converted and not forwards[1].converted
+    sel = _selection(4)
+    refs = [output_gradients(f, [x], sel, strategy="looped", channels_last=False)
+            for f in forwards]
+    assert float(refs[0][0][0].abs().max()) > 0
+    if kind != "cnn":  # every ReLU a module: the module copy's hooks reach them all too
+        assert float((refs[0][0][0] - refs[1][0][0]).abs().max()) < 1e-10
+    for (forward, (ref, picked_ref)), strategy, cl in itertools.product(
+            zip(forwards, refs), ("batched", "looped"), (False, True)):
+        grads, picked = output_gradients(forward, [x], sel, strategy=strategy,
+                                         channels_last=cl)
+        assert float((grads[0] - ref[0]).abs().max()) < 1e-10, (strategy, cl)
+        assert float((picked - picked_ref).abs().max()) < 1e-10
+    # the automatic rule: convolutions (images and signals) loop, channels-last on images
+    # of the converted graph only; dense models batch
+    want = {"cnn": ("looped", True), "signal": ("looped", False), "mlp": ("batched", False)}
+    assert gradient_strategy(forwards[0], [x]) == want[kind]
+
+
+def test_signals_loop_only_through_convolutions():
+    """3-D inputs: one backward pass per output through a convolution (faster on CPU),
+    the batched pass for sequences through attention / dense layers."""
+    from sknn_explain.explainers._layer_target import TailForward
+
+    signal = sx.Gradient().fit(_signal_cnn(), np.zeros((1, 2, 12), np.float32)).model_
+    seq = sx.Gradient().fit(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Flatten(),
+                                          nn.Linear(20, 2)), np.zeros((1, 5, 3), np.float32))
+    module = as_model(_signal_cnn(), ignore_last_act=True, dtype=torch.float32,
+                      device=torch.device("cpu"))
+    points = [torch.zeros(2, 2, 12)]
+    assert gradient_strategy(signal, points) == ("looped", False)
+    assert gradient_strategy(module, points) == ("looped", False)
+    assert gradient_strategy(seq.model_, [torch.zeros(2, 5, 3)]) == ("batched", False)
+    assert gradient_strategy(lambda xs: xs, points) == ("batched", False)  # a bare callable
+    graph = signal.graph
+    above_first_relu = TailForward(graph, graph.nodes[1].name)  # a conv runs above it
+    above_last = TailForward(graph, graph.nodes[-2].name)  # dense only
+    assert above_first_relu.convolutional and not above_last.convolutional
+    assert gradient_strategy(above_first_relu, [torch.zeros(2, 4, 12)]) == ("looped", False)
+    assert gradient_strategy(above_last, [torch.zeros(2, 4, 6)]) == ("batched", False)
+
+
+def test_perturbed_images_in_channels_last_give_the_same_outputs():
+    """Occlusion / FeatureAblation / ShapleyValueSampling run perturbed images through the
+    converted graph in channels-last memory format (faster convolutions and poolings)."""
+    from sknn_explain.explainers.perturbation import ablation_outputs, window_masks
+
+    torch.manual_seed(6)
+    net, x = _resnet_like(), torch.randn(3, 3, 10, 10, dtype=torch.float64)
+    graph = sx.Occlusion(dtype="double").fit(net, x[:1].numpy()).model_
+    module = as_model(net, ignore_last_act=False, dtype=torch.float64,
+                      device=torch.device("cpu"))
+    masks = [torch.as_tensor(window_masks((3, 10, 10), (3, 4, 4), (3, 3, 3)))]
+    bases = [torch.zeros(300, dtype=torch.float64)]
+    sel = _selection(4)
+    plain = ablation_outputs(graph, [x], masks, bases, sel, 7, channels_last=False)
+    fast = ablation_outputs(graph, [x], masks, bases, sel, 7, channels_last=True)
+    auto = ablation_outputs(graph, [x], masks, bases, sel, 7)
+    assert plain.shape == (3, masks[0].shape[0], 4)
+    assert float((fast - plain).abs().max()) < 1e-10
+    assert torch.equal(auto, fast)  # the converted graph: channels-last by default
+    assert gradient_strategy(graph, [x])[1] and not gradient_strategy(module, [x])[1]
+    assert float((ablation_outputs(module, [x], masks, bases, sel, 7) - plain).abs().max()) \
+        < 1e-10
+
+
+@pytest.mark.parametrize("cls", [sx.GuidedBackprop, sx.Deconvolution])
+def test_modified_relus_are_restored_and_inplace_relus_agree(cls):
+    """The modified ReLU replaces each ReLU module's forward for one call only; the private
+    copy is restored. An in-place ReLU gives the numbers of an out-of-place one (a forward
+    hook on it chained the ordinary ReLU backward: Deconvolution came out as Guided
+    Backprop on unconvertible models)."""
+    from sknn_explain.explainers.guided import ModifiedReLUForward
+
+    torch.manual_seed(7)
+    layers = [nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 4)]
+    plain = nn.Sequential(*layers).eval()
+    inplace = nn.Sequential(layers[0], nn.ReLU(inplace=True), layers[2],
+                            nn.ReLU(inplace=True), layers[4]).eval()
+    x = torch.randn(8, 6, dtype=torch.float64)
+    mode = "guided" if cls is sx.GuidedBackprop else "deconv"
+    grads = []
+    for net in (plain, inplace):
+        module = as_model(net, ignore_last_act=True, dtype=torch.float64,
+                          device=torch.device("cpu"))
+        fwd = ModifiedReLUForward(module, mode, cls.__name__)
+        grads.append(output_gradients(fwd, [x], _selection(4), strategy="looped")[0][0])
+        assert all("forward" not in vars(m) for m in module.module.modules())
+        with pytest.raises(RuntimeError):  # restored also when the call raises
+            fwd([torch.randn(2, 5, dtype=torch.float64)])
+        assert all("forward" not in vars(m) for m in module.module.modules())
+    assert float((grads[0] - grads[1]).abs().max()) < 1e-12
+    # through the explainer and the converted graph: the same numbers, the graph restored
+    ex = cls(dtype="double").fit(inplace, x[:1].numpy())
+    values = ex.explain(x.numpy(), output_idx=[0, 1, 2, 3]).values
+    np.testing.assert_allclose(values, grads[0].numpy(), rtol=0, atol=1e-12)
+    assert all("forward" not in vars(m) for m in ex.model_.graph.modules())
+    for p, q in zip(inplace.parameters(), plain.parameters()):  # the user's model untouched
+        assert p is q

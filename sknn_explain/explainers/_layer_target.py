@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from ..convert.graph import Graph
+from ..layers.conv import Conv
 
 __all__ = ["TailForward", "layer_axis_names", "resolve_layer"]
 
@@ -116,6 +117,12 @@ class TailForward:
         needed = [p for n in self.nodes for p in n.inputs if p not in below and p != target]
         needed += [o for o in graph.outputs if o not in below and o != target]
         self.context: list[str] = list(dict.fromkeys(needed))
+        #: whether a convolution runs above the target; read by
+        #: :func:`~sknn_explain._batching.gradient_strategy`, which then backpropagates per
+        #: output and, for images, in channels-last memory format (graph layers never
+        #: ``view`` an activation)
+        self.convolutional = any(isinstance(n.layer, Conv) for n in self.nodes)
+        self.converted = self.convolutional
 
     def context_values(self, values: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """The context from a full forward pass (``graph.forward_all``)."""

@@ -71,9 +71,26 @@ class GraphExplainer(Explainer):
         bound, and smaller chunks of K-wide states run faster than one big one)."""
         if self.batch_size is not None:
             return int(self.batch_size)
-        values = self._forward_all([x[:1] for x in xs])
-        widest = max(v[0].numel() for v in values.values())
+        widest = self._widest_state(xs)
         return int(max(1, min(8192, self._STATE_BUDGET // max(1, n_outputs * widest))))
+
+    def _widest_state(self, xs: Sequence[torch.Tensor]) -> int:
+        """Values per row of the graph's widest node for inputs shaped like ``xs``.
+
+        The first call per input shape runs the graph on one row; the width is cached with
+        the fitted model (a refit starts a new cache), so later calls need no sizing pass.
+        """
+        cache = self.__dict__.get("_widest_cache_")
+        if cache is None or cache[0] is not self.model_:
+            cache = (self.model_, {})
+            self.__dict__["_widest_cache_"] = cache
+        key = tuple(tuple(x.shape[1:]) for x in xs)
+        widest = cache[1].get(key)
+        if widest is None:
+            values = self._forward_all([x[:1] for x in xs])
+            widest = max(v[0].numel() for v in values.values())
+            cache[1][key] = widest
+        return widest
 
     def _chunks(self, total: int, batch_size: int, desc: str) -> Iterator[tuple[int, int]]:
         starts = range(0, total, batch_size)

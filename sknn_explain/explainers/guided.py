@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from .._batching import root_module
 from .._validation import SPACE
 from ..layers.activation import Activation
 from .base import Explainer
@@ -38,13 +39,16 @@ class _GuidedReLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         out = x.clamp(min=0)
-        ctx.save_for_backward(out)
+        # the float mask ``out > 0`` once per forward, written straight into a float tensor
+        # (a bool mask's ``.to`` is slow on CPU): the looped strategy runs one backward pass
+        # per output through it
+        ctx.save_for_backward(torch.gt(out, 0, out=torch.empty_like(out)))
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        (out,) = ctx.saved_tensors
-        return grad.clamp(min=0) * (out > 0).to(grad.dtype)
+        (mask,) = ctx.saved_tensors
+        return grad.clamp(min=0) * mask
 
 
 class _DeconvReLU(torch.autograd.Function):
@@ -62,24 +66,16 @@ def _is_relu(module: nn.Module) -> bool:
         isinstance(module, Activation) and module.name == "relu")
 
 
-def _root_module(model: object) -> nn.Module | None:
-    """The ``nn.Module`` that runs ``model`` (a GraphModel's graph or fallback copy)."""
-    fallback = getattr(model, "_fallback", None)
-    if fallback is not None:
-        model = fallback
-    graph = getattr(model, "graph", None)
-    if isinstance(graph, nn.Module):
-        return graph
-    module = getattr(model, "module", None)
-    return module if isinstance(module, nn.Module) else None
-
-
 class ModifiedReLUForward:
     """``forward(list[Tensor]) -> list[Tensor]`` of ``model`` whose ReLUs backpropagate
     with the ``mode`` rule (``"guided"`` or ``"deconv"``).
 
-    Forward hooks are registered on the ReLU modules of the (private) model for the
-    duration of one call only and removed afterwards, also when the call raises.
+    For the duration of one call only, the ReLU modules of the (private) model run the
+    modified ReLU instead of their own forward, restored afterwards, also when the call
+    raises. (A forward hook on the module ran the ReLU twice and, on an in-place
+    ``nn.ReLU``, chained the modified backward with the ordinary ReLU's: Deconvolution
+    then masked the gradient like Guided Backprop.) An in-place ``nn.ReLU`` runs out of
+    place during the call.
     """
 
     def __init__(self, model: object, mode: str, method: str) -> None:
@@ -87,28 +83,33 @@ class ModifiedReLUForward:
         self.fn = {"guided": _GuidedReLU, "deconv": _DeconvReLU}[mode]
         self.method = method
 
+    @property
+    def converted(self) -> bool:
+        """Whether the model runs the converted graph (whose layers never ``view`` an
+        activation): :func:`~sknn_explain._batching.gradient_strategy` then runs images in
+        channels-last memory format, as for the plain gradient."""
+        return bool(getattr(self.model, "converted", False))
+
     def relu_modules(self, xs: Sequence[torch.Tensor]) -> list[nn.Module]:
         if getattr(self.model, "pending", False):
             with torch.no_grad():
                 self.model.ensure([x.detach() for x in xs])
-        root = _root_module(self.model)
+        root = root_module(self.model)
         mods = [] if root is None else [m for m in root.modules() if _is_relu(m)]
         if not mods:
             raise ValueError(_NO_RELU.format(method=self.method))
         return mods
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        fn = self.fn
-
-        def hook(module, inputs, output):
-            return fn.apply(inputs[0])
-
-        handles = [m.register_forward_hook(hook) for m in self.relu_modules(xs)]
+        swapped = []
         try:
+            for m in self.relu_modules(xs):
+                m.forward = self.fn.apply  # instead of the module's own ReLU, for this call
+                swapped.append(m)
             return self.model(xs)
         finally:
-            for h in handles:
-                h.remove()
+            for m in swapped:
+                del m.forward
 
 
 class _ModifiedBackward(Explainer):

@@ -113,8 +113,8 @@ class LRP(GraphExplainer):
         rules = resolve_rules(self.rule_name, self.rule_param)
         n, k = xs[0].shape[0], sum(selection.sizes)
         batch_size = self._rows_per_chunk(xs, k, batch_size)
-        values_out = [x.new_zeros((n, *x.shape[1:], k)) for x in xs]
-        preds = xs[0].new_zeros((n, k))
+        values_out = [x.new_empty((n, *x.shape[1:], k)) for x in xs]
+        preds = xs[0].new_empty((n, k))
         for a, b in self._chunks(n, batch_size, "LRP"):
             values = self._forward_all([x[a:b] for x in xs], graph)
             start = start_states(graph, values, selection, fill="value")
@@ -123,7 +123,9 @@ class LRP(GraphExplainer):
                                    winner_takes_all=bool(self.winner_takes_all))
             for i, out in enumerate(values_out):
                 r = rel.get(input_name(i))
-                if r is not None:
+                if r is None:  # an input the selected outputs do not depend on
+                    out[a:b] = 0
+                else:
                     out[a:b] = r.movedim(0, -1)
             preds[a:b] = predictions(graph, values, selection)
         return values_out, preds, preds.clone()

@@ -71,7 +71,9 @@ class Outputs(enum.Enum):
     def mask(self, z: torch.Tensor) -> torch.Tensor | None:
         if self is Outputs.ALL:
             return None
-        return (z > 0 if self is Outputs.POSITIVE else z < 0).to(z.dtype)
+        # written straight into a float tensor (a bool mask's ``.to`` is slow on CPU)
+        cmp = torch.gt if self is Outputs.POSITIVE else torch.lt
+        return cmp(z, 0, out=torch.empty_like(z))
 
 
 @dataclass(frozen=True)
@@ -142,15 +144,28 @@ class LinearRule(Rule):
             if z is None and (plain or share.outputs is not Outputs.ALL):
                 z = op.fwd(x, KEEP, KEEP)
             inputs = [term.inputs(x) for term in share.terms]
-            den = z if plain else sum(t.sign * op.fwd(i, t.weights, t.bias)
-                                      for t, i in zip(share.terms, inputs))
-            inv = torch.reciprocal(stabilize(den, eps))
+            den = z if plain else _signed_sum(
+                [op.fwd(i, t.weights, t.bias) for t, i in zip(share.terms, inputs)],
+                share.terms)
+            inv = stabilize(den, eps).reciprocal_()  # a fresh tensor: in place is safe
             s = r * (inv if share.outputs is Outputs.ALL else inv * share.outputs.mask(z))
-            part = sum(t.sign * i * op.bwd(s, t.weights) for t, i in zip(share.terms, inputs))
+            part = None
+            for t, i in zip(share.terms, inputs):  # no ``0 +`` / ``1.0 *`` full-size passes
+                c = (i if t.sign == 1.0 else t.sign * i) * op.bwd(s, t.weights)
+                part = c if part is None else part + c
             if share.weight != 1.0:
                 part = share.weight * part
             total = part if total is None else total + part
         return total
+
+
+def _signed_sum(parts, terms: Sequence[Term]) -> torch.Tensor:
+    """``sum(t.sign * p)`` without the ``0 +`` and ``1.0 *`` passes over full tensors."""
+    total = None
+    for t, p in zip(terms, parts):
+        p = p if t.sign == 1.0 else t.sign * p
+        total = p if total is None else total + p
+    return total
 
 
 class _Proportional(LinearRule):

@@ -58,8 +58,17 @@ def tiny_eps(dtype: torch.dtype) -> float:
 
 
 def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
-    """``z + eps * sign(z)`` with ``sign(0) = +1`` (zennit's stabiliser)."""
-    return z + eps * (2.0 * (z >= 0).to(z.dtype) - 1.0)
+    """``z + eps * sign(z)`` with ``sign(0) = +1`` (zennit's stabiliser).
+
+    Always a fresh tensor. Without autograd the sign is written by ``torch.ge`` straight
+    into a float tensor and the formula runs in place on it: bitwise the same numbers, ~4x
+    faster on CPU than through a bool mask (``torch.where`` / ``.to(dtype)`` of a bool tensor
+    are slow there), which made the stabiliser cost more than the layer's matmul.
+    """
+    if z.requires_grad and torch.is_grad_enabled():
+        return z + eps * (2.0 * (z >= 0).to(z.dtype) - 1.0)
+    sign = torch.ge(z, 0, out=torch.empty_like(z))
+    return sign.mul_(2.0).sub_(1.0).mul_(eps).add_(z)
 
 
 @dataclass(frozen=True)
