@@ -36,7 +36,8 @@ class Method:
     peers: Callable[[Case, list[int]], dict[str, dict[str, Callable[[], object]]]]
     check: str
     tabular_only: bool = False
-    rows: int | None = None  # explain only the first `rows` rows (slow peers)
+    #: explain only the first ``rows`` rows (slow peers); an int or ``rows(case) -> int``
+    rows: int | Callable[[Case], int] | None = None
     layers: dict[str, str] | None = None  # layer methods: case name -> module path (others skip)
 
 
@@ -76,9 +77,12 @@ def lime_nsamples(case: Case) -> int:
     return 100 if case.quick else 1000
 
 
-def agnostic_rows(case: Case, rows: int | None) -> int | None:
-    """KernelSHAP / LIME explain only a few rows (their peers take seconds per row)."""
-    return None if rows is None else (1 if case.quick else rows)
+def agnostic_rows(case: Case, rows: int | Callable[[Case], int] | None) -> int | None:
+    """KernelSHAP / LIME / DeepSHAP explain only a few rows (their peers take seconds per
+    row); ``rows`` is a count or a function of the case."""
+    if rows is None:
+        return None
+    return 1 if case.quick else (rows(case) if callable(rows) else rows)
 
 
 def _kernel_peers(case: Case, targets: list[int], rows: int) -> dict:
@@ -157,9 +161,12 @@ HIDDEN_LAYERS = {**IMAGE_LAYERS, "MLP 100-256-256-10": "3", "wide MLP 200-3x512-
                  "signal 1D-CNN 4x256": "7"}
 
 KERNEL_ROWS, LIME_ROWS, SHAPLEY_ROWS = 10, 3, 16
-#: DeepSHAP runs every row against every reference row (32 on the tabular models): the peers'
-#: calls take 15-35 s on 1000 rows, so the suite explains the first 64 rows
-DEEPSHAP_ROWS = 64
+def DEEPSHAP_ROWS(case: Case) -> int:  # noqa: N802 - used like the row constants above
+    """DeepSHAP runs every row against every reference row (up to 32): the peers' calls take
+    15-35 s on 1000 tabular rows, and captum's batched-targets call on 64 images of 3x32x32
+    (64 x 10 targets x 32 references in one graph) needed over 20 GB. So the suite explains
+    the first 64 tabular rows and the first 8 images / signals."""
+    return 64 if case.tabular else 8
 
 METHODS = [
     Method("Gradient", lambda c: skx.Gradient().fit(c.model),
