@@ -107,12 +107,24 @@ def _ways(fn, X: torch.Tensor, targets: list[int]) -> dict:
     return ways
 
 
+#: patches per spatial axis (default 8); the 100-class CNN's per-target peer loops over 64
+#: patches took minutes per cell, so it has 4 x 4 patches of 16 x 16 pixels
+PATCHES = {"CNN 3x64x64, 100 classes": 4}
+
+
 def patch_window(case: Case) -> tuple[int, ...]:
     """Occlusion window (= stride): 4 features; all channels x 1/8 of each spatial axis."""
     shape = tuple(case.X.shape[1:])
     if len(shape) == 1:
         return (4,)
-    return (shape[0], *[max(1, s // 8) for s in shape[1:]])
+    per_axis = PATCHES.get(case.name, 8)
+    return (shape[0], *[max(1, s // per_axis) for s in shape[1:]])
+
+
+def shapley_samples(case: Case) -> int:
+    """ShapleyValueSampling permutations: the path steps on tabular data, 5 on images and
+    signals (captum's per-target loop took 48 s per call on the ResNet with 20)."""
+    return case.n_steps if case.tabular or case.full else min(5, case.n_steps)
 
 
 def patch_mask(case: Case) -> torch.Tensor | None:
@@ -132,7 +144,8 @@ def patch_mask(case: Case) -> torch.Tensor | None:
 def _perturbation_peers(method: str, case: Case, targets: list[int], *,
                         rows: int | None = None) -> dict:
     X = case.X[:agnostic_rows(case, rows)]
-    fn = peers.captum_perturbation(method, case.model, X, case.n_steps, patch_window(case),
+    n_samples = shapley_samples(case) if method == "ShapleyValueSampling" else case.n_steps
+    fn = peers.captum_perturbation(method, case.model, X, n_samples, patch_window(case),
                                    patch_mask(case))
     return {"captum": _ways(fn, X, targets)}
 
@@ -201,7 +214,7 @@ METHODS = [
         feature_mask=_mask_array(c), baselines=0.0, dtype="float").fit(c.model),
         partial(_perturbation_peers, "FeatureAblation"), "exact"),
     Method("ShapleyValueSampling", lambda c: skx.ShapleyValueSampling(
-        n_samples=c.n_steps, feature_mask=_mask_array(c), baselines=0.0, random_state=0,
+        n_samples=shapley_samples(c), feature_mask=_mask_array(c), baselines=0.0, random_state=0,
         dtype="float").fit(c.model),
         partial(_perturbation_peers, "ShapleyValueSampling", rows=SHAPLEY_ROWS), "stat",
         rows=SHAPLEY_ROWS),

@@ -48,8 +48,9 @@ def _timed(call, repeats: int, cache: dict, key: tuple) -> Measurement:
     return cache[key]
 
 
-def run_model(name: str, quick: bool, repeats: int, only: set[str] | None):
-    case = make_case(name, quick=quick)
+def run_model(name: str, quick: bool, repeats: int, only: set[str] | None,
+              full: bool = False):
+    case = make_case(name, quick=quick, full=full)
     all_outputs: dict = {}
     for method in methods_for(case):
         if only and method.name not in only:
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--full", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default="")
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
     only = set(filter(None, args.methods.split(","))) or None
-    for row in run_model(args.model, args.quick, args.repeats, only):
+    for row in run_model(args.model, args.quick, args.repeats, only, args.full):
         print(json.dumps(row), flush=True)
 
 
