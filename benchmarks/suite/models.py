@@ -155,6 +155,9 @@ STANDARD = {
     "signal 1D-CNN 4x256": (32, 20),
     "CNN 3x64x64, 100 classes": (2, 8),
 }
+#: reference rows at the standard size (default: between 4 and 32): the 100-class CNN's
+#: DeepSHAP peers run every image x reference x 100 targets
+STANDARD_REFS = {"CNN 3x64x64, 100 classes": 2}
 
 
 def make_case(name: str, quick: bool = False, seed: int = 0, full: bool = False) -> Case:
@@ -172,5 +175,6 @@ def make_case(name: str, quick: bool = False, seed: int = 0, full: bool = False)
     else:
         n = rows
     X = torch.randn(n, *shape)
-    X_ref = torch.randn(max(4, min(32, n)), *shape)
+    n_ref = STANDARD_REFS.get(name) if not (quick or full) else None
+    X_ref = torch.randn(n_ref or max(4, min(32, n)), *shape)
     return Case(name, model, X, X_ref, n_out, steps, tabular, quick, full)
