@@ -77,7 +77,8 @@ def header(args: argparse.Namespace, seconds: float) -> str:
             f"in {seconds:.0f} s: torch {torch.__version__}, {args.threads} thread(s), CPU "
             f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores), float32, "
             f"best of {args.repeats} after a warm-up (one timed call when the warm-up took "
-            "over 0.5 s), fit / conversion not timed. Ratio = ours / the peer's faster way; "
+            "over 0.5 s; a first call over 2 s is the measurement), fit / conversion not "
+            "timed. Ratio = ours / the peer's faster way; "
             "**!** marks a ratio above the target (1.0 for one output, 0.5 for more). Memory "
             "= RSS high-water over the RSS before the call (MiB).")
 
