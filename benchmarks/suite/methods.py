@@ -77,6 +77,11 @@ def lime_nsamples(case: Case) -> int:
     return 100 if case.quick else 1000
 
 
+def standard_or_full(standard: int, full: int) -> Callable[[Case], int]:
+    """A row count that depends on the suite's size (``--full`` or the standard)."""
+    return lambda case: full if case.full else standard
+
+
 def agnostic_rows(case: Case, rows: int | Callable[[Case], int] | None) -> int | None:
     """KernelSHAP / LIME / DeepSHAP explain only a few rows (their peers take seconds per
     row); ``rows`` is a count or a function of the case."""
@@ -176,7 +181,10 @@ IMAGE_LAYERS = {"CNN 3x32x32": "4", "ResNet 3x24x24 (BN, residual)": "block2.rel
 HIDDEN_LAYERS = {**IMAGE_LAYERS, "MLP 100-256-256-10": "3", "wide MLP 200-3x512-10": "5",
                  "signal 1D-CNN 4x256": "7"}
 
-KERNEL_ROWS, LIME_ROWS, SHAPLEY_ROWS = 10, 3, 16
+#: rows explained by the slow model-agnostic / sampling methods (standard size, full size)
+KERNEL_ROWS = standard_or_full(5, 10)
+LIME_ROWS = 3
+SHAPLEY_ROWS = standard_or_full(8, 16)
 def DEEPSHAP_ROWS(case: Case) -> int:  # noqa: N802 - used like the row constants above
     """DeepSHAP runs every row against every reference row (up to 32): the peers' calls take
     15-35 s on 1000 tabular rows, and captum's batched-targets call on 64 images of 3x32x32

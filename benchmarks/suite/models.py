@@ -153,7 +153,7 @@ STANDARD = {
     "CNN 3x32x32": (16, 20),
     "ResNet 3x24x24 (BN, residual)": (8, 20),
     "signal 1D-CNN 4x256": (32, 20),
-    "CNN 3x64x64, 100 classes": (2, 8),
+    "CNN 3x64x64, 100 classes": (2, 4),
 }
 #: reference rows at the standard size (default: between 4 and 32): the 100-class CNN's
 #: DeepSHAP peers run every image x reference x 100 targets
