@@ -7,27 +7,12 @@ applied by :mod:`sknn_explain.propagation.products`.
 
 from __future__ import annotations
 
-from .base import Rule
+from .base import ParameterlessRule
 
 __all__ = ["AttnLRPSoftmax", "ConservativeAttention"]
 
 
-class _NoParams(Rule):
-    def __init__(self) -> None:
-        pass
-
-    def get_params(self) -> dict[str, object]:
-        """The parameters: none.
-
-        Returns
-        -------
-        dict
-            ``{}``.
-        """
-        return {}
-
-
-class AttnLRPSoftmax(_NoParams):
+class AttnLRPSoftmax(ParameterlessRule):
     """``"attnlrp"``: the softmax by its Taylor linearisation (AttnLRP, Achtibat et al.,
     ICML 2024, Prop. 3.1), the default.
 
@@ -47,7 +32,7 @@ class AttnLRPSoftmax(_NoParams):
     name = "attnlrp"
 
 
-class ConservativeAttention(_NoParams):
+class ConservativeAttention(ParameterlessRule):
     """``"cp"``: conservative propagation (CP-LRP, Ali et al., ICML 2022, "XAI for
     Transformers: Better Explanations through Conservative Propagation").
 

@@ -231,3 +231,21 @@ class Rule(ValueObject):
             If the rule does not apply to ``Add`` layers (the base class's behaviour).
         """
         raise TypeError(f"the LRP rule {self.name!r} does not apply to Add layers")
+
+
+class ParameterlessRule(Rule):
+    """Base of the rules without parameters (``Pass``, ``EqualSplit``, the softmax rules):
+    no-argument constructor and empty ``get_params`` (internal, not exported)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def get_params(self) -> dict[str, object]:
+        """The parameters: none.
+
+        Returns
+        -------
+        dict
+            ``{}``.
+        """
+        return {}

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 
 import torch
 
-from .base import LinearMap, Rule
+from .base import LinearMap, ParameterlessRule
 
 __all__ = ["EqualSplit", "Pass"]
 
 
-class Pass(Rule):
+class Pass(ParameterlessRule):
     """Pass-through (``"pass"``): the input gets the output's relevance unchanged.
 
     Only for layers that keep the shape (BatchNorm, ElementwiseAffine); innsight's default
@@ -25,19 +25,6 @@ class Pass(Rule):
     """
 
     name = "pass"
-
-    def __init__(self) -> None:
-        pass
-
-    def get_params(self) -> dict[str, object]:
-        """The parameters: none.
-
-        Returns
-        -------
-        dict
-            ``{}``.
-        """
-        return {}
 
     def relevance(self, op: LinearMap, x: torch.Tensor, r: torch.Tensor,
                   z: torch.Tensor | None = None) -> torch.Tensor:
@@ -62,7 +49,7 @@ class Pass(Rule):
         return r
 
 
-class EqualSplit(Rule):
+class EqualSplit(ParameterlessRule):
     """``"equal"``: an ``Add`` node gives every summand ``R / n_summands`` (innsight).
 
     Examples
@@ -73,19 +60,6 @@ class EqualSplit(Rule):
     """
 
     name = "equal"
-
-    def __init__(self) -> None:
-        pass
-
-    def get_params(self) -> dict[str, object]:
-        """The parameters: none.
-
-        Returns
-        -------
-        dict
-            ``{}``.
-        """
-        return {}
 
     def split_sum(self, summands: Sequence[torch.Tensor], z: torch.Tensor,
                   r: torch.Tensor) -> list[torch.Tensor]:
