@@ -109,6 +109,35 @@ def test_gradient_x_input_is_exact_on_linear_model():
     assert np.allclose(res.values, x.numpy()[..., None] * lin.weight.detach().numpy().T)
 
 
+def test_gradient_x_input_reference_output_is_computed_once_per_shape_and_fit(monkeypatch):
+    import sknn_explain.explainers.gradient as gradient_module
+
+    calls = []
+    real_predict = gradient_module.predict
+    monkeypatch.setattr(gradient_module, "predict",
+                        lambda *a, **k: calls.append(1) or real_predict(*a, **k))
+    torch.manual_seed(0)
+    model = mlp(act=nn.Tanh).double()
+    x = torch.randn(6, 5, dtype=torch.float64)
+    explainer = Gradient(times_input=True, dtype="double").fit(model)
+    first, second = explainer.explain(x), explainer.explain(x[:3])
+    with torch.no_grad():
+        expected = (model(x) - model(torch.zeros(1, 5, dtype=torch.float64))).numpy()
+    np.testing.assert_allclose(np.asarray(first.decomp_goal).reshape(expected.shape), expected,
+                               atol=1e-12)
+    np.testing.assert_allclose(np.asarray(second.decomp_goal).reshape(-1, expected.shape[1]),
+                               expected[:3], atol=1e-12)
+    assert len(calls) == 1  # f(0) once for this input shape
+    with torch.no_grad():
+        model[0].bias.add_(1.0)  # a refit sees the changed model: a new reference output
+    refit = explainer.fit(model).explain(x)
+    with torch.no_grad():
+        expected = (model(x) - model(torch.zeros(1, 5, dtype=torch.float64))).numpy()
+    np.testing.assert_allclose(np.asarray(refit.decomp_goal).reshape(expected.shape), expected,
+                               atol=1e-12)
+    assert len(calls) == 2
+
+
 def test_smoothgrad_is_reproducible_and_seed_sensitive():
     model = mlp(act=nn.Tanh)
     x = torch.randn(4, 5)

@@ -105,8 +105,12 @@ def gradient_attribution(
     times_input: bool = False,
     batch_size: int = 1024,
     verbose: bool = False,
+    zero_outputs: Sequence[torch.Tensor] | None = None,
 ) -> Result:
     """Vanilla gradient (``times_input``: Gradient x Input) of all selected outputs.
+
+    ``zero_outputs`` (every output layer of ``forward`` on one all-zero row) may be passed
+    when known; with ``times_input`` it is computed otherwise (the goal ``f(x) - f(0)``).
 
     One forward and one (batched) backward pass per chunk of ``batch_size`` rows, written
     straight into the result: a plain gradient needs none of the path machinery of
@@ -138,8 +142,9 @@ def gradient_attribution(
             v.masked_fill_(bad.reshape(n, *([1] * (v.ndim - 2)), bad.shape[1]), float("nan"))
     goal = None
     if times_input:
-        zeros = [torch.zeros_like(x[:1]) for x in xs]
-        goal = outputs - selection.pick(predict(forward, zeros, 1))
+        if zero_outputs is None:
+            zero_outputs = predict(forward, [torch.zeros_like(x[:1]) for x in xs], 1)
+        goal = outputs - selection.pick(list(zero_outputs))
     return values, outputs, goal
 
 
@@ -455,10 +460,26 @@ class Gradient(_RowBlocks, EmbeddingSupport, Explainer):
         self.space = space
 
     def _attribute(self, xs, selection, batch_size):
-        return self._attribute_with_embeddings(xs, lambda xs: gradient_attribution(
-            self.model_, xs, selection, times_input=bool(self.times_input),
-            batch_size=_rows(self, xs, selection, batch_size), verbose=self.verbose,
+        return self._attribute_with_embeddings(xs, lambda ext: gradient_attribution(
+            self.model_, ext, selection, times_input=bool(self.times_input),
+            batch_size=_rows(self, ext, selection, batch_size), verbose=self.verbose,
+            zero_outputs=self._zero_outputs(ext) if self.times_input else None,
         ))
+
+    def _zero_outputs(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The model's outputs on one all-zero row shaped like ``xs`` (Gradient x Input's
+        reference ``f(0)``), cached per input shape with the fitted model (a refit starts a
+        new cache): a one-row forward pass is a fixed cost of every call otherwise."""
+        cache = self.__dict__.get("_zero_output_cache_")
+        if cache is None or cache[0] is not self.model_:
+            cache = (self.model_, {})
+            self.__dict__["_zero_output_cache_"] = cache
+        key = tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in xs)
+        outs = cache[1].get(key)
+        if outs is None:
+            outs = predict(self.model_, [torch.zeros_like(x[:1]) for x in xs], 1)
+            cache[1][key] = outs
+        return outs
 
 
 class SmoothGrad(_RowBlocks, EmbeddingSupport, Explainer):
