@@ -85,6 +85,24 @@ class TwoInput(nn.Module):
         return self.head1(h), self.head2(h)
 
 
+class TokenModel(nn.Module):
+    """FT-Transformer style around ``make_blocks(dim)``: bias-free feature tokenizer
+    ``x.unsqueeze(-1) * W``, the blocks in turn, mean over tokens, bias-free linear head
+    (parameters drawn in that order)."""
+
+    def __init__(self, make_blocks, n_features: int = 4, dim: int = 6) -> None:
+        super().__init__()
+        self.tok = nn.Parameter(torch.randn(n_features, dim))
+        self.blocks = make_blocks(dim)
+        self.head = nn.Linear(dim, 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.unsqueeze(-1) * self.tok
+        for b in self.blocks:
+            t = b(t)
+        return self.head(t.mean(1))
+
+
 def perturbation_mlp() -> nn.Sequential:
     """The double 5-8-3 Tanh MLP of the perturbation-method tests (seed 0)."""
     torch.manual_seed(0)

@@ -11,6 +11,7 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from _torch_models import TokenModel
 from torch import nn
 
 import sknn_explain as skx
@@ -78,21 +79,10 @@ class Block(nn.Module):
         return t + self.ff(self.ln(self.norm2, t))
 
 
-class FT(nn.Module):
+def FT(n_features=4, dim=6, blocks=None):  # noqa: N802 - reads like the model class
     """Bias-free FT-Transformer style: feature tokenizer, 2 blocks, mean over tokens."""
-
-    def __init__(self, n_features=4, dim=6, blocks=None):
-        super().__init__()
-        self.tok = nn.Parameter(torch.randn(n_features, dim))
-        self.blocks = blocks if blocks is not None else nn.ModuleList(
-            Block(dim) for _ in range(2))
-        self.head = nn.Linear(dim, 2, bias=False)
-
-    def forward(self, x):
-        t = x.unsqueeze(-1) * self.tok
-        for b in self.blocks:
-            t = b(t)
-        return self.head(t.mean(1))
+    return TokenModel(lambda d: blocks if blocks is not None else nn.ModuleList(
+        Block(d) for _ in range(2)), n_features, dim)
 
 
 def _encoder_blocks(norm_first):

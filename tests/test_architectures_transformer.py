@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _torch_models import TokenModel
 from torch import nn
 
 import sknn_explain as skx
@@ -309,21 +310,9 @@ def test_lrp_conserves_on_a_bias_free_ft_transformer_without_softmax():
             t = t + self.o(torch.bmm(scores, self.v(h)))
             return t + self.ff(t)
 
-    class BiasFreeFT(nn.Module):
-        def __init__(self, n_features=4, dim=6):
-            super().__init__()
-            self.tok = nn.Parameter(torch.randn(n_features, dim))
-            self.blocks = nn.ModuleList(Block(dim) for _ in range(2))
-            self.head = nn.Linear(dim, 2, bias=False)
-
-        def forward(self, x):
-            t = x.unsqueeze(-1) * self.tok
-            for b in self.blocks:
-                t = b(t)
-            return self.head(t.mean(1))
-
     torch.manual_seed(0)
-    model, x = BiasFreeFT().double().eval(), rand(5, 4)
+    model = TokenModel(lambda d: nn.ModuleList(Block(d) for _ in range(2))).double().eval()
+    x = rand(5, 4)
     graph, diff = to_graph(model, x)
     assert diff < 1e-10 and any(isinstance(n.layer, BroadcastAffine) for n in graph.nodes)
     res = explain(skx.LRP, model, x, rule_name="simple")
