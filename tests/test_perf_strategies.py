@@ -6,7 +6,9 @@
   the global row, SmoothGrad's range over all rows);
 * output widths are cached at the first explain (no sizing forward pass afterwards), and the
   constraint check built once per class raises scikit-learn's own error;
-* the peak memory of a 200k-row explain is the result plus a bounded working set.
+* the peak memory of a 200k-row explain is the result plus a bounded working set;
+* the forward passes run BatchNorm merged into its producer, and signals channels-last
+  through the graph's 1-D convolutions and poolings, with the graph's numbers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from sknn_explain._batching import BLOCK_VALUES, gradient_strategy, output_gradi
 from sknn_explain._model import as_model
 from sknn_explain._output_selection import OutputSelection
 from sknn_explain._validation import InvalidParameterError
+from sknn_explain.layers import AvgPool, Conv, MaxPool
+from sknn_explain.layers.base import is_channels_last_1d, to_channels_last
 
 MB = 2**20
 
@@ -304,9 +308,9 @@ def test_modified_backward_gives_the_same_numbers_under_every_strategy(mode, kin
                                          channels_last=cl)
         assert float((grads[0] - ref[0]).abs().max()) < 1e-10, (strategy, cl)
         assert float((picked - picked_ref).abs().max()) < 1e-10
-    # the automatic rule: convolutions (images and signals) loop, channels-last on images
-    # of the converted graph only; dense models batch
-    want = {"cnn": ("looped", True), "signal": ("looped", False), "mlp": ("batched", False)}
+    # the automatic rule: convolutions (images and signals) loop, channels-last on the
+    # converted graph only; dense models batch
+    want = {"cnn": ("looped", True), "signal": ("looped", True), "mlp": ("batched", False)}
     assert gradient_strategy(forwards[0], [x]) == want[kind]
 
 
@@ -321,7 +325,7 @@ def test_signals_loop_only_through_convolutions():
     module = as_model(_signal_cnn(), ignore_last_act=True, dtype=torch.float32,
                       device=torch.device("cpu"))
     points = [torch.zeros(2, 2, 12)]
-    assert gradient_strategy(signal, points) == ("looped", False)
+    assert gradient_strategy(signal, points) == ("looped", True)  # channels-last signals
     assert gradient_strategy(module, points) == ("looped", False)
     assert gradient_strategy(seq.model_, [torch.zeros(2, 5, 3)]) == ("batched", False)
     assert gradient_strategy(lambda xs: xs, points) == ("batched", False)  # a bare callable
@@ -329,7 +333,7 @@ def test_signals_loop_only_through_convolutions():
     above_first_relu = TailForward(graph, graph.nodes[1].name)  # a conv runs above it
     above_last = TailForward(graph, graph.nodes[-2].name)  # dense only
     assert above_first_relu.convolutional and not above_last.convolutional
-    assert gradient_strategy(above_first_relu, [torch.zeros(2, 4, 12)]) == ("looped", False)
+    assert gradient_strategy(above_first_relu, [torch.zeros(2, 4, 12)]) == ("looped", True)
     assert gradient_strategy(above_last, [torch.zeros(2, 4, 6)]) == ("batched", False)
 
 
@@ -390,3 +394,132 @@ def test_modified_relus_are_restored_and_inplace_relus_agree(cls):
     assert all("forward" not in vars(m) for m in ex.model_.graph.modules())
     for p, q in zip(inplace.parameters(), plain.parameters()):  # the user's model untouched
         assert p is q
+
+
+def _folding_net() -> nn.Module:
+    """Conv -> BN (merges), Linear -> BatchNorm1d (merges), and a BN whose conv output is
+    also read by the residual sum (does not merge)."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            self.bn = nn.BatchNorm2d(4)
+            self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+            self.bn2 = nn.BatchNorm2d(4)
+            self.fc = nn.Linear(4 * 6 * 6, 8)
+            self.bn3 = nn.BatchNorm1d(8)
+            self.out = nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = torch.relu(self.bn(self.conv(x)))
+            c = self.conv2(h)
+            h = torch.relu(self.bn2(c) + c)  # conv2's output is read twice: not merged
+            h = torch.relu(self.bn3(self.fc(h.flatten(1))))
+            return self.out(h)
+
+    torch.manual_seed(7)
+    net = Net()
+    with torch.no_grad():
+        for bn in (net.bn, net.bn2, net.bn3):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.3, 0.3)
+    return net.eval()
+
+
+def test_forward_passes_run_batchnorm_merged_with_the_graphs_numbers(monkeypatch):
+    """GraphModel runs its graph with every mergeable BatchNorm folded into the Conv /
+    Dense layer feeding it (fewer passes): the same outputs and attributions as the graph
+    itself (double), rebuilt when a folded weight changes, never pickled."""
+    import pickle
+
+    from sknn_explain.convert.adapters import GraphModel
+    from sknn_explain.layers import BatchNorm
+
+    net, x = _folding_net(), torch.randn(5, 3, 6, 6, dtype=torch.float64)
+    ex = sx.Gradient(times_input=True, dtype="double").fit(net, x[:2].numpy())
+    model = ex.model_
+    folded = model.executed_graph([x])
+    assert folded is model.executed_graph([x])  # built once
+    kinds = [type(n.layer).__name__ for n in folded.nodes]
+    assert kinds.count("BatchNorm") == 1  # bn2 stays: its conv is read twice
+    assert sum(isinstance(n.layer, BatchNorm) for n in model.graph.nodes) == 3  # untouched
+    np.testing.assert_allclose(folded(x)[0].numpy(), net.double()(x).detach().numpy(),
+                               rtol=0, atol=1e-12)
+    net.float()
+    fast = ex.explain(x.numpy(), output_idx=[0, 1, 2])
+    monkeypatch.setattr(GraphModel, "executed_graph", lambda self, xs: self.graph)
+    plain = ex.explain(x.numpy(), output_idx=[0, 1, 2])
+    monkeypatch.undo()
+    np.testing.assert_allclose(fast.values, plain.values, rtol=0, atol=1e-12)
+    assert float(np.abs(plain.values).max()) > 0.01
+    # an in-place edit of a folded tensor rebuilds the merge: never a stale layer
+    conv = model.graph.node(model.graph.nodes[0].name).layer
+    with torch.no_grad():
+        conv.weight.mul_(2.0)
+    refolded = model.executed_graph([x])
+    assert refolded is not folded
+    np.testing.assert_allclose(refolded(x)[0].numpy(), model.graph(x)[0].numpy(),
+                               rtol=0, atol=1e-12)
+    # pickled without the merged copy, rebuilt after loading
+    state = pickle.loads(pickle.dumps(model))
+    assert state.__dict__["_folding"] is None
+    np.testing.assert_allclose(state([x])[0].numpy(), model.graph(x)[0].numpy(),
+                               rtol=0, atol=1e-12)
+
+
+def test_layer_methods_still_address_the_layer_folded_for_forward_passes():
+    """The convolution merged with its BatchNorm for forward passes is still a layer of the
+    explained graph: layer methods address it (captum's LayerGradCam on the module)."""
+    from captum.attr import LayerGradCam
+
+    net, x = _folding_net(), torch.randn(4, 3, 6, 6)
+    ours = sx.GradCAM(layer="conv", upsample=None).fit(net, x[:1]).explain(x, output_idx=[1])
+    theirs = LayerGradCam(net, net.conv).attribute(x, target=1, relu_attributions=True)
+    np.testing.assert_allclose(ours.values[:, 0, ..., 0], theirs[:, 0].detach().numpy(),
+                               rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Conv(torch.randn(8, 6, 5), torch.randn(8), (2,), (2,), (1,)),
+    lambda: Conv(torch.randn(6, 2, 3), None, (1,), (3,), (2,), groups=3),
+    lambda: MaxPool(1, 3, 2, 1, dilation=2),
+    lambda: MaxPool(1, 4, ceil_mode=True),
+    lambda: AvgPool(1, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+], ids=["conv", "conv_groups_dilation", "maxpool", "maxpool_ceil", "avgpool"])
+def test_channels_last_signals_run_as_image_rows_with_the_same_numbers(make):
+    """A signal stored channels-last (stride 1 along the channels) runs the graph's 1-D
+    convolutions and poolings as channels-last images of height 1 (faster on CPU): the
+    same numbers, and the output keeps the layout for the next layer."""
+    torch.manual_seed(8)
+    layer = make().double()
+    x = torch.randn(4, 6, 29, dtype=torch.float64)
+    xc = to_channels_last(x)
+    assert is_channels_last_1d(xc) and not is_channels_last_1d(x)
+    assert torch.equal(xc, x)
+    y = layer(xc)
+    assert is_channels_last_1d(y)
+    np.testing.assert_allclose(y.numpy(), layer(x).numpy(), rtol=0, atol=1e-12)
+    g, = torch.autograd.grad(layer(xc.requires_grad_(True)).square().sum(), xc)
+    g_ref, = torch.autograd.grad(layer(x.requires_grad_(True)).square().sum(), x)
+    np.testing.assert_allclose(g.numpy(), g_ref.numpy(), rtol=0, atol=1e-12)
+    # one channel or one position: nothing to reorder
+    assert not is_channels_last_1d(to_channels_last(torch.zeros(2, 1, 5)))
+    assert not is_channels_last_1d(to_channels_last(torch.zeros(2, 3, 1)))
+
+
+def test_perturbed_signals_in_channels_last_give_the_same_outputs():
+    from sknn_explain.explainers.perturbation import ablation_outputs, window_masks
+
+    torch.manual_seed(9)
+    net, x = _signal_cnn(), torch.randn(3, 2, 12, dtype=torch.float64)
+    graph = sx.Occlusion(dtype="double").fit(net, x[:1].numpy()).model_
+    masks = [torch.as_tensor(window_masks((2, 12), (1, 3), (1, 2)))]
+    bases = [torch.zeros(24, dtype=torch.float64)]
+    sel = _selection(5)
+    plain = ablation_outputs(graph, [x], masks, bases, sel, 7, channels_last=False)
+    fast = ablation_outputs(graph, [x], masks, bases, sel, 7)  # channels-last by default
+    assert float(plain.abs().max()) > 0.01
+    assert float((fast - plain).abs().max()) < 1e-12

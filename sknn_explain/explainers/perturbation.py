@@ -38,6 +38,7 @@ from .._data import InputBatch
 from .._model import call_forward, predict
 from .._output_selection import OutputSelection
 from .._validation import BOOLEAN, POSITIVE_INT, RANDOM_STATE, SPACE, StrOptions
+from ..layers.base import to_channels_last
 from .base import Explainer
 
 __all__ = [
@@ -93,9 +94,10 @@ def ablation_outputs(
 
     For sample ``a`` and perturbation ``p`` the model sees, per input ``i``,
     ``where(masks[i][p], bases[i], x_i[a])`` (flattened per sample). Every model call gets at
-    most ``batch_size`` rows. ``channels_last`` (default: images ``(n, C, H, W)`` on CPU
-    through the converted graph, as :func:`~sknn_explain._batching.gradient_strategy`
-    decides for the gradients) runs the perturbed images in channels-last memory format:
+    most ``batch_size`` rows. ``channels_last`` (default: images ``(n, C, H, W)`` and
+    signals ``(n, C, L)`` on CPU through the converted graph, as
+    :func:`~sknn_explain._batching.gradient_strategy` decides for the gradients) runs the
+    perturbed inputs channels-last (:func:`~sknn_explain.layers.base.to_channels_last`):
     the graph's convolutions and poolings are faster so, with the same numbers to rounding.
 
     Parameters
@@ -136,8 +138,7 @@ def ablation_outputs(
                 for x, m, b, shape in zip(flat_x, masks, bases, shapes)
             ]
             if channels_last:
-                pts = [t.contiguous(memory_format=torch.channels_last) if t.ndim == 4 else t
-                       for t in pts]
+                pts = [to_channels_last(t) for t in pts]
             out[start:stop] = selection.pick(call_forward(forward, pts)).to(torch.float64)
     return out.reshape(n, p_total, -1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Layer
+from .base import Layer, is_channels_last_1d
 
 
 class Conv(Layer):
@@ -42,6 +42,10 @@ class Conv(Layer):
         self.groups = int(groups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spatial_dims == 1 and is_channels_last_1d(x):  # as a channels-last image row
+            return F.conv2d(x.unsqueeze(2), self.weight.unsqueeze(2), self.bias,
+                            (1, *self.stride), (0, *self.padding), (1, *self.dilation),
+                            self.groups).squeeze(2)
         fn = (F.conv1d, F.conv2d, F.conv3d)[self.spatial_dims - 1]
         return fn(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Layer
+from .base import Layer, is_channels_last_1d
 
 
 def _tuple(v, nd: int) -> tuple[int, ...]:
@@ -27,6 +27,10 @@ class AvgPool(Layer):
         self.divisor_override = divisor_override
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spatial_dims == 1 and is_channels_last_1d(x):  # as a channels-last image row
+            return F.avg_pool2d(x.unsqueeze(2), (1, *self.kernel_size), (1, *self.stride),
+                                (0, *self.padding), self.ceil_mode,
+                                self.count_include_pad).squeeze(2)
         if self.spatial_dims == 1:
             return F.avg_pool1d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
                                 self.count_include_pad)
@@ -52,6 +56,10 @@ class MaxPool(Layer):
         self.ceil_mode = bool(ceil_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.spatial_dims == 1 and is_channels_last_1d(x):  # as a channels-last image row
+            return F.max_pool2d(x.unsqueeze(2), (1, *self.kernel_size), (1, *self.stride),
+                                (0, *self.padding), (1, *self.dilation),
+                                self.ceil_mode).squeeze(2)
         fn = (F.max_pool1d, F.max_pool2d, F.max_pool3d)[self.spatial_dims - 1]
         return fn(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
 
