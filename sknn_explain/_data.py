@@ -117,7 +117,10 @@ class InputBatch:
             if a.size == 0:
                 continue
             low, high = self._range(i)
-            # the arrays are finite, so only a cast can overflow
+            # the arrays are finite, so only a cast can overflow (checked on the two ends
+            # only when they are near the dtype's limit: a cast can round up to it)
+            if max(-low, high) < torch.finfo(dtype).max / 2:
+                continue
             ends = torch.tensor([low, high], dtype=torch.float64).to(dtype)
             if not bool(torch.isfinite(ends).all()):
                 label = self.name if len(self.arrays) == 1 else f"{self.name}[{i}]"

@@ -523,3 +523,82 @@ def test_perturbed_signals_in_channels_last_give_the_same_outputs():
     fast = ablation_outputs(graph, [x], masks, bases, sel, 7)  # channels-last by default
     assert float(plain.abs().max()) > 0.01
     assert float((fast - plain).abs().max()) < 1e-12
+
+
+def _branching_graph():
+    """input -> a -> b, c = a + b (a read twice), d = relu(c); outputs d and a."""
+    from sknn_explain.convert import Graph, Node
+    from sknn_explain.layers import Activation, Add, Dense
+
+    torch.manual_seed(10)
+    dense = lambda i, o: Dense(torch.randn(o, i, dtype=torch.float64),  # noqa: E731
+                               torch.randn(o, dtype=torch.float64))
+    nodes = [Node("a", dense(4, 6), ["input_0"]), Node("b", dense(6, 6), ["a"]),
+             Node("c", Add(), ["a", "b"]), Node("d", Activation("relu"), ["c"]),
+             Node("e", dense(6, 3), ["d"])]
+    return Graph(nodes, 1, ["e", "a"])
+
+
+def test_graph_forward_releases_values_and_gives_forward_alls_outputs(monkeypatch):
+    """Graph.forward drops each value after its last reader (memory reused as in a module's
+    forward), forward_values runs only what the asked values need: the same numbers as
+    forward_all, which keeps every value."""
+    from sknn_explain.convert.graph import release_plan
+
+    graph = _branching_graph()
+    x = torch.randn(5, 4, dtype=torch.float64)
+    every = graph.forward_all(x)
+    out = graph(x)
+    assert len(out) == 2
+    assert torch.equal(out[0], every["e"]) and torch.equal(out[1], every["a"])
+    # the plan: input after a, b after c, c after d, d after e; outputs never
+    plan = release_plan(graph.nodes, graph.outputs)
+    assert plan == [("input_0",), (), ("b",), ("c",), ("d",)]
+    seen = []
+    layer = graph.node("b").layer
+    original = type(layer).forward
+    monkeypatch.setattr(type(layer), "forward",
+                        lambda self, *a: seen.append(1) or original(self, *a))
+    values = graph.forward_values([x], ["a", "c"])
+    assert set(values) == {"a", "c"}
+    assert torch.equal(values["c"], every["c"]) and torch.equal(values["a"], every["a"])
+    assert len(seen) == 2  # the Dense layers a and b ran (c needs them), e did not
+    with pytest.raises(ValueError, match="takes 1 input"):
+        graph.forward_values([x, x], ["a"])
+
+
+def test_layer_methods_run_one_forward_and_need_no_sizing_pass_after_the_first(monkeypatch):
+    """GradCAM / LayerGradient: output widths cached per input shape (no one-row forward
+    passes after the first call), the activations from one pass of the nodes below the
+    layer, the predictions from the tail's gradient pass (no extra tail forward)."""
+    from sknn_explain.convert.graph import Graph
+
+    net, x = _folding_net(), torch.randn(4, 3, 6, 6)
+    ex = sx.GradCAM(layer="bn", upsample=None).fit(net, x[:1])
+    first = ex.explain(x, output_idx=[0, 2])
+    calls = []
+    for name in ("forward", "forward_all", "forward_values"):
+        original = getattr(Graph, name)
+        monkeypatch.setattr(Graph, name, (lambda orig, tag: lambda self, *a, **k: (
+            calls.append((tag, a[0].shape[0] if tag != "forward_values" else a[0][0].shape[0]))
+            or orig(self, *a, **k)))(original, name))
+    again = ex.explain(x, output_idx=[0, 2])
+    assert calls == [("forward_values", 4)]
+    np.testing.assert_allclose(again.values, first.values, rtol=0, atol=0)
+    np.testing.assert_allclose(again.predictions, net(x)[:, [0, 2]].detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer", ["conv", "bn"])
+def test_layer_gradients_at_a_batchnorm_or_its_conv_equal_captums(layer):
+    """The target (a conv feeding a BatchNorm, or the BatchNorm merged with it for the
+    forward pass) keeps its own value: LayerGradientXActivation = captum's, in double."""
+    from captum.attr import LayerGradientXActivation
+
+    net, x = _folding_net().double(), torch.randn(4, 3, 6, 6, dtype=torch.float64)
+    ours = sx.LayerGradient(layer, times_input=True, dtype="double").fit(net, x[:1]).explain(
+        x, output_idx=[1])
+    theirs = LayerGradientXActivation(net, getattr(net, layer)).attribute(x, target=1)
+    np.testing.assert_allclose(ours.values[..., 0], theirs.detach().numpy(), rtol=0,
+                               atol=1e-12)
+    assert float(np.abs(ours.values).max()) > 1e-3

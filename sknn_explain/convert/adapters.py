@@ -23,6 +23,7 @@ from .._model import ACTIVATIONS, AdapterBase, TorchModel, as_model, flatten_out
 from .._naming import output_names_or_default
 from .._prepare import prepare_model as take_apart
 from .._skorch import is_skorch_net
+from ..layers import Conv
 from .canonize import BatchNormFolding
 from .dispatch import make_source
 from .errors import BatchStatisticsError, ConversionError, ExampleInputsError
@@ -91,9 +92,9 @@ class GraphModel(AdapterBase):
         self.n_inputs = graph.n_inputs if graph is not None else source.n_inputs
         self.full_graph: Graph | None = None
         self.graph: Graph | None = None
-        #: ``graph`` with its BatchNorm layers merged into their producers, for the plain
-        #: forward passes of :meth:`__call__` (not pickled: rebuilt on first use)
-        self._folding: BatchNormFolding | None = None
+        #: ``graph`` with its BatchNorm layers merged into their producers, per tuple of
+        #: values to keep, for plain forward passes (not pickled: rebuilt on first use)
+        self._folding: dict[tuple[str, ...], BatchNormFolding] = {}
         self.removed_activation: str | None = None
         if graph is not None:
             self._set_graph(graph)
@@ -102,12 +103,26 @@ class GraphModel(AdapterBase):
     def _set_graph(self, graph: Graph) -> None:
         self.full_graph = graph
         self.graph = graph.without_last_activation() if self.ignore_last_act else graph
-        self._folding = BatchNormFolding(self.graph)
+        self._folding = {}
         removed = [graph.node(o).layer for o, n in zip(graph.outputs, self.graph.outputs)
                    if o != n]
         self.removed_activation = removed[0].name if removed else None
         self._source = None
         self._fallback_candidate = None
+
+    @property
+    def convolutional(self) -> bool | None:
+        """Whether the explained graph has a convolution (read by
+        :func:`~sknn_explain._batching.gradient_strategy`); None while the conversion is
+        pending or after a fallback (the strategy then looks at the module)."""
+        graph = self.graph
+        if graph is None or self._fallback is not None:
+            return None
+        cached = self.__dict__.get("_convolutional")
+        if cached is None or cached[0] is not graph:
+            cached = (graph, any(isinstance(n.layer, Conv) for n in graph.nodes))
+            self.__dict__["_convolutional"] = cached
+        return cached[1]
 
     @property
     def pending(self) -> bool:
@@ -194,7 +209,7 @@ class GraphModel(AdapterBase):
         self.check_shapes(xs)
         return flatten_outputs(self.executed_graph(xs)(*xs))
 
-    def executed_graph(self, xs: Sequence[torch.Tensor]) -> Graph:
+    def executed_graph(self, xs: Sequence[torch.Tensor], keep: Sequence[str] = ()) -> Graph:
         """The graph that :meth:`__call__` runs on inputs like ``xs``.
 
         :attr:`graph` with every BatchNorm merged into the Conv / Dense layer that feeds it
@@ -209,20 +224,28 @@ class GraphModel(AdapterBase):
         xs : sequence of torch.Tensor
             One batch ``(n, *input_shape)`` per model input (one row of them sizes a
             rebuilt merge).
+        keep : sequence of str
+            Values of :attr:`graph` that the returned graph must compute too (a layer
+            method's target and context): their producers are not merged away.
 
         Returns
         -------
         Graph
         """
-        folding = self.__dict__.get("_folding")
+        cache = self.__dict__.get("_folding")
+        if cache is None:  # unpickled
+            cache = self._folding = {}
+        key = tuple(keep)
+        folding = cache.get(key)
         if folding is None or folding.graph is not self.graph:
-            folding = BatchNormFolding(self.graph)
-            self._folding = folding
+            folding = BatchNormFolding(self.graph, key)
+            cache[key] = folding
         return folding(xs)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_folding"] = None  # derived from ``graph``; rebuilt on first use
+        state.pop("_convolutional", None)
         return state
 
     def check_inputs(self, xs: Sequence[torch.Tensor]) -> None:

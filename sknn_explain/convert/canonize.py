@@ -36,7 +36,8 @@ def _merged(layer: Dense | Conv, bn: BatchNorm) -> Layer:
     return Conv(weight, bias, layer.stride, layer.padding, layer.dilation, layer.groups)
 
 
-def merge_batchnorm(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> Graph:
+def merge_batchnorm(graph: Graph, shapes: Mapping[str, tuple[int, ...]],
+                    keep: Sequence[str] = ()) -> Graph:
     """A graph with every mergeable BatchNorm folded into its Dense / Conv producer.
 
     Parameters
@@ -47,6 +48,9 @@ def merge_batchnorm(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> Grap
         Per-sample shape of each value (``{name: value.shape[1:]}`` from a forward pass);
         a Dense output merges only when it is a plain feature vector, where the BatchNorm's
         channel axis is the Dense layer's output axis.
+    keep : sequence of str
+        Values that must stay in the merged graph: a producer named here is not merged
+        away (its BatchNorm stays a layer of its own).
 
     Returns
     -------
@@ -62,7 +66,7 @@ def merge_batchnorm(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> Grap
         if not isinstance(node.layer, BatchNorm):
             continue
         source = producers.get(node.inputs[0])
-        if source is None or readers[source.name] != 1:
+        if source is None or readers[source.name] != 1 or source.name in keep:
             continue
         layer = source.layer
         if isinstance(layer, Dense) and len(shapes[source.name]) != 1:
@@ -79,7 +83,7 @@ def merge_batchnorm(graph: Graph, shapes: Mapping[str, tuple[int, ...]]) -> Grap
                      graph.input_names, graph.output_names)
 
 
-def _mergeable_pairs(graph: Graph) -> list[tuple[Node, Node]]:
+def _mergeable_pairs(graph: Graph, keep: Sequence[str] = ()) -> list[tuple[Node, Node]]:
     """``(producer, batchnorm)`` node pairs that :func:`merge_batchnorm` may merge (before
     the shape check of a Dense producer)."""
     readers = Counter(p for node in graph.nodes for p in node.inputs)
@@ -88,7 +92,7 @@ def _mergeable_pairs(graph: Graph) -> list[tuple[Node, Node]]:
     pairs = []
     for node in graph.nodes:
         source = producers.get(node.inputs[0]) if isinstance(node.layer, BatchNorm) else None
-        if (source is not None and readers[source.name] == 1
+        if (source is not None and readers[source.name] == 1 and source.name not in keep
                 and isinstance(source.layer, (Dense, Conv))):
             pairs.append((source, node))
     return pairs
@@ -113,6 +117,8 @@ class BatchNormFolding:
     ----------
     graph : Graph
         The graph to fold (not modified).
+    keep : sequence of str
+        Values the merged graph must still compute (see :func:`merge_batchnorm`).
 
     Examples
     --------
@@ -126,13 +132,14 @@ class BatchNormFolding:
     >>> folding = BatchNormFolding(graph)
     >>> x = torch.ones(1, 3)
     >>> merged = folding([x])
-    >>> len(merged.nodes), merged(x)[0]
-    (1, tensor([[7., 10.]]))
+    >>> len(merged.nodes), merged(x)[0].tolist()
+    (1, [[7.0, 10.0]])
     """
 
-    def __init__(self, graph: Graph) -> None:
+    def __init__(self, graph: Graph, keep: Sequence[str] = ()) -> None:
         self.graph = graph
-        pairs = _mergeable_pairs(graph)
+        self.keep = tuple(keep)
+        pairs = _mergeable_pairs(graph, self.keep)
         self._tensors = [t for pair in pairs for node in pair
                          for t in (*node.layer.parameters(), *node.layer.buffers())]
         self._built: tuple[tuple, Graph] | None = None
@@ -150,7 +157,8 @@ class BatchNormFolding:
             with torch.no_grad():
                 values = self.graph.forward_all(*[x[:1].detach() for x in xs])
             merged = merge_batchnorm(self.graph,
-                                     {k: tuple(v.shape[1:]) for k, v in values.items()})
+                                     {k: tuple(v.shape[1:]) for k, v in values.items()},
+                                     self.keep)
             built = (key, merged)
             self._built = built
         return built[1]

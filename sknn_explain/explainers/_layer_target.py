@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..convert.graph import Graph
+from ..convert.graph import Graph, release_plan
 from ..layers.conv import Conv
 
 __all__ = ["TailForward", "layer_axis_names", "resolve_layer"]
@@ -123,6 +123,8 @@ class TailForward:
         #: ``view`` an activation)
         self.convolutional = any(isinstance(n.layer, Conv) for n in self.nodes)
         self.converted = self.convolutional
+        #: per node, the values released once it has run (as :meth:`Graph.forward`)
+        self._release = release_plan(self.nodes, graph.outputs)
 
     def context_values(self, values: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """The context from a full forward pass (``graph.forward_all``)."""
@@ -131,7 +133,9 @@ class TailForward:
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         values = dict(zip(self.context, xs[1:]))
         values[self.target] = xs[0]
-        for node in self.nodes:
+        for node, done in zip(self.nodes, self._release):
             values[node.name] = node.layer(*[values[p] for p in node.inputs])
+            for name in done:
+                values.pop(name, None)  # a context value may be an output read by no node
         return [values[o] for o in self.graph.outputs]
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from .._validation import BOOLEAN, StrOptions
 from ._layer_target import TailForward
 from .gradient import _COMMON_DOC
-from .layer import LayerExplainer, _path_gradients
+from .layer import LayerExplainer, _tail_gradients
 
 __all__ = ["GradCAM", "GradCAMPlusPlus", "gradcam_plus_plus_weights"]
 
@@ -119,16 +119,11 @@ class GradCAM(LayerExplainer):
                 f"{type(self).__name__} needs a convolutional layer with output (C, L) or "
                 f"(C, H, W); {target!r} has per-sample shape {tuple(acts.shape[1:])}")
 
-        def point(si, st):
-            return acts[si], None
-
-        grads = _path_gradients(self, tail, acts, context, selection, point, 1,
-                                self.method_name)
+        grads, preds = _tail_gradients(self, tail, acts, context, selection)
         weights = self._channel_weights(acts, grads)  # (n, C, K)
         cam = torch.einsum("nc...,nck->nk...", acts, weights)  # (n, K, *space)
         if self.relu_attributions:
             cam = cam.clamp(min=0)
-        preds = self._tail_predict(tail, acts, context, selection)
         if self.upsample is None:
             image = acts.mean(dim=1, keepdim=True)
             names = [[f"{target}:{self.method_name}"]] + [

@@ -62,6 +62,23 @@ class GraphExplainer(Explainer):
                 f"the model failed on input(s) of shape {shapes}: {str(err).splitlines()[0]}"
             ) from err
 
+    def _forward_values(self, xs: Sequence[torch.Tensor],
+                        names: Sequence[str]) -> dict[str, torch.Tensor]:
+        """The values ``names`` of :attr:`graph_` at the inputs ``xs`` (only the nodes they
+        depend on run, BatchNorm merged where it does not hide one of ``names``; see
+        :meth:`Graph.forward_values` and
+        :meth:`~sknn_explain.convert.GraphModel.executed_graph`)."""
+        executed = getattr(self.model_, "executed_graph", None)
+        try:
+            with torch.no_grad():
+                graph = self.graph_ if executed is None else executed(xs, keep=tuple(names))
+                return graph.forward_values(list(xs), names)
+        except (RuntimeError, IndexError) as err:
+            shapes = ", ".join(str(tuple(x.shape)) for x in xs)
+            raise ValueError(
+                f"the model failed on input(s) of shape {shapes}: {str(err).splitlines()[0]}"
+            ) from err
+
     #: values per propagated state chunk (rows x outputs x widest layer) for batch_size=None
     _STATE_BUDGET = 2**19
 

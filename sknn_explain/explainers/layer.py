@@ -30,17 +30,18 @@ from __future__ import annotations
 
 import torch
 
-from .._batching import accumulate_paths, auto_batch_size
-from .._model import call_forward, flag_nonfinite_outputs
+from .._batching import accumulate_paths, auto_batch_size, gradient_strategy
+from .._model import flag_nonfinite_outputs
 from .._output_selection import resolve_outputs
 from .._prepare import encode
 from .._validation import BOOLEAN, POSITIVE_INT
+from ..layers.base import to_channels_last
 from ..propagation import deeplift_backward, lrp_backward, predictions, start_states
 from ..rules import resolve_rules
 from ._layer_target import TailForward, layer_axis_names, resolve_layer
 from .base import _output_space, is_dask_collection, make_attribution, row_index_of
 from .deeplift import DeepLift
-from .gradient import _COMMON_DOC
+from .gradient import _COMMON_DOC, gradient_attribution
 from .graph_explainer import GraphExplainer
 from .lrp import LRP
 
@@ -106,12 +107,9 @@ class LayerExplainer(GraphExplainer):
             X, _ = encode(preprocess, X, self.model_.raw_names, "X")
         batch, input_names = self._coerce(X)
         xs = batch.to_tensors(self.dtype_, self.device_)
-        with torch.no_grad():  # a clear error (layout hint) for data the model cannot run
-            call_forward(self.model_, [x[:1] for x in xs],
-                         hint=self._layout_hint(self.model_, xs, "X"))
-        first = self._forward_all([x[:1] for x in xs])
-        graph = self.graph_
-        dims = [first[o].reshape(1, -1).shape[1] for o in graph.outputs]
+        # output widths (cached per input shape): the first call per shape runs the model on
+        # one row, with a clear error (layout hint) for data the model cannot run
+        dims = self._output_dims(batch)
         selection = resolve_outputs(output_idx, output_label, self.model_.output_names(dims))
         target = self.layer_node()
         values, acts, names, preds, goal = self._attribute_layer(
@@ -145,11 +143,21 @@ class LayerExplainer(GraphExplainer):
 
     # -------------------------------------------------------------- shared helpers
     def _layer_values(self, xs, tail: TailForward, batch_size: int):
-        """Activations of the target and the tail's context for all rows, chunked."""
+        """Activations of the target and the tail's context for all rows, chunked.
+
+        Only the nodes below them run, other values are released as the pass goes
+        (:meth:`Graph.forward_values`), and on CPU images / signals run channels-last
+        (:func:`~sknn_explain.layers.base.to_channels_last`, as for the gradient family).
+        """
         n = xs[0].shape[0]
+        names = [tail.target, *tail.context]
+        channels_last = gradient_strategy(self.model_, xs)[1]
         acts, ctx = [], []
         for a, b in self._chunks(n, batch_size, type(self).__name__):
-            values = self._forward_all([x[a:b] for x in xs])
+            rows = [x[a:b] for x in xs]
+            if channels_last:
+                rows = [to_channels_last(r) for r in rows]
+            values = self._forward_values(rows, names)
             acts.append(values[tail.target])
             ctx.append(tail.context_values(values))
         h = torch.cat(acts)
@@ -182,6 +190,17 @@ def _path_gradients(explainer, tail, h, context, selection, make_point, n_steps,
         device=h.device, verbose=explainer.verbose, desc=desc,
     )
     return values[0]
+
+
+def _tail_gradients(explainer, tail, h, context, selection):
+    """``df/dh`` at the layer's own activation and the selected outputs there, ``(values
+    (n, *layer_shape, K), predictions (n, K))``: one forward and backward pass of the tail
+    per chunk of rows (:func:`~sknn_explain.explainers.gradient.gradient_attribution`: no
+    path to sum)."""
+    values, preds, _ = gradient_attribution(
+        tail, [h, *context], selection,
+        batch_size=explainer._tail_rows(h, context, selection), verbose=explainer.verbose)
+    return values[0], preds
 
 
 class LayerGradient(LayerExplainer):
@@ -229,11 +248,9 @@ class LayerGradient(LayerExplainer):
         tail = TailForward(self.graph_, target)
         h, context = self._layer_values(xs, tail, batch_size)
 
-        def point(si, st):
-            return h[si], (h[si] if self.times_input else None)
-
-        values = _path_gradients(self, tail, h, context, selection, point, 1, "LayerGradient")
-        preds = self._tail_predict(tail, h, context, selection)
+        values, preds = _tail_gradients(self, tail, h, context, selection)
+        if self.times_input:
+            values = values * h.unsqueeze(-1)
         goal = None
         if self.times_input:
             goal = preds - self._tail_predict(tail, torch.zeros_like(h), context, selection)
