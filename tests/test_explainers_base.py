@@ -554,6 +554,12 @@ def test_values_overflowing_float32_are_rejected_not_turned_into_inf():
         Gradient().fit(TwoInput()).explain([np.zeros((1, 2, 6, 6)), np.full((1, 4), -1e39)])
     res = Gradient(dtype="double").fit(model).explain(big)
     assert np.isfinite(res.values).all()
+    # near the limit: checked exactly (a cast may round down to the largest float32)
+    limit = float(np.finfo(np.float32).max)
+    with pytest.warns(RuntimeWarning, match="NaN/inf"):  # accepted; the model overflows
+        Gradient().fit(model).explain(np.full((1, 4), -limit * (1 + 2**-26)))
+    with pytest.raises(ValueError, match=r"beyond the range of float32"):
+        Gradient().fit(model).explain(np.full((1, 4), limit * (1 + 2**-23)))
 
 
 # non-regression: foundation QA finding (named by the test)
