@@ -250,15 +250,18 @@ def accumulate_paths(
     draws made in row order do not depend on ``batch_size``.
 
     A (sample, output) pair whose model output is NaN / inf at any of its points gets NaN
-    values (and, unless ``keep_outputs``, a ``RuntimeWarning`` naming the samples).
+    values (and, unless ``keep_outputs`` with one step, a ``RuntimeWarning`` naming the
+    samples).
 
     Returns
     -------
     values : list of Tensor
         Per input, ``(n_samples, *input_shape, K_total)``.
     outputs : Tensor or None
-        With ``keep_outputs`` (only meaningful for ``n_steps == 1``), the selected outputs
-        at the points, ``(n_samples, K_total)``.
+        With ``keep_outputs``, the selected outputs at each sample's last point (step
+        ``n_steps - 1``), ``(n_samples, K_total)``: the predictions when that point is the
+        sample itself (one step of a gradient; the last step of a right Riemann sum that
+        ends at the sample exactly).
     """
     k = sum(selection.sizes)
     if reduce not in ("mean", "mean_sq", "var"):
@@ -287,7 +290,8 @@ def accumulate_paths(
                 a2.index_add_(0, sample_idx, g * g)
             a.index_add_(0, sample_idx, g * g if reduce == "mean_sq" else g)
         if outputs is not None:  # a model may promote the inputs' dtype (float64 buffers)
-            outputs.index_add_(0, sample_idx, picked.to(outputs.dtype))
+            last = step_idx == n_steps - 1
+            outputs[sample_idx[last]] = picked[last].to(outputs.dtype)
         n_bad.index_add_(0, sample_idx, (~torch.isfinite(picked)).to(torch.int32))
     if n_steps > 1:
         for a in acc:
@@ -301,7 +305,7 @@ def accumulate_paths(
     if bool(bad.any()):  # an average over points where the model is undefined is no answer
         for a in acc:
             a.masked_fill_(bad.reshape(n_samples, *([1] * (a.ndim - 2)), k), float("nan"))
-        if not keep_outputs:  # else the outputs are the predictions, checked by the caller
+        if not (keep_outputs and n_steps == 1):  # else: the predictions, the caller checks
             names = [name for layer in selection.names for name in layer]
             offset = row_context().offset  # a block of a larger X: name its global rows
             mask = bad.cpu()

@@ -602,3 +602,36 @@ def test_layer_gradients_at_a_batchnorm_or_its_conv_equal_captums(layer):
     np.testing.assert_allclose(ours.values[..., 0], theirs.detach().numpy(), rtol=0,
                                atol=1e-12)
     assert float(np.abs(ours.values).max()) > 1e-3
+
+
+def test_integrated_gradients_take_predictions_from_the_path_and_cache_the_reference(
+        monkeypatch):
+    """IntegratedGradients: the right Riemann path ends at the sample exactly, so the
+    predictions are that step's outputs (equal to the model's, no forward pass of their
+    own); f(x_ref) is computed once per fitted reference and input shape."""
+    from sknn_explain.convert.graph import Graph
+
+    net = _mlp().double()
+    x = torch.randn(6, 7, dtype=torch.float64)
+    ref = torch.randn(3, 7, dtype=torch.float64)
+    ex = sx.IntegratedGradients(n=5, dtype="double").fit(net, ref.numpy())
+    first = ex.explain(x.numpy(), output_idx=[0, 3])
+    with torch.no_grad():
+        want = net(x)[:, [0, 3]].numpy()
+        f_ref = net(ref.mean(0, keepdim=True))[:, [0, 3]].numpy()
+    np.testing.assert_array_equal(first.predictions, want)  # bitwise: the sample itself
+    np.testing.assert_allclose(first.decomp_goal, want - f_ref, rtol=0, atol=1e-14)
+    rows = []
+    original = Graph.forward
+    monkeypatch.setattr(Graph, "forward",
+                        lambda self, *a: rows.append(a[0].shape[0]) or original(self, *a))
+    again = ex.explain(x.numpy(), output_idx=[0, 3])
+    assert rows == [30]  # the path only (6 samples x 5 steps): no prediction / f(x_ref) pass
+    np.testing.assert_array_equal(again.values, first.values)
+    ex.fit(net, (ref + 1).numpy())  # a new reference: f(x_ref) computed again
+    rows.clear()
+    moved = ex.explain(x.numpy(), output_idx=[0, 3])
+    assert rows == [1, 30, 1]  # sizing the new fit's outputs, the path, f(x_ref)
+    with torch.no_grad():
+        f_new = net(ref.mean(0, keepdim=True) + 1)[:, [0, 3]].numpy()
+    np.testing.assert_allclose(moved.decomp_goal, want - f_new, rtol=0, atol=1e-14)

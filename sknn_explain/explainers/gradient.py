@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -95,6 +95,23 @@ def _predict_selected(
             out = picked.new_empty((n, picked.shape[1]))
         out[start : start + picked.shape[0]] = picked
     return out
+
+
+def _cached_outputs(explainer: object, attr: str, rows: Sequence[torch.Tensor],
+                    reference: object) -> list[torch.Tensor]:
+    """Every output layer of ``explainer.model_`` at the one-row ``rows``, cached in
+    ``explainer.<attr>`` per input shape, valid while ``model_`` and ``reference`` (the
+    fitted object ``rows`` come from, or None for constant rows) are the same objects."""
+    cache = explainer.__dict__.get(attr)
+    if cache is None or cache[0] is not explainer.model_ or cache[1] is not reference:
+        cache = (explainer.model_, reference, {})
+        explainer.__dict__[attr] = cache  # one store: safe when threads explain concurrently
+    key = tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in rows)
+    outs = cache[2].get(key)
+    if outs is None:
+        outs = predict(explainer.model_, list(rows), 1)
+        cache[2][key] = outs
+    return outs
 
 
 def gradient_attribution(
@@ -239,6 +256,7 @@ def intgrad_attribution(
     batch_size: int = 1024,
     verbose: bool = False,
     held: Sequence[bool] | None = None,
+    ref_outputs: Callable[[Sequence[torch.Tensor]], list[torch.Tensor]] | None = None,
 ) -> Result:
     """Integrated gradients, right Riemann sum with ``n`` steps from ``x_ref`` (default 0).
 
@@ -246,6 +264,11 @@ def intgrad_attribution(
     reference too (the integer ids of an embedding model, whose embedding outputs are the
     interpolated inputs: a padding mask computed from the ids stays the sample's own); their
     attribution is zero and the goal is ``f(x) - f(x_ref with the held inputs at x)``.
+
+    The last point of every path is the sample itself (exactly: not ``x_ref + 1 * (x -
+    x_ref)``), so the predictions come from that step, with no forward pass of their own.
+    ``ref_outputs(refs)`` (every output layer of ``forward`` at the one-row references,
+    e.g. a cached value) is used for the goal when nothing is held; default: a forward pass.
     """
     refs = [torch.zeros_like(x[:1]) for x in xs] if x_ref is None else list(x_ref)
     held = [False] * len(xs) if held is None else list(held)
@@ -259,26 +282,31 @@ def intgrad_attribution(
                 pts.append(x[si])
                 mults.append(torch.zeros_like(x[si]) if times_input else None)
                 continue
-            d = x[si] - r
+            xi = x[si]
+            d = xi - r
             a = alphas[st].reshape(-1, *([1] * (d.ndim - 1)))
-            pts.append(r + a * d)
+            point = r + a * d
+            last = st == n - 1  # the path ends at the sample itself, exactly
+            point[last] = xi[last]
+            pts.append(point)
             mults.append(d if times_input else None)
         return pts, mults
 
-    values, _ = accumulate_paths(
-        forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n,
+    values, preds = accumulate_paths(
+        forward, xs[0].shape[0], _shapes(xs), selection, rows, n_steps=n, keep_outputs=True,
         **_path_kwargs(xs, batch_size, verbose, "IntegratedGradients"),
     )
     if any(held):
         values = [torch.zeros_like(v) if h else v for v, h in zip(values, held)]
-    preds = _predict_selected(forward, xs, selection, batch_size)
+    preds = preds.to(xs[0].dtype)
     goal = None
     if times_input and any(held):  # the reference output per row: its held inputs are x's
         n_rows = xs[0].shape[0]
         ref_rows = [x if h else r.expand(n_rows, *r.shape[1:]) for x, r, h in zip(xs, refs, held)]
         goal = preds - selection.pick(predict(forward, ref_rows, batch_size))
     elif times_input:
-        goal = preds - selection.pick(predict(forward, refs, 1))
+        outs = predict(forward, refs, 1) if ref_outputs is None else ref_outputs(refs)
+        goal = preds - selection.pick(list(outs))
     return values, preds, goal
 
 
@@ -470,16 +498,8 @@ class Gradient(_RowBlocks, EmbeddingSupport, Explainer):
         """The model's outputs on one all-zero row shaped like ``xs`` (Gradient x Input's
         reference ``f(0)``), cached per input shape with the fitted model (a refit starts a
         new cache): a one-row forward pass is a fixed cost of every call otherwise."""
-        cache = self.__dict__.get("_zero_output_cache_")
-        if cache is None or cache[0] is not self.model_:
-            cache = (self.model_, {})
-            self.__dict__["_zero_output_cache_"] = cache
-        key = tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in xs)
-        outs = cache[1].get(key)
-        if outs is None:
-            outs = predict(self.model_, [torch.zeros_like(x[:1]) for x in xs], 1)
-            cache[1][key] = outs
-        return outs
+        return _cached_outputs(self, "_zero_output_cache_",
+                               [torch.zeros_like(x[:1]) for x in xs], None)
 
 
 class SmoothGrad(_RowBlocks, EmbeddingSupport, Explainer):
@@ -639,7 +659,14 @@ class IntegratedGradients(_RowBlocks, EmbeddingSupport, Explainer):
             self.model_, ext, selection, x_ref=self.x_ref_, n=int(self.n),
             times_input=bool(self.times_input), verbose=self.verbose,
             batch_size=_rows(self, ext, selection, batch_size), held=self._held_inputs(xs),
+            ref_outputs=self._reference_outputs,
         ))
+
+    def _reference_outputs(self, refs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The model's outputs at the one-row reference ``refs`` (the goal's ``f(x_ref)``),
+        cached with the fitted model and reference per input shape (a refit starts anew):
+        a one-row forward pass is a fixed cost of every call otherwise."""
+        return _cached_outputs(self, "_reference_output_cache_", refs, self.x_ref_)
 
 
 class ExpectedGradients(_RowBlocks, EmbeddingSupport, Explainer):
