@@ -8,6 +8,7 @@ bad input never reaches torch.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -64,7 +65,13 @@ def default_axis_names(shape: Sequence[int], sequence: bool = False) -> list[lis
     With ``sequence=True`` (input of a batch-first recurrent layer) a ``(T, F)`` input is
     named ``T1..`` (time steps) and ``F1..`` (features) instead of channels / positions.
     """
-    shape = tuple(shape)
+    return [list(axis) for axis in _axis_names(tuple(int(d) for d in shape), bool(sequence))]
+
+
+@functools.lru_cache(maxsize=64)
+def _axis_names(shape: tuple[int, ...], sequence: bool) -> tuple[tuple[str, ...], ...]:
+    """:func:`default_axis_names`, built once per shape (explainers name every call's
+    inputs; an image's names are hundreds of strings)."""
     if len(shape) == 1:
         prefixes = ["X"]
     elif len(shape) == 2 and sequence:
@@ -75,7 +82,7 @@ def default_axis_names(shape: Sequence[int], sequence: bool = False) -> list[lis
         prefixes = ["C", "H", "W"]
     else:
         prefixes = [f"D{a + 1}_" for a in range(len(shape))]
-    return [[f"{p}{i + 1}" for i in range(size)] for p, size in zip(prefixes, shape)]
+    return tuple(tuple(f"{p}{i + 1}" for i in range(size)) for p, size in zip(prefixes, shape))
 
 
 @dataclass

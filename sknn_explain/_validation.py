@@ -225,19 +225,37 @@ def _compiled_constraints(cls: type) -> list[tuple[str, list]]:
     return entry[1]
 
 
+#: values that cannot change without the attribute being reassigned: a check of them may be
+#: remembered (see :func:`check_estimator_params`)
+_FROZEN_TYPES = (bool, int, float, str, type(None), np.generic, torch.dtype)
+
+
 def check_estimator_params(estimator: object) -> None:
     """Check ``estimator``'s hyperparameters against its ``_parameter_constraints``.
 
     The same check, and on failure the same ``InvalidParameterError`` (raised by
     scikit-learn's own ``_validate_params``), as ``estimator._validate_params()``, with the
     parameter names and constraint objects built once per class instead of on every call.
+    When every value is immutable (numbers, strings, None), a passed check is remembered
+    on the estimator with the values it saw and skipped while they are the same objects
+    (an explainer checks at every ``explain``); a mutable value (a dict, a list, a random
+    generator) is checked on every call.
     """
-    for name, constraints in _compiled_constraints(type(estimator)):
-        value = getattr(estimator, name)
+    compiled = _compiled_constraints(type(estimator))
+    values = [getattr(estimator, name) for name, _ in compiled]
+    frozen = all(isinstance(v, _FROZEN_TYPES) for v in values)
+    if frozen:
+        seen = estimator.__dict__.get("_checked_params")
+        if (seen is not None and seen[0] is compiled and len(seen[1]) == len(values)
+                and all(a is b for a, b in zip(seen[1], values))):
+            return
+    for (name, constraints), value in zip(compiled, values):
         if not any(c.is_satisfied_by(value) for c in constraints):
             estimator._validate_params()  # scikit-learn's message, naming the parameter
             raise InvalidParameterError(  # pragma: no cover - _validate_params raised
                 f"The {name!r} parameter of {type(estimator).__name__} is invalid: {value!r}")
+    if frozen:
+        estimator.__dict__["_checked_params"] = (compiled, values)
 
 
 def validate_arguments(constraints: Mapping[str, list]) -> Callable:

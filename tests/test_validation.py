@@ -276,3 +276,43 @@ def test_unusual_but_valid_values_are_accepted(data):
                    batch_size=4).fit(model, X).explain(X)
     np.testing.assert_allclose(a.values, b.values, rtol=1e-6, atol=1e-6)
     KernelSHAP(segment_size=[2], limit_ref=None).fit(model, X)
+
+
+def test_a_passed_check_is_remembered_only_while_the_same_immutable_values_are_set():
+    """check_estimator_params skips a repeated check (every explain runs one) only while
+    every hyperparameter is the same immutable object it passed with: a reassigned value is
+    checked again, and a mutable value (list, dict, generator) is checked on every call."""
+    from numbers import Integral
+
+    from sklearn.base import BaseEstimator
+    from sklearn.utils._param_validation import Interval
+
+    from sknn_explain._validation import InvalidParameterError, check_estimator_params
+
+    class Est(BaseEstimator):
+        _parameter_constraints = {"n": [Interval(Integral, 1, None, closed="left")],
+                                  "tags": [list, None]}
+
+        def __init__(self, n=3, tags=None):
+            self.n = n
+            self.tags = tags
+
+    est = Est()
+    check_estimator_params(est)
+    assert "_checked_params" in est.__dict__
+    check_estimator_params(est)  # remembered: the same objects
+    est.n = 0  # reassigned (as set_params does): checked again
+    with pytest.raises(InvalidParameterError, match="'n' parameter"):
+        check_estimator_params(est)
+    est.n = 4
+    check_estimator_params(est)
+    listed = Est(tags=["a"])
+    check_estimator_params(listed)
+    assert "_checked_params" not in listed.__dict__  # a list could change in place
+    # through an explainer: an attribute set after a passed explain is still checked
+    net = nn.Sequential(nn.Linear(3, 2))
+    ex = IntegratedGradients(n=4).fit(net)
+    ex.explain(np.zeros((2, 3), np.float32))
+    ex.n = 2.5
+    with pytest.raises(InvalidParameterError, match="'n' parameter"):
+        ex.explain(np.zeros((2, 3), np.float32))
