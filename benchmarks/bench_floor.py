@@ -1,0 +1,95 @@
+"""Benchmark: the floor of the gradient family with k outputs, measured per model (issue #20).
+
+Ours runs one forward pass ``F`` and one input-gradient backward pass ``B`` per output on
+the ``n`` explained rows: ``F + k B``. The peer's fastest use (captum with the inputs
+repeated once per target) runs one forward and one backward pass over ``k n`` rows. So
+``(F + k B) / peer`` is the lowest ratio ours can reach with the passes it runs; this
+script measures ``F`` and ``B`` on the converted graph as ``explain`` runs it (BatchNorm
+merged, channels-last) and the peer's pass over the repeated rows (module as given), each
+the best of ``--repeats`` steady-state calls, at the suite's standard sizes, for
+``k = 10``.
+
+    OMP_NUM_THREADS=2 python -m benchmarks.bench_floor [--threads 2] [--repeats 15]
+
+Only quote numbers from an otherwise idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from sknn_explain import Gradient
+from sknn_explain.layers.base import to_channels_last
+
+from .suite.models import make_case
+
+CONV_MODELS = ("CNN 3x32x32", "ResNet 3x24x24 (BN, residual)", "signal 1D-CNN 4x256",
+               "CNN 3x64x64, 100 classes")
+
+
+def best_ms(fn: Callable[[], object], repeats: int) -> float:
+    """The fastest of ``repeats`` calls after three warm-up calls, in milliseconds."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times) * 1e3
+
+
+def floor_row(name: str, k: int, repeats: int) -> dict:
+    """``F``, ``B``, ``F + k B`` (ours) and the peer's repeated-rows pass for one model."""
+    case = make_case(name)
+    X = case.X
+    explainer = Gradient().fit(case.model)
+    explainer.explain(X, output_idx=[0])  # finishes the conversion
+    graph = explainer.model_.executed_graph([X])
+
+    def forward():
+        return graph(to_channels_last(X).requires_grad_(True))[0]
+
+    def forward_backward():
+        x = to_channels_last(X).requires_grad_(True)
+        torch.autograd.grad(graph(x)[0][:, 0].sum(), x)
+
+    repeated = X.repeat_interleave(k, 0)
+    targets = torch.arange(k).repeat(X.shape[0])[:, None]
+
+    def peer():
+        x = repeated.clone().requires_grad_(True)
+        torch.autograd.grad(case.model(x).gather(1, targets).sum(), x)
+
+    f = best_ms(forward, repeats)
+    b = best_ms(forward_backward, repeats) - f
+    p = best_ms(peer, repeats)
+    return {"model": name, "rows": X.shape[0], "F": f, "B": b, "ours": f + k * b, "peer": p,
+            "floor": (f + k * b) / p}
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--k", type=int, default=10)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"| model | rows | F ms | B ms | F + {args.k} B ms | peer, {args.k} x rows, ms | "
+          "floor (F + k B) / peer |")
+    print("|---|---|---|---|---|---|---|")
+    rows = []
+    for name in CONV_MODELS:
+        r = floor_row(name, args.k, args.repeats)
+        rows.append(r)
+        print(f"| {r['model']} | {r['rows']} | {r['F']:.2f} | {r['B']:.2f} | {r['ours']:.1f} | "
+              f"{r['peer']:.1f} | {r['floor']:.2f} |", flush=True)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
