@@ -87,7 +87,8 @@ def _axis_names(shape: tuple[int, ...], sequence: bool) -> tuple[tuple[str, ...]
 
 @dataclass
 class InputBatch:
-    """Validated inputs: one float64 array per model input, model layout (channels first).
+    """Validated inputs: one float32 or float64 array per model input (other numbers become
+    float64), model layout (channels first).
 
     Attributes
     ----------
@@ -189,9 +190,16 @@ def check_readable_tensor(x: torch.Tensor, name: str) -> None:
         raise TypeError(f"{name} is a complex tensor; only real-valued inputs are supported")
 
 
+#: floating point dtypes kept as given (no float64 copy): explainers convert to their own
+#: computation dtype anyway, and ``Attribution.inputs`` views the data as passed
+_KEPT_FLOATS = (np.float32, np.float64)
+
+
 def _tensor_to_numpy(x: torch.Tensor, name: str) -> np.ndarray:
     check_readable_tensor(x, name)
     try:
+        if x.dtype in (torch.float32, torch.float64):
+            return x.detach().cpu().numpy()  # a CPU tensor's own memory: no copy
         return x.detach().to("cpu", torch.float64).numpy()
     except Exception as err:  # noqa: BLE001 - any tensor subclass that cannot be read
         raise TypeError(
@@ -262,7 +270,8 @@ def _one_array(x: object, name: str) -> tuple[np.ndarray, list[list[str]] | None
                 f"{name} has dtype {arr.dtype}; expected numbers (int, float or bool). "
                 "Encode categorical features before explaining"
             )
-        arr = arr.astype(np.float64, copy=False)
+        if arr.dtype.type not in _KEPT_FLOATS:
+            arr = arr.astype(np.float64)
     return arr, names
 
 

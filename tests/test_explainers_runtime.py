@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from _torch_models import assert_unchanged, mlp, snapshot
+from sklearn.base import clone
 from torch import nn
 
 from sknn_explain import (
@@ -275,22 +276,31 @@ _ALIAS_EXPLAINERS = [
 
 @pytest.mark.parametrize("explainer", _ALIAS_EXPLAINERS,
                          ids=[type(e).__name__ for e in _ALIAS_EXPLAINERS])
-@pytest.mark.parametrize("kind", ["numpy", "tensor"])
+@pytest.mark.parametrize("kind", ["numpy", "tensor", "numpy32", "tensor32"])
 def test_attribution_arrays_never_alias_user_data(explainer, kind):
     model = mlp(4, 3).double()
     X_np = np.random.default_rng(0).normal(size=(6, 4))
-    X = X_np if kind == "numpy" else torch.tensor(X_np)
-    view = X if kind == "numpy" else X.numpy()
+    if kind.endswith("32"):
+        X_np = X_np.astype(np.float32)
+    X = X_np if kind.startswith("numpy") else torch.tensor(X_np)
+    view = X if kind.startswith("numpy") else X.numpy()
     original = view.copy()
     res = explainer.fit(model, X).explain(X)
     for arr in (res.values, res.predictions, res.to_numpy()):
         assert not np.shares_memory(arr, view)
-    # inputs may view X (no copy of a large input) but can never write into it
+    # inputs view X as given (float32 and float64: no copy of a large input) but can never
+    # write into it
+    if not isinstance(explainer, (KernelSHAP, LIME)):
+        assert np.shares_memory(res.inputs, view) and res.inputs.dtype == view.dtype
     with pytest.raises(ValueError, match="read-only"):
         res.inputs[:] = 123.0
     res.values[:] = 7.0
     np.testing.assert_array_equal(view, original)
     np.testing.assert_array_equal(res.inputs, original)
+    if kind.endswith("32"):  # float32 data are converted exactly: float64's answer
+        wide = clone(explainer).fit(model, original.astype(np.float64)).explain(
+            original.astype(np.float64))
+        np.testing.assert_array_equal(explainer.explain(X).values, wide.values)
 
 
 def test_functional_attribution_inputs_are_read_only():
