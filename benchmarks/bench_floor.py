@@ -17,7 +17,6 @@ Only quote numbers from an otherwise idle machine.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import torch
@@ -25,6 +24,7 @@ import torch
 from sknn_explain import Gradient
 from sknn_explain.layers.base import to_channels_last
 
+from .suite.measure import best_seconds
 from .suite.models import make_case
 
 CONV_MODELS = ("CNN 3x32x32", "ResNet 3x24x24 (BN, residual)", "signal 1D-CNN 4x256",
@@ -33,14 +33,7 @@ CONV_MODELS = ("CNN 3x32x32", "ResNet 3x24x24 (BN, residual)", "signal 1D-CNN 4x
 
 def best_ms(fn: Callable[[], object], repeats: int) -> float:
     """The fastest of ``repeats`` calls after three warm-up calls, in milliseconds."""
-    for _ in range(3):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1e3
+    return best_seconds(fn, repeats, warmup=3) * 1e3
 
 
 def floor_row(name: str, k: int, repeats: int) -> dict:

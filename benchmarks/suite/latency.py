@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
+from .measure import best_seconds
 from .models import mlp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,16 +30,6 @@ def import_seconds(module: str, repeats: int = 3) -> float:
                              capture_output=True, text=True, cwd=REPO).stdout
         best = min(best, float(out.strip().splitlines()[-1]))
     return best
-
-
-def _best(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def run(quick: bool = False) -> dict:
@@ -58,10 +48,10 @@ def run(quick: bool = False) -> dict:
                                        method="riemann_right").detach().numpy()
     return {
         "max_abs_diff": float(abs(ours - theirs).max()),
-        "explain_s": _best(lambda: fitted.explain(x, output_idx=[0]), repeats),
-        "fit_explain_s": _best(lambda: IntegratedGradients(n=50).fit(model, base).explain(
+        "explain_s": best_seconds(lambda: fitted.explain(x, output_idx=[0]), repeats),
+        "fit_explain_s": best_seconds(lambda: IntegratedGradients(n=50).fit(model, base).explain(
             x, output_idx=[0]), repeats),
-        "captum_s": _best(lambda: CaptumIG(model).attribute(
+        "captum_s": best_seconds(lambda: CaptumIG(model).attribute(
             x, baselines=base, target=0, n_steps=50, method="riemann_right"), repeats),
         "import_s": import_seconds("sknn_explain", 1 if quick else 3),
         "import_torch_s": import_seconds("torch", 1 if quick else 3),

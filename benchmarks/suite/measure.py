@@ -84,6 +84,19 @@ FAST_BUDGET_S = 0.3
 SINGLE_S = 2.0
 
 
+def best_seconds(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """The fastest of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones, in seconds
+    (no memory measurement: for scripts that only time)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
 def measure(fn: Callable[[], object], repeats: int) -> Measurement:
     """Warm up once (its result is kept for the correctness check), then time and measure.
 
