@@ -32,6 +32,7 @@ import torch
 from torch import fx, nn
 
 from ...layers.recurrent import Gather, Recurrent
+from .attention import batch_first_attention
 
 __all__ = ["RECURRENT_MODULES", "REINDEXING", "SEQUENCE_FIRST_MODULES", "View", "intercept",
            "scan_accepts"]
@@ -292,8 +293,6 @@ def _recurrent(cv, node: fx.Node, views: dict) -> object:
 def _sequence_first_attention(cv, node: fx.Node, views: dict) -> object:
     """A ``batch_first=False`` attention module as its batch-first equivalent on the
     un-transposed inputs; its ``(L, N, E)`` result as a view."""
-    from .attention import batch_first_attention  # attention.py imports the walker
-
     mod = cv.gm.get_submodule(node.target)
     batch_first: dict[str, tuple[str, tuple[int, ...]]] = {}
     for a in node.all_input_nodes:

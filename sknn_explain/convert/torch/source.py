@@ -18,6 +18,7 @@ from ..graph import Graph
 from ..source import Source, private_inputs
 from .attention import code_inputs
 from .handlers import ends_with_activation, handler_for, scan
+from .recurrent import intercept
 from .shapes import Recorder, infer_input_shapes
 from .tracing import trace_module
 from .walker import Converter
@@ -87,7 +88,7 @@ class TorchSource(Source):
                 "pass the right input_shape (channels first) or X_ref"
             ) from err
         graph = Converter(self.gm, self.inputs, rec.values, self.dtype, self.device,
-                          handler_for).run(
+                          handler_for, intercept).run(
             None if self.post is None else copy.deepcopy(self.post))
         if self.class_names is not None:
             with torch.no_grad():

@@ -17,7 +17,6 @@ from ..errors import ConversionError, UnsupportedLayerError
 from ..graph import Graph
 from ..nodes import NodeBuilder, input_name
 from .describe import what, where
-from .recurrent import intercept
 from .tuples import is_multi_output, tuple_item
 
 __all__ = ["REQ", "Converter", "Handler", "as_tuple", "bind", "contains_tensor"]
@@ -50,14 +49,22 @@ def as_tuple(v: object, nd: int) -> tuple[int, ...]:
 
 
 
+def _no_intercept(cv: Converter, node: fx.Node) -> bool:
+    return False
+
+
 class Converter:
     """Walks the traced program with recorded values and emits graph nodes (``lookup``:
     the handler of an fx node, or None)."""
 
     def __init__(self, gm: fx.GraphModule, inputs: list[str], values: dict, dtype, device,
-                 lookup: Callable[[fx.Node, fx.GraphModule], object]):
+                 lookup: Callable[[fx.Node, fx.GraphModule], object],
+                 intercept: Callable[[Converter, fx.Node], bool] | None = None):
         self.gm, self.values, self.dtype, self.device = gm, values, dtype, device
         self.lookup = lookup
+        #: a hook run before a node's handler, True when it handled the node (the
+        #: recurrent modules and the views of their states: ``recurrent.intercept``)
+        self.intercept = intercept if intercept is not None else _no_intercept
         self.inputs = inputs
         self.builder = NodeBuilder(len(inputs))
         self.alias: dict[str, str] = {}
@@ -126,12 +133,12 @@ class Converter:
             if node.op in ("placeholder", "get_attr"):
                 continue
             if node.op == "output":
-                intercept(self, node)  # recurrent states the model returns
+                self.intercept(self, node)  # recurrent states the model returns
                 outputs = self.outputs(node)
                 continue
             if not any(p.name in self.dynamic for p in node.all_input_nodes):
                 continue  # a constant: its recorded value is used where needed
-            if intercept(self, node):  # LSTM / GRU and the views of their states
+            if self.intercept(self, node):  # LSTM / GRU and the views of their states
                 continue
             value = self.values.get(node.name)
             if not isinstance(value, torch.Tensor):
