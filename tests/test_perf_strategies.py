@@ -463,6 +463,16 @@ def test_forward_passes_run_batchnorm_merged_with_the_graphs_numbers(monkeypatch
     assert refolded is not folded
     np.testing.assert_allclose(refolded(x)[0].numpy(), model.graph(x)[0].numpy(),
                                rtol=0, atol=1e-12)
+    # a replaced tensor (as Module.to() and register_buffer do) rebuilds it too
+    bn_node = next(n for n in model.graph.nodes if type(n.layer).__name__ == "BatchNorm")
+    bn_node.layer.shift = bn_node.layer.shift + 1.0
+    again = model.executed_graph([x])
+    assert again is not refolded
+    np.testing.assert_allclose(again(x)[0].numpy(), model.graph(x)[0].numpy(),
+                               rtol=0, atol=1e-12)
+    model.graph.float()
+    assert model.executed_graph([x.float()])(x.float())[0].dtype == torch.float32
+    model.graph.double()
     # pickled without the merged copy, rebuilt after loading
     state = pickle.loads(pickle.dumps(model))
     assert state.__dict__["_folding"] is None

@@ -139,17 +139,20 @@ class BatchNormFolding:
     def __init__(self, graph: Graph, keep: Sequence[str] = ()) -> None:
         self.graph = graph
         self.keep = tuple(keep)
-        pairs = _mergeable_pairs(graph, self.keep)
-        self._tensors = [t for pair in pairs for node in pair
-                         for t in (*node.layer.parameters(), *node.layer.buffers())]
+        self._pairs = _mergeable_pairs(graph, self.keep)
         self._built: tuple[tuple, Graph] | None = None
 
     def _key(self) -> tuple:
-        return tuple((t.data_ptr(), t._version, t.dtype) for t in self._tensors)
+        """What the merged layers were computed from: every tensor of every merged pair's
+        layers, read afresh (``.to()`` and ``register_buffer`` replace tensor objects), by
+        identity, storage, in-place version and dtype."""
+        return tuple((id(node.layer), id(t), t.data_ptr(), t._version, t.dtype)
+                     for pair in self._pairs for node in pair
+                     for t in (*node.layer.parameters(), *node.layer.buffers()))
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> Graph:
         """The merged graph for inputs like ``xs`` (one row of them runs once per build)."""
-        if not self._tensors:
+        if not self._pairs:
             return self.graph
         key = self._key()
         built = self._built  # one read: another thread may replace it, never half-way
