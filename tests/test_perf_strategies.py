@@ -638,6 +638,15 @@ def test_integrated_gradients_take_predictions_from_the_path_and_cache_the_refer
     again = ex.explain(x.numpy(), output_idx=[0, 3])
     assert rows == [30]  # the path only (6 samples x 5 steps): no prediction / f(x_ref) pass
     np.testing.assert_array_equal(again.values, first.values)
+    graph = ex.model_.graph  # a weight edited in place after fit: f(x_ref) computed again
+    with torch.no_grad():
+        graph.nodes[-1].layer.bias.add_(1.0)
+    rows.clear()
+    edited = ex.explain(x.numpy(), output_idx=[0, 3])
+    assert rows == [30, 1]
+    np.testing.assert_allclose(edited.decomp_goal, first.decomp_goal, rtol=0, atol=1e-12)
+    with torch.no_grad():
+        graph.nodes[-1].layer.bias.sub_(1.0)
     ex.fit(net, (ref + 1).numpy())  # a new reference: f(x_ref) computed again
     rows.clear()
     moved = ex.explain(x.numpy(), output_idx=[0, 3])

@@ -31,6 +31,7 @@ from .._batching import (
     auto_batch_size,
     block_rows,
     output_gradients,
+    root_module,
 )
 from .._data import InputBatch
 from .._model import predict
@@ -97,14 +98,29 @@ def _predict_selected(
     return out
 
 
+def _state_token(model: object) -> tuple:
+    """Identity, storage and in-place version of every tensor of the module behind
+    ``model`` (the graph or the private copy): changes when any of them is replaced or
+    edited in place."""
+    root = root_module(model)
+    if root is None:
+        return ()
+    return tuple((id(t), t.data_ptr(), t._version)
+                 for t in (*root.parameters(), *root.buffers()))
+
+
 def _cached_outputs(explainer: object, attr: str, rows: Sequence[torch.Tensor],
                     reference: object) -> list[torch.Tensor]:
     """Every output layer of ``explainer.model_`` at the one-row ``rows``, cached in
     ``explainer.<attr>`` per input shape, valid while ``model_`` and ``reference`` (the
-    fitted object ``rows`` come from, or None for constant rows) are the same objects."""
+    fitted object ``rows`` come from, or None for constant rows) are the same objects and
+    no tensor of the model was replaced or edited in place (e.g. ``graph_`` changed by hand
+    after fit)."""
+    state = _state_token(explainer.model_)
     cache = explainer.__dict__.get(attr)
-    if cache is None or cache[0] is not explainer.model_ or cache[1] is not reference:
-        cache = (explainer.model_, reference, {})
+    if (cache is None or cache[0] is not explainer.model_ or cache[1] is not reference
+            or cache[3] != state):
+        cache = (explainer.model_, reference, {}, state)
         explainer.__dict__[attr] = cache  # one store: safe when threads explain concurrently
     key = tuple((tuple(x.shape[1:]), x.dtype, x.device) for x in rows)
     outs = cache[2].get(key)
