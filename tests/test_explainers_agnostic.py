@@ -692,3 +692,36 @@ def test_long_runs_warn_with_their_cost_unless_verbose(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         explainer.set_params(verbose=True).explain(X[:3])  # a progress bar instead
+
+
+def test_surrogate_solves_run_numpy_blas_on_one_thread_and_restore_it():
+    """Kernel SHAP's / LIME's small solves run numpy's BLAS on one thread (threadpoolctl;
+    a second thread's spin-waiting starved torch's next model call on small machines) and
+    leave its thread count as it was, also when a solve raises."""
+    from threadpoolctl import ThreadpoolController
+
+    from sknn_explain.explainers.agnostic import _solvers
+
+    controller = ThreadpoolController()
+    blas = [c for c in controller.select(user_api="blas").lib_controllers]
+    if not blas:
+        pytest.skip("numpy has no BLAS that threadpoolctl can control here")
+    before = [c.num_threads for c in blas]
+    seen = []
+
+    def spy(z, w, y, total):
+        seen.append([c.num_threads for c in ThreadpoolController().select(
+            user_api="blas").lib_controllers])
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        _solvers._one_blas_thread(spy)(None, None, None, None)
+    assert seen == [[1] * len(blas)]
+    assert [c.num_threads for c in ThreadpoolController().select(
+        user_api="blas").lib_controllers] == before
+    z = np.array([[1, 0], [0, 1], [1, 1]])
+    phi = _solvers.constrained_wls(z, np.ones(3), np.array([[1.0], [2.0], [3.0]]),
+                                   np.array([3.0]))
+    np.testing.assert_allclose(phi[:, 0], [1.0, 2.0], atol=1e-12)
+    assert [c.num_threads for c in ThreadpoolController().select(
+        user_api="blas").lib_controllers] == before

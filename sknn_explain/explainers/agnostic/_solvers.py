@@ -6,9 +6,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
+from collections.abc import Callable, Iterator
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["constrained_wls", "constrained_wls_se", "weighted_ridge"]
 
@@ -18,6 +22,38 @@ __all__ = ["constrained_wls", "constrained_wls_se", "weighted_ridge"]
 _RIDGE_STEP_VALUES = 2**21
 
 
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """numpy's BLAS (OpenBLAS) on one thread for the duration (threadpoolctl, as
+    scikit-learn does around small solves).
+
+    The surrogates' solves are small (coalitions x features): a second thread gains
+    nothing there, and OpenBLAS's threads then spin-wait on the cores that torch's own
+    threads need for the next model call. On 2 cores that contention made Kernel SHAP
+    2-5x slower (1056 coalitions, 16 features: 3.8 ms with numpy's BLAS on one thread,
+    10-22 ms without); the numbers are the same up to the summation order (1e-16).
+    """
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        yield
+
+
+def _one_blas_thread(func: Callable) -> Callable:
+    """Run ``func`` under :func:`single_threaded_blas`."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_blas_thread
 def constrained_wls(
     z: np.ndarray, weights: np.ndarray, y: np.ndarray, total: np.ndarray
 ) -> np.ndarray:
@@ -49,6 +85,7 @@ def constrained_wls(
     return np.vstack([head, total[None, :] - head.sum(0, keepdims=True)])
 
 
+@_one_blas_thread
 def constrained_wls_se(
     z: np.ndarray, weights: np.ndarray, y: np.ndarray, phi: np.ndarray, strata: np.ndarray,
     covered: np.ndarray,
@@ -120,6 +157,7 @@ def _subset_ridge(
     return beta, rss
 
 
+@_one_blas_thread
 def weighted_ridge(
     z: np.ndarray,
     weights: np.ndarray,
