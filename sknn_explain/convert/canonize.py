@@ -57,21 +57,11 @@ def merge_batchnorm(graph: Graph, shapes: Mapping[str, tuple[int, ...]],
     Graph
         ``graph`` itself when nothing merges.
     """
-    readers = Counter(p for node in graph.nodes for p in node.inputs)
-    readers.update(graph.outputs)
-    producers = {node.name: node for node in graph.nodes}
     merged: dict[str, Node] = {}  # BatchNorm name -> merged node
     absorbed: set[str] = set()  # producers folded away
-    for node in graph.nodes:
-        if not isinstance(node.layer, BatchNorm):
-            continue
-        source = producers.get(node.inputs[0])
-        if source is None or readers[source.name] != 1 or source.name in keep:
-            continue
+    for source, node in _mergeable_pairs(graph, keep):
         layer = source.layer
         if isinstance(layer, Dense) and len(shapes[source.name]) != 1:
-            continue
-        if not isinstance(layer, (Dense, Conv)):
             continue
         merged[node.name] = Node(node.name, _merged(layer, node.layer), list(source.inputs))
         absorbed.add(source.name)

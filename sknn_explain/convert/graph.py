@@ -19,7 +19,7 @@ from ..layers import Activation
 from .nodes import Node, input_name
 from .serialize import build_graph, graph_to_dict
 
-__all__ = ["Graph", "Node", "input_name", "release_plan"]
+__all__ = ["Graph", "Node", "input_name", "release_plan", "run_nodes"]
 
 
 def release_plan(nodes: Sequence[Node], keep: Sequence[str]) -> list[tuple[str, ...]]:
@@ -57,6 +57,32 @@ def release_plan(nodes: Sequence[Node], keep: Sequence[str]) -> list[tuple[str, 
         if name not in kept:
             plan[i].append(name)
     return [tuple(p) for p in plan]
+
+
+def run_nodes(nodes: Sequence[Node], plan: Sequence[tuple[str, ...]],
+              values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Run ``nodes`` in order on ``values`` (updated in place: every node's output added,
+    then the names ``plan`` releases after it removed), and return ``values``.
+
+    Parameters
+    ----------
+    nodes : sequence of Node
+        In topological order; their inputs are in ``values`` or produced before.
+    plan : sequence of tuple of str
+        :func:`release_plan` of ``nodes``.
+    values : dict of str to torch.Tensor
+        The values the nodes read that they do not produce (the graph's inputs, ...).
+
+    Returns
+    -------
+    dict of str to torch.Tensor
+        ``values``, holding what ``plan`` kept.
+    """
+    for node, done in zip(nodes, plan):
+        values[node.name] = node.layer(*[values[p] for p in node.inputs])
+        for name in done:
+            values.pop(name, None)  # pop: a given value may be one that no node reads
+    return values
 
 
 class Graph(nn.Module):
@@ -195,11 +221,8 @@ class Graph(nn.Module):
             if node.name in needed:
                 needed.update(node.inputs)
         nodes = [n for n in self.nodes if n.name in needed]
-        values = {input_name(i): x for i, x in enumerate(xs)}
-        for node, done in zip(nodes, release_plan(nodes, list(wanted))):
-            values[node.name] = node.layer(*[values[p] for p in node.inputs])
-            for name in done:
-                values.pop(name, None)
+        values = run_nodes(nodes, release_plan(nodes, list(wanted)),
+                           {input_name(i): x for i, x in enumerate(xs)})
         return {name: values[name] for name in names}
 
     def forward(self, *xs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -228,11 +251,7 @@ class Graph(nn.Module):
         if cached is None or cached[0] != key:
             cached = (key, release_plan(self.nodes, self.outputs))
             self.__dict__["_release_plan"] = cached
-        values = {input_name(i): x for i, x in enumerate(xs)}
-        for node, done in zip(self.nodes, cached[1]):
-            values[node.name] = node.layer(*[values[p] for p in node.inputs])
-            for name in done:
-                del values[name]
+        values = run_nodes(self.nodes, cached[1], {input_name(i): x for i, x in enumerate(xs)})
         return tuple(values[o] for o in self.outputs)
 
     def node(self, name: str) -> Node:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..convert.graph import Graph, release_plan
+from ..convert.graph import Graph, release_plan, run_nodes
 from ..layers.conv import Conv
 
 __all__ = ["TailForward", "layer_axis_names", "resolve_layer"]
@@ -133,9 +133,6 @@ class TailForward:
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         values = dict(zip(self.context, xs[1:]))
         values[self.target] = xs[0]
-        for node, done in zip(self.nodes, self._release):
-            values[node.name] = node.layer(*[values[p] for p in node.inputs])
-            for name in done:
-                values.pop(name, None)  # a context value may be an output read by no node
+        run_nodes(self.nodes, self._release, values)
         return [values[o] for o in self.graph.outputs]
 
