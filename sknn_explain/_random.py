@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ROW_CONTEXT", "RowContext", "random_streams", "row_context", "row_generator",
-           "row_keys", "seed_entropy"]
+__all__ = ["ROW_CONTEXT", "RowContext", "random_stream", "random_streams", "row_context",
+           "row_generator", "row_keys", "seed_entropy"]
 
 
 def seed_entropy(random_state: object) -> int | None:
@@ -49,6 +49,12 @@ def random_streams(random_state: object, k: int) -> list[np.random.Generator]:
     """
     entropy = seed_entropy(random_state)
     return [np.random.default_rng(s) for s in np.random.SeedSequence(entropy).spawn(k)]
+
+
+def random_stream(random_state: object, index: int, k: int) -> np.random.Generator:
+    """``random_streams(random_state, k)[index]``, without building the other streams."""
+    entropy = seed_entropy(random_state)
+    return np.random.default_rng(np.random.SeedSequence(entropy).spawn(k)[index])
 
 
 def row_keys(random_state: object, k: int) -> list[np.ndarray]:

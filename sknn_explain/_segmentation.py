@@ -198,7 +198,11 @@ def build_feature_map(
             raw = grid_segments(shape, segment_size)
         else:
             raw = _user_segments(seg, shape, channels_first, name)
-        _, inverse, counts = np.unique(raw.reshape(-1), return_inverse=True, return_counts=True)
+        flat = raw.reshape(-1)
+        if np.array_equal(flat, np.arange(flat.size)):  # one feature per element, in order
+            inverse, counts = flat, np.ones(flat.size, dtype=np.int64)
+        else:
+            _, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
         labels.append(inverse.reshape(shape).astype(np.int64) + offset)
         sizes.append(counts)
         offset += len(counts)

@@ -725,3 +725,39 @@ def test_surrogate_solves_run_numpy_blas_on_one_thread_and_restore_it():
     np.testing.assert_allclose(phi[:, 0], [1.0, 2.0], atol=1e-12)
     assert [c.num_threads for c in ThreadpoolController().select(
         user_api="blas").lib_controllers] == before
+    with _solvers.single_threaded_blas():  # nested: entered once, restored by the outer
+        with _solvers.single_threaded_blas():
+            pass
+        assert [c.num_threads for c in ThreadpoolController().select(
+            user_api="blas").lib_controllers] == [1] * len(blas)
+    assert [c.num_threads for c in ThreadpoolController().select(
+        user_api="blas").lib_controllers] == before
+
+
+_FORWARD_ROWS: list[int] = []
+
+
+class _CountingNet(torch.nn.Module):
+    """Records the rows of every forward call (a module-level list: the private copy
+    shares it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        _FORWARD_ROWS.append(x.shape[0])
+        return self.lin(x)
+
+
+def test_kernel_shap_sizes_outputs_from_the_reference_predictions():
+    """fit's predictions on X_ref give the output widths: explain runs no one-row sizing
+    forward for inputs of X_ref's shape (and another shape still gets one)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    ks = KernelSHAP(n_samples=20, random_state=0).fit(_CountingNet(), rng.normal(size=(5, 4)))
+    assert ks.output_dims_ == {((4,),): [2]}
+    _FORWARD_ROWS.clear()
+    res = ks.explain(rng.normal(size=(3, 4)).astype(np.float32))
+    assert 1 not in _FORWARD_ROWS and res.values.shape == (3, 4, 2)
+    assert res.output_names == [["Y1", "Y2"]]

@@ -119,10 +119,33 @@ def test_stratified_coalitions_nested_and_unbiased_weights():
             np.unique(strata)].sum())
 
 
-def test_standard_error_matches_the_per_pair_formula():
-    """constrained_wls_se's rank-one shortcut equals the delta-method sum over pairs."""
+def test_stratified_draws_distinct_subsets_of_each_size():
+    """All strata drawn in one call (rejection path): every stratum holds distinct subsets
+    of its size, in the self-paired stratum the one without the last feature, and the
+    pairs of a smaller budget are a prefix of a larger one's."""
+    m = 20
+    sampler = StratifiedCoalitions(m, 700, np.random.default_rng(3))
+    z, _, strata = sampler.take(700)
+    half, st = z[0::2], strata[0::2]
+    assert len(np.unique(np.packbits(half, axis=1), axis=0)) == len(half)
+    np.testing.assert_array_equal(half.sum(1), sampler.sizes[st])
+    assert not half[sampler.sizes[st] == m // 2, -1].any()
+    np.testing.assert_array_equal(z[1::2], ~half)
+    small, _, small_strata = sampler.take(300)
+    for s in np.unique(small_strata):
+        c = sampler.counts(300)[s]
+        np.testing.assert_array_equal(small[0::2][small_strata[0::2] == s], half[st == s][:c])
+
+
+@pytest.mark.parametrize("one_product", [True, False])
+def test_standard_error_matches_the_per_pair_formula(one_product, monkeypatch):
+    """constrained_wls_se's rank-one shortcut equals the delta-method sum over pairs (both
+    ways of summing per stratum: one product over a stratum indicator, or per stratum)."""
+    from sknn_explain.explainers.agnostic import _solvers
     from sknn_explain.explainers.agnostic._solvers import constrained_wls, constrained_wls_se
 
+    if not one_product:
+        monkeypatch.setattr(_solvers, "_ONE_PRODUCT_MOMENTS", 0)
     rng = np.random.default_rng(5)
     sampler = StratifiedCoalitions(9, 160, rng)
     z, w, strata = sampler.take(160)
@@ -145,6 +168,19 @@ def test_standard_error_matches_the_per_pair_formula():
             var += (1 - covered[s]) * qs[0] ** 2
     np.testing.assert_allclose(constrained_wls_se(z, w, y, phi, strata, covered), np.sqrt(var),
                                rtol=1e-9, atol=1e-15)
+
+
+def test_gram_inverse_is_the_pseudo_inverse():
+    """The plain inverse where it is one, the pseudo-inverse of a singular Gram matrix."""
+    from sknn_explain.explainers.agnostic._solvers import _gram_inverse
+
+    rng = np.random.default_rng(0)
+    z = (rng.random((48, 16)) > 0.5).astype(float)
+    w = rng.random(48)
+    for rows in (48, 8):  # full rank; rank <= 8 (fewer coalitions than features)
+        gram = z[:rows].T @ (w[:rows, None] * z[:rows])
+        np.testing.assert_allclose(_gram_inverse(gram), np.linalg.pinv(gram), rtol=1e-10,
+                                   atol=1e-10 * np.abs(np.linalg.pinv(gram)).max())
 
 
 def test_torch_models_run_as_their_private_copy_without_conversion():

@@ -161,6 +161,11 @@ def _check_names(given: Sequence, known: Sequence | None, name: str, whose: str)
             )
 
 
+def _shapes_key(shapes: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:
+    """Per-sample input shapes as a hashable key."""
+    return tuple(tuple(int(d) for d in s) for s in shapes)
+
+
 def _clear_fitted(estimator: object) -> None:
     """Remove every fitted attribute (public names ending in ``_``) of ``estimator``."""
     for name in [k for k in vars(estimator) if k.endswith("_") and not k.startswith("_")]:
@@ -535,7 +540,7 @@ class Explainer(BaseEstimator):
         the widths are cached on the fitted explainer (``output_dims_``, keyed by the
         shapes), so later calls need no sizing forward pass.
         """
-        key = tuple(tuple(int(d) for d in s) for s in batch.shapes)
+        key = _shapes_key(batch.shapes)
         cache = self.__dict__.setdefault("output_dims_", {})
         dims = cache.get(key)
         if dims is None:
@@ -549,6 +554,14 @@ class Explainer(BaseEstimator):
                 dims = [o.shape[1] for o in call_forward(self.model_, first, hint=hint)]
             cache[key] = dims  # one dict store: safe when threads explain concurrently
         return list(dims)
+
+    def _remember_output_dims(self, shapes: Sequence[tuple[int, ...]],
+                              outputs: Sequence[torch.Tensor]) -> None:
+        """Record the output widths of a forward pass on inputs of per-sample ``shapes``
+        (e.g. the reference data's at ``fit``): :meth:`_output_dims` then needs no sizing
+        pass for inputs of those shapes."""
+        self.__dict__.setdefault("output_dims_", {})[_shapes_key(shapes)] = [
+            int(o.shape[1]) for o in outputs]
 
     def _block_rows(self, shapes: Sequence[tuple[int, ...]], n_outputs: int,
                     batch_size: int) -> int:

@@ -233,36 +233,25 @@ class StratifiedCoalitions:
         if m < 2:
             raise ValueError(f"Kernel SHAP coalitions need at least 2 features, got {m}")
         self.n_features = m
-        sizes = np.arange(1, m // 2 + 1)
-        per = (m - 1) / (comb(m, sizes) * sizes * (m - sizes))  # kernel weight per coalition
-        self.sizes = sizes
-        self.population = np.array(
-            [comb(m, s, exact=True) // (2 if 2 * s == m else 1) for s in sizes], dtype=np.int64)
-        self.mass = 2 * per * self.population
-        self.mass /= self.mass.sum()
+        self.sizes, self.population, self.mass = _strata(m)
         cap = self.counts(max_samples)
-        self._pairs = [_distinct_subsets(m, int(s), int(c), rng) for s, c in zip(sizes, cap)]
+        # a stratum is enumerated and shuffled when small and wanted in large part, else
+        # drawn at random with rejection of repeats
+        enumerated = (self.population <= _ENUMERATE_POPULATION) & (
+            cap * _REJECTION_FRACTION >= self.population)
+        self._pairs = [
+            _stratum_subsets(m, int(s))[rng.permutation(int(p))[:c]] if enum else None
+            for s, c, p, enum in zip(self.sizes, cap, self.population, enumerated)
+        ]
+        drawn = [i for i, enum in enumerate(enumerated) if not enum and cap[i] > 0]
+        if drawn:  # the other strata: random subsets, all strata in one draw
+            for i, rows in zip(drawn, _distinct_subsets(m, self.sizes[drawn], cap[drawn], rng)):
+                self._pairs[i] = rows
+        self._pairs = [np.zeros((0, m), dtype=bool) if p is None else p for p in self._pairs]
 
     def counts(self, n_samples: int) -> np.ndarray:
         """Pairs per stratum for a budget of ``n_samples`` coalitions (water filling)."""
-        left = int(n_samples) // 2
-        counts = np.zeros(len(self.sizes), dtype=np.int64)
-        open_ = np.ones(len(self.sizes), dtype=bool)
-        while left > 0 and open_.any():
-            share = self.mass * open_ / self.mass[open_].sum() * left
-            full = open_ & (share >= self.population - counts)
-            if full.any():  # enumerate these, give their surplus to the others
-                left -= int((self.population - counts)[full].sum())
-                counts[full] = self.population[full]
-                open_ &= ~full
-                continue
-            add = np.floor(share).astype(np.int64)
-            rest = left - int(add.sum())
-            order = np.argsort(-(share - add) * open_, kind="stable")[:rest]
-            add[order] += 1
-            counts += np.minimum(add, self.population - counts)
-            break
-        return counts
+        return _water_filling(self.n_features, int(n_samples))
 
     def take(self, n_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Coalitions ``(S, M)`` (pairs on consecutive rows), weights ``(S,)`` summing to 1
@@ -271,15 +260,14 @@ class StratifiedCoalitions:
 
     def rows(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """As :meth:`take`, for given numbers of pairs per stratum."""
-        zs, ws, strata = [], [], []
-        for i, c in enumerate(counts):
-            if c == 0:
-                continue
-            zs.append(self.pair_rows(i, 0, c))
-            ws.append(np.full(2 * c, self.mass[i] / (2 * c)))
-            strata.append(np.full(2 * c, i))
-        w = np.concatenate(ws)
-        return np.vstack(zs), w / w.sum(), np.concatenate(strata)
+        counts = np.asarray(counts, dtype=np.int64)
+        used = np.flatnonzero(counts)
+        half = np.concatenate([self._pairs[i][:counts[i]] for i in used])
+        z = np.empty((2 * len(half), self.n_features), dtype=bool)
+        z[0::2], z[1::2] = half, ~half
+        per_row = 2 * counts[used]
+        w = np.repeat(self.mass[used] / per_row, per_row)
+        return z, w / w.sum(), np.repeat(used, per_row)
 
     def pair_rows(self, stratum: int, start: int, stop: int) -> np.ndarray:
         """Pairs ``start:stop`` of a stratum as coalition rows, each followed by its
@@ -304,26 +292,78 @@ def _stratum_subsets(m: int, size: int) -> np.ndarray:
     return full
 
 
-def _distinct_subsets(m: int, size: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` distinct subsets of ``size`` features in random order, ``(count, M)``; for
-    ``size = M / 2`` one of each complement pair (the one without the last feature)."""
-    if count == 0:
-        return np.zeros((0, m), dtype=bool)
-    self_paired = 2 * size == m
-    population = comb(m, size, exact=True) // (2 if self_paired else 1)
-    if population <= _ENUMERATE_POPULATION and count * _REJECTION_FRACTION >= population:
-        full = _stratum_subsets(m, size)
-        return full[rng.permutation(len(full))[:count]]
+@functools.lru_cache(maxsize=64)
+def _strata(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Subset sizes ``1 .. M / 2``, pairs per size and the sizes' Shapley-kernel mass
+    (summing to 1), for ``M`` features. Cached (read-only): fixed per width."""
+    sizes = np.arange(1, m // 2 + 1)
+    per = (m - 1) / (comb(m, sizes) * sizes * (m - sizes))  # kernel weight per coalition
+    population = np.array(
+        [comb(m, s, exact=True) // (2 if 2 * s == m else 1) for s in sizes], dtype=np.int64)
+    mass = 2 * per * population
+    mass /= mass.sum()
+    for a in (sizes, population, mass):
+        a.flags.writeable = False
+    return sizes, population, mass
+
+
+@functools.lru_cache(maxsize=256)
+def _water_filling(m: int, n_samples: int) -> np.ndarray:
+    """Pairs per stratum for a budget of ``n_samples`` coalitions over ``M`` features:
+    allotted in proportion to the strata's kernel mass, a stratum whose share covers all
+    its pairs enumerated and its surplus shared by the others. Cached (read-only)."""
+    _, population, mass = _strata(m)
+    left = n_samples // 2
+    counts = np.zeros(len(population), dtype=np.int64)
+    open_ = np.ones(len(population), dtype=bool)
+    while left > 0 and open_.any():
+        share = mass * open_ / mass[open_].sum() * left
+        full = open_ & (share >= population - counts)
+        if full.any():  # enumerate these, give their surplus to the others
+            left -= int((population - counts)[full].sum())
+            counts[full] = population[full]
+            open_ &= ~full
+            continue
+        add = np.floor(share).astype(np.int64)
+        rest = left - int(add.sum())
+        order = np.argsort(-(share - add) * open_, kind="stable")[:rest]
+        add[order] += 1
+        counts += np.minimum(add, population - counts)
+        break
+    counts.flags.writeable = False
+    return counts
+
+
+def _distinct_subsets(
+    m: int, sizes: np.ndarray, counts: np.ndarray, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Per stratum ``i``, ``counts[i]`` distinct random subsets of ``sizes[i]`` features in
+    random order, ``(counts[i], M)``; for a size of ``M / 2`` one of each complement pair
+    (the one without the last feature).
+
+    All strata are drawn in one call (their subsets differ in size, so one uniqueness test
+    over all rows finds the repeats within each); a repeat is dropped and its stratum drawn
+    again (rare: the strata drawn here are large next to the pairs wanted from them).
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    counts = np.asarray(counts, dtype=np.int64)
+    stratum = np.repeat(np.arange(len(sizes)), counts)
     rows = np.zeros((0, m), dtype=bool)
-    while len(rows) < count:  # rejection: few pairs of a large stratum, repeats are rare
-        draw = np.argsort(rng.random((count, m)), axis=1) < size
-        if self_paired:
-            draw[draw[:, -1]] = ~draw[draw[:, -1]]
-        rows = np.vstack([rows, draw])
+    kept = np.zeros(0, dtype=np.int64)
+    need = stratum
+    while len(need):
+        draw = np.argsort(rng.random((len(need), m)), axis=1) < sizes[need][:, None]
+        flip = (2 * sizes[need] == m) & draw[:, -1]
+        draw[flip] = ~draw[flip]
+        rows, kept = np.vstack([rows, draw]), np.concatenate([kept, need])
         if m <= _INT_CODE_FEATURES:  # one integer per subset: a 1-D unique, far faster
             keys = rows @ (np.int64(1) << np.arange(m, dtype=np.int64))
             _, first = np.unique(keys, return_index=True)
         else:
             _, first = np.unique(np.packbits(rows, axis=1), axis=0, return_index=True)
-        rows = rows[np.sort(first)]  # first occurrences, in draw order
-    return rows[:count]
+        first = np.sort(first)  # first occurrences, in draw order
+        rows, kept = rows[first], kept[first]
+        missing = counts - np.bincount(kept, minlength=len(counts))
+        need = np.repeat(np.arange(len(sizes)), missing)
+    order = np.argsort(kept, kind="stable")  # stratum by stratum, each in draw order
+    return np.split(rows[order], np.cumsum(counts)[:-1])

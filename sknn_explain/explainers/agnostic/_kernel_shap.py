@@ -9,12 +9,12 @@ import torch
 
 from ..._data import InputBatch
 from ..._model import describe_rows, predict
-from ..._random import random_streams
+from ..._random import random_stream
 from ..._validation import POSITIVE_INT, Interval, StrOptions
 from ._coalitions import MAX_ENUMERATED_FEATURES, StratifiedCoalitions, kernel_shap_coalitions
 from ._estimator import AGNOSTIC_DOC, ATTRIBUTES_DOC, AgnosticExplainer, warn_if_long
 from ._masking import masked_outputs, nonfinite_perturbations, spread
-from ._solvers import constrained_wls, constrained_wls_se
+from ._solvers import constrained_wls, constrained_wls_se, single_threaded_blas
 
 __all__ = ["KernelSHAP"]
 
@@ -157,7 +157,7 @@ class KernelSHAP(AgnosticExplainer):
         data = ref.to_tensors(self.dtype_, self.device_)
         n_ref = ref.n_samples
         if self.limit_ref is not None and n_ref > self.limit_ref:
-            gen = random_streams(self.random_state, 2)[0]
+            gen = random_stream(self.random_state, 0, 2)
             keep = np.sort(gen.choice(n_ref, size=int(self.limit_ref), replace=False))
             idx = torch.as_tensor(keep, device=self.device_)
             data = [d[idx] for d in data]
@@ -175,6 +175,7 @@ class KernelSHAP(AgnosticExplainer):
             )
         self.data_ref_ = data
         self.ref_output_mean_ = [o.to(torch.float64).mean(0) for o in outs]
+        self._remember_output_dims(ref.shapes, outs)
 
     def _budget(self, m: int) -> int:
         if isinstance(self.n_samples, str):
@@ -228,7 +229,7 @@ class KernelSHAP(AgnosticExplainer):
                     verbose=self.verbose, desc="KernelSHAP",
                 ).cpu().numpy()
 
-            gen = random_streams(self.random_state, 2)[1]
+            gen = random_stream(self.random_state, 1, 2)
             if self.sampling == "shap" or self._exact(m, budget):
                 z, w, _ = kernel_shap_coalitions(m, budget, gen)
                 phi, _, bad = solve(z, w, evaluate(z))
@@ -274,8 +275,9 @@ class KernelSHAP(AgnosticExplainer):
                 done = counts
             z, w, strata = sampler.rows(done)  # the same rows, stratum by stratum
             v = np.concatenate([vs[i] for i in range(len(done)) if done[i] > 0], 1)
-            phi, y, bad = solve(z, w, v)
-            se = constrained_wls_se(z, w, y, phi, strata, done / sampler.population)
+            with single_threaded_blas():  # one limit for both solves
+                phi, y, bad = solve(z, w, v)
+                se = constrained_wls_se(z, w, y, phi, strata, done / sampler.population)
             if self.tol is not None:
                 worst = se.reshape(m, *bad.shape)[:, ~bad]
                 if worst.size == 0 or float(worst.max()) <= self.tol:
