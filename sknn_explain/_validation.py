@@ -244,10 +244,17 @@ def check_estimator_params(estimator: object) -> None:
     compiled = _compiled_constraints(type(estimator))
     values = [getattr(estimator, name) for name, _ in compiled]
     frozen = all(isinstance(v, _FROZEN_TYPES) for v in values)
+    key = None
     if frozen:
         seen = estimator.__dict__.get("_checked_params")
         if (seen is not None and seen[0] is compiled and len(seen[1]) == len(values)
                 and all(a is b for a, b in zip(seen[1], values))):
+            return
+        # the same values passed for another instance of the class (a fresh explainer per
+        # call): typed, so that True / 1 / 1.0 are told apart; NaN never matches itself
+        key = (type(estimator), tuple((type(v), v) for v in values))
+        if key in _PASSED:
+            estimator.__dict__["_checked_params"] = (compiled, values)
             return
     for (name, constraints), value in zip(compiled, values):
         if not any(c.is_satisfied_by(value) for c in constraints):
@@ -256,6 +263,14 @@ def check_estimator_params(estimator: object) -> None:
                 f"The {name!r} parameter of {type(estimator).__name__} is invalid: {value!r}")
     if frozen:
         estimator.__dict__["_checked_params"] = (compiled, values)
+        if len(_PASSED) >= _PASSED_SIZE:
+            _PASSED.clear()
+        _PASSED.add(key)
+
+
+#: typed immutable hyperparameter values that passed their class's check (bounded)
+_PASSED: set = set()
+_PASSED_SIZE = 1024
 
 
 def validate_arguments(constraints: Mapping[str, list]) -> Callable:

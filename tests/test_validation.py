@@ -316,3 +316,10 @@ def test_a_passed_check_is_remembered_only_while_the_same_immutable_values_are_s
     ex.n = 2.5
     with pytest.raises(InvalidParameterError, match="'n' parameter"):
         ex.explain(np.zeros((2, 3), np.float32))
+    # values that passed for one instance pass for a fresh one (a fresh explainer per call),
+    # typed: 4.0 equals 4 but fails Interval(Integral)
+    fresh = Est(n=4)
+    check_estimator_params(fresh)
+    assert "_checked_params" in fresh.__dict__
+    with pytest.raises(InvalidParameterError, match="'n' parameter"):
+        check_estimator_params(Est(n=4.0))

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from . import kernel_accuracy, latency, report, worker
+from .kernel_accuracy import SEEDS
 from .models import SPECS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     rows = run_cells(select_models(args.models), args)
     kernel = None if args.no_kernel else [
-        kernel_accuracy.run(m, quick=args.quick, seeds=(0,) if args.quick else (0, 1))
+        kernel_accuracy.run(m, quick=args.quick, seeds=(0,) if args.quick else SEEDS)
         for m in ((10,) if args.quick else (16, 20))]
     lat = None if args.no_latency else latency.run(quick=args.quick)
     results = {"cells": rows, "kernel": kernel, "latency": lat}
