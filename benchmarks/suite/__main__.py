@@ -77,9 +77,10 @@ def header(args: argparse.Namespace, seconds: float) -> str:
             f"{' --full' if args.full else ''}` "
             f"in {seconds:.0f} s: torch {torch.__version__}, {args.threads} thread(s), CPU "
             f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores), float32, "
-            f"after a warm-up, best of {args.repeats} to 15 steady-state calls (one timed "
-            "call when the warm-up took over 0.5 s; a first call over 2 s is the "
-            "measurement), fit / conversion not timed. Ratio = ours / the peer's faster way; "
+            f"after a warm-up, best of {args.repeats} to 15 steady-state calls, ours and the "
+            "peer's alternating round by round (one timed call each when a call takes over "
+            "0.5 s; a first call over 2 s is the measurement), fit / conversion not timed. "
+            "Ratio = ours / the peer's faster way; "
             "**!** marks a ratio above the target (1.0 for one output, 0.5 for more). Memory "
             "= RSS high-water over the RSS before the call (MiB), measured in its own call after "
             "freed heap memory was returned to the OS.")

@@ -7,6 +7,9 @@ many calls; where that file is not writable, ``resource.getrusage(...).ru_maxrss
 only the first call of a process is meaningful (run one cell per process then). Freed heap
 memory is returned to the OS (``malloc_trim``) before each reset.
 
+The suite measures the calls of one cell together (:func:`measure_group`): their timed calls
+alternate, so that the machine's speed drift hits both sides alike.
+
 Time and memory of a fast call (under :data:`HEAVY_S`) come from separate calls: the memory
 from one call right after the reset, the time from calls in the steady state that repeated
 calls reach (no ``malloc_trim`` between them: handing the heap back before every call made
@@ -130,3 +133,50 @@ def measure(fn: Callable[[], object], repeats: int) -> Measurement:
         fn()
         best = min(best, time.perf_counter() - t0)
     return Measurement(value, best, peak)
+
+
+def measure_group(calls: dict[object, Callable[[], object]],
+                  repeats: int) -> dict[object, Measurement]:
+    """:func:`measure` for calls that are compared with each other (ours and each peer
+    way of one cell), their timed calls interleaved round by round.
+
+    This machine's speed drifts by up to 2x over seconds (other tenants of the host): timed
+    one side after the other, a slow phase could land on one side only. Here every call is
+    warmed up first, then each gets its memory call (after :func:`reset_peak`, also timed),
+    side by side; fast calls (all second calls under :data:`HEAVY_S`) then get the same
+    number of further rounds, ``ours, peer, ours, peer, ...``, each side's time the best of
+    its calls. A first call over :data:`SINGLE_S` is that side's measurement, as in
+    :func:`measure`.
+    """
+    results: dict[object, Measurement] = {}
+    values: dict[object, object] = {}
+    for key, fn in calls.items():
+        reset_peak()
+        before = rss_mib()
+        t0 = time.perf_counter()
+        value = fn()
+        warm = time.perf_counter() - t0
+        if warm > SINGLE_S:
+            results[key] = Measurement(value, warm, peak_mib() - before)
+        else:
+            values[key] = value
+    best: dict[object, float] = {}
+    peaks: dict[object, float] = {}
+    for key in values:
+        reset_peak()
+        before = rss_mib()
+        t0 = time.perf_counter()
+        calls[key]()
+        best[key] = time.perf_counter() - t0
+        peaks[key] = peak_mib() - before
+    if best and max(best.values()) <= HEAVY_S:
+        slowest = max(best.values())
+        rounds = min(FAST_REPEATS_MAX, max(repeats, int(FAST_BUDGET_S / max(slowest, 1e-4))))
+        for _ in range(rounds):
+            for key in values:
+                t0 = time.perf_counter()
+                calls[key]()
+                best[key] = min(best[key], time.perf_counter() - t0)
+    for key, value in values.items():
+        results[key] = Measurement(value, best[key], peaks[key])
+    return {key: results[key] for key in calls}

@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 import torch
 
-from .measure import Measurement, measure
+from .measure import measure_group
 from .methods import ALL_OUTPUTS, agnostic_rows, explain_ours, methods_for
 from .models import make_case
 
@@ -38,16 +38,6 @@ def compare(ours: np.ndarray, theirs: np.ndarray, kind: str) -> dict:
             "rel_mean": rel_mean}
 
 
-def _timed(call, repeats: int, cache: dict, key: tuple) -> Measurement:
-    """Measure ``call``; a peer call that explains every output at once (way
-    :data:`ALL_OUTPUTS`) is the same call for every output count, so it is timed once."""
-    if key[-1] != ALL_OUTPUTS:
-        return measure(call, repeats)
-    if key not in cache:
-        cache[key] = measure(call, repeats)
-    return cache[key]
-
-
 def run_model(name: str, quick: bool, repeats: int, only: set[str] | None,
               full: bool = False):
     case = make_case(name, quick=quick, full=full)
@@ -61,12 +51,26 @@ def run_model(name: str, quick: bool, repeats: int, only: set[str] | None,
             row = {"model": name, "method": method.name, "outputs": k,
                    "rows": len(case.X[:agnostic_rows(case, method.rows)])}
             try:
-                ours = measure(partial(explain_ours, explainer, case, targets, method.rows),
-                               repeats)
+                ours_call = partial(explain_ours, explainer, case, targets, method.rows)
+                peers = method.peers(case, targets)
+                # ours and every peer way timed together, interleaved; a peer call that
+                # explains every output at once (way ALL_OUTPUTS) is the same call for every
+                # output count: measured with the first count, then reused
+                calls = {"ours": ours_call}
+                for peer, ways in peers.items():
+                    for way, call in ways.items():
+                        key = (method.name, peer, way)
+                        if way != ALL_OUTPUTS or key not in all_outputs:
+                            calls[key] = call
+                measured = measure_group(calls, repeats)
+                ours = measured.pop("ours")
+                for key, m in measured.items():
+                    if key[-1] == ALL_OUTPUTS:
+                        all_outputs[key] = m
                 row.update(ours_s=ours.seconds, ours_mib=ours.peak_mib)
-                for peer, ways in method.peers(case, targets).items():
-                    timed = {way: _timed(call, repeats, all_outputs, (method.name, peer, way))
-                             for way, call in ways.items()}
+                for peer, ways in peers.items():
+                    timed = {way: measured.get((method.name, peer, way))
+                             or all_outputs[(method.name, peer, way)] for way in ways}
                     way = min(timed, key=lambda w: timed[w].seconds)
                     best = timed[way]
                     theirs = best.value
