@@ -200,3 +200,21 @@ def test_uncopyable_module_is_a_type_error():
 
     with pytest.raises(TypeError, match="could not copy the model"):
         copy_model(Holder())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_private_copy_casts_only_what_differs(dtype):
+    """The no-op ``.to()`` is skipped only when every tensor already has the dtype: a
+    float64 buffer or a float32 parameter is still cast, integer buffers stay integers."""
+    from sknn_explain._model import _already_on, private_copy
+
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    net.register_buffer("extra", torch.zeros(2, dtype=torch.float64))
+    assert not _already_on(net, torch.float32, torch.device("cpu"))
+    private = private_copy(net, dtype, torch.device("cpu"))
+    assert all(p.dtype == dtype and not p.requires_grad for p in private.parameters())
+    assert private.extra.dtype == dtype and private[1].running_mean.dtype == dtype
+    assert private[1].num_batches_tracked.dtype == torch.int64
+    assert not private.training and net.training  # the user's module is untouched
+    assert net.extra.dtype == torch.float64 and net[0].weight.dtype == torch.float32
+    assert _already_on(private, dtype, torch.device("cpu"))

@@ -366,4 +366,6 @@ def _distinct_subsets(
         missing = counts - np.bincount(kept, minlength=len(counts))
         need = np.repeat(np.arange(len(sizes)), missing)
     order = np.argsort(kept, kind="stable")  # stratum by stratum, each in draw order
-    return np.split(rows[order], np.cumsum(counts)[:-1])
+    rows = rows[order]
+    ends = np.cumsum(counts)
+    return [rows[end - c:end] for c, end in zip(counts.tolist(), ends.tolist())]
