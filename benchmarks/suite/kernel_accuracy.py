@@ -6,7 +6,8 @@ enumerating all ``2^M`` coalitions (float64); then ours (``sampling="stratified"
 without replacement within each subset size) and ``shap.KernelExplainer`` (``l1_reg=False``)
 run at the same ``nsamples`` grid, interleaved seed by seed (each with its own seed).
 Reported per ``nsamples``: RMSE of each against the exact values and wall time (fit
-included for both; the fastest of ``REPEATS`` identical runs, averaged over the seeds);
+included for both; the fastest of ``REPEATS`` identical runs, ours and shap alternating run
+by run, averaged over the seeds);
 then, for each shap point, the smallest ``nsamples`` at which ours is at least as accurate
 and the time ratio there.
 """
@@ -99,9 +100,9 @@ def run(n_features: int, quick: bool = False, seeds: tuple[int, ...] = SEEDS) ->
                                   dtype="float", sampling="stratified").fit(
                                       model, background).explain(X).values
 
-            ours, t_ours = _best_of(ours_call, repeats)
-            theirs, t_shap = _best_of(lambda ns=ns, seed=seed: shap_kernel(
-                model, X, background, ns, seed), repeats)
+            (ours, t_ours), (theirs, t_shap) = _best_of_interleaved(
+                [ours_call, lambda ns=ns, seed=seed: shap_kernel(model, X, background, ns, seed)],
+                repeats)
             times["ours"].append(t_ours)
             times["shap"].append(t_shap)
             errs["ours"].append(_rmse(ours, exact))
@@ -113,15 +114,17 @@ def run(n_features: int, quick: bool = False, seeds: tuple[int, ...] = SEEDS) ->
             "matched": matched_error(points)}
 
 
-def _best_of(call, repeats: int):
-    """``call()``'s result and its fastest wall time over ``repeats`` identical runs (same
-    seed, same result): one run of a few milliseconds is at the mercy of a loaded machine."""
-    best = float("inf")
+def _best_of_interleaved(calls, repeats: int) -> list[tuple[object, float]]:
+    """Each call's result and its fastest wall time over ``repeats`` rounds, the calls
+    alternating within each round (the host's speed drifts over seconds: timed one after the
+    other, a slow phase could land on one side only)."""
+    results, best = [None] * len(calls), [float("inf")] * len(calls)
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        result = call()
-        best = min(best, time.perf_counter() - t0)
-    return result, best
+        for i, call in enumerate(calls):
+            t0 = time.perf_counter()
+            results[i] = call()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return list(zip(results, best))
 
 
 def shap_kernel(model: torch.nn.Module, X: np.ndarray, background: np.ndarray,

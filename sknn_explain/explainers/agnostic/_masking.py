@@ -6,7 +6,6 @@ reference values; :func:`spread` maps feature values back onto the input element
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Sequence
 
@@ -88,16 +87,15 @@ def masked_outputs(
     bidx = None if base_index is None else torch.as_tensor(base_index, device=device)
     cols = [torch.as_tensor(idx, device=device) for idx in selection.indices]
 
+    first = np.asarray(selection.indices[0])
+    in_order = bool((first == np.arange(len(first))).all())  # 0, 1, ..., K - 1
+
     def pick(outs: list[torch.Tensor]) -> torch.Tensor:
         if len(cols) == 1:
             o = outs[selection.layers[0]]
-            return o if whole_layer(o.shape[1]) else o[:, cols[0]]
+            # every node of the layer in order: the layer itself, no gather
+            return o if in_order and o.shape[1] == len(first) else o[:, cols[0]]
         return torch.cat([outs[layer][:, c] for layer, c in zip(selection.layers, cols)], 1)
-
-    @functools.cache
-    def whole_layer(width: int) -> bool:
-        idx = selection.indices[0]
-        return len(idx) == width and bool((idx == np.arange(width)).all())
 
     def masks_of(em: torch.Tensor, s: torch.Tensor | slice) -> torch.Tensor:
         return em[s] if em.dtype == zt.dtype else zt[s][:, em]
