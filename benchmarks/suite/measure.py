@@ -109,30 +109,7 @@ def measure(fn: Callable[[], object], repeats: int) -> Measurement:
     ``repeats`` (up to :data:`FAST_REPEATS_MAX` within :data:`FAST_BUDGET_S`) steady-state
     calls.
     """
-    reset_peak()
-    before = rss_mib()
-    t0 = time.perf_counter()
-    value = fn()
-    warm = time.perf_counter() - t0
-    if warm > SINGLE_S:
-        return Measurement(value, warm, peak_mib() - before)
-    reset_peak()
-    before = rss_mib()
-    t0 = time.perf_counter()
-    fn()
-    best = time.perf_counter() - t0
-    peak = peak_mib() - before
-    # heavy or fast by the second call: the first call of a process also pays one-off
-    # set-up (oneDNN kernels, thread pools: up to a second), and judging by it timed a
-    # 5 ms call once, right after the memory reset (16 ms measured for a 5 ms call)
-    if best > HEAVY_S:
-        return Measurement(value, best, peak)
-    n = min(FAST_REPEATS_MAX, max(repeats, int(FAST_BUDGET_S / max(best, 1e-4))))
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return Measurement(value, best, peak)
+    return measure_group({0: fn}, repeats)[0]
 
 
 def measure_group(calls: dict[object, Callable[[], object]],
