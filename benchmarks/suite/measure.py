@@ -80,6 +80,9 @@ class Measurement:
 #: a fast call is timed at least this many times more (best of), within :data:`FAST_BUDGET_S`
 FAST_REPEATS_MAX = 15
 FAST_BUDGET_S = 0.3
+#: a peer way whose first call took this many times its rival way's (and over
+#: :data:`HEAVY_S`) is not timed again: it cannot be the faster way
+SLOWER_WAY = 2.0
 
 #: a first call longer than this is the measurement itself: its one-off costs (hooks set up,
 #: allocator growth: milliseconds) are below 1 % of it, and a second call would double the
@@ -112,31 +115,44 @@ def measure(fn: Callable[[], object], repeats: int) -> Measurement:
     return measure_group({0: fn}, repeats)[0]
 
 
-def measure_group(calls: dict[object, Callable[[], object]],
-                  repeats: int) -> dict[object, Measurement]:
+def measure_group(calls: dict[object, Callable[[], object]], repeats: int,
+                  groups: dict[object, object] | None = None) -> dict[object, Measurement]:
     """:func:`measure` for calls that are compared with each other (ours and each peer
     way of one cell), their timed calls interleaved round by round.
 
     This machine's speed drifts by up to 2x over seconds (other tenants of the host): timed
     one side after the other, a slow phase could land on one side only. Here every call is
     warmed up first, then each gets its memory call (after :func:`reset_peak`, also timed),
-    side by side; fast calls (all second calls under :data:`HEAVY_S`) then get the same
-    number of further rounds, ``ours, peer, ours, peer, ...``, each side's time the best of
-    its calls. A first call over :data:`SINGLE_S` is that side's measurement, as in
-    :func:`measure`.
+    side by side; the fast calls (memory call under :data:`HEAVY_S`) then get the same
+    number of further rounds, ``ours, peer, ours, peer, ...``, each one's time the best of
+    its calls; a slower call keeps the time of its memory call. A first call over
+    :data:`SINGLE_S` is that call's measurement, as in :func:`measure`.
+
+    ``groups`` maps keys to rival groups (the ways of one peer, of which the faster is
+    reported): a call whose first call took over :data:`HEAVY_S` and over
+    :data:`SLOWER_WAY` times its group's fastest first call cannot be the faster way and is
+    not called again (its warm-up is its measurement).
     """
+    groups = groups or {}
     results: dict[object, Measurement] = {}
     values: dict[object, object] = {}
+    warm: dict[object, tuple[float, float]] = {}
     for key, fn in calls.items():
         reset_peak()
         before = rss_mib()
         t0 = time.perf_counter()
         value = fn()
-        warm = time.perf_counter() - t0
-        if warm > SINGLE_S:
-            results[key] = Measurement(value, warm, peak_mib() - before)
+        seconds = time.perf_counter() - t0
+        warm[key] = (seconds, peak_mib() - before)
+        if seconds > SINGLE_S:
+            results[key] = Measurement(value, seconds, warm[key][1])
         else:
             values[key] = value
+    for key in list(values):
+        rivals = [warm[k][0] for k in calls if k in groups and groups[k] == groups.get(key)]
+        seconds = warm[key][0]
+        if key in groups and seconds > HEAVY_S and seconds > SLOWER_WAY * min(rivals):
+            results[key] = Measurement(values.pop(key), seconds, warm[key][1])
     best: dict[object, float] = {}
     peaks: dict[object, float] = {}
     for key in values:
@@ -146,11 +162,12 @@ def measure_group(calls: dict[object, Callable[[], object]],
         calls[key]()
         best[key] = time.perf_counter() - t0
         peaks[key] = peak_mib() - before
-    if best and max(best.values()) <= HEAVY_S:
-        slowest = max(best.values())
+    fast = [key for key in values if best[key] <= HEAVY_S]
+    if fast:
+        slowest = max(best[key] for key in fast)
         rounds = min(FAST_REPEATS_MAX, max(repeats, int(FAST_BUDGET_S / max(slowest, 1e-4))))
         for _ in range(rounds):
-            for key in values:
+            for key in fast:
                 t0 = time.perf_counter()
                 calls[key]()
                 best[key] = min(best[key], time.perf_counter() - t0)

@@ -62,7 +62,8 @@ def run_model(name: str, quick: bool, repeats: int, only: set[str] | None,
                         key = (method.name, peer, way)
                         if way != ALL_OUTPUTS or key not in all_outputs:
                             calls[key] = call
-                measured = measure_group(calls, repeats)
+                rivals = {key: key[1] for key in calls if key != "ours"}
+                measured = measure_group(calls, repeats, rivals)
                 ours = measured.pop("ours")
                 for key, m in measured.items():
                     if key[-1] == ALL_OUTPUTS:
