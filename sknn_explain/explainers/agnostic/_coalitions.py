@@ -262,9 +262,7 @@ class StratifiedCoalitions:
         """As :meth:`take`, for given numbers of pairs per stratum."""
         counts = np.asarray(counts, dtype=np.int64)
         used = np.flatnonzero(counts)
-        half = np.concatenate([self._pairs[i][:counts[i]] for i in used])
-        z = np.empty((2 * len(half), self.n_features), dtype=bool)
-        z[0::2], z[1::2] = half, ~half
+        z = _with_complements(np.concatenate([self._pairs[i][:counts[i]] for i in used]))
         per_row = 2 * counts[used]
         w = np.repeat(self.mass[used] / per_row, per_row)
         return z, w / w.sum(), np.repeat(used, per_row)
@@ -272,10 +270,14 @@ class StratifiedCoalitions:
     def pair_rows(self, stratum: int, start: int, stop: int) -> np.ndarray:
         """Pairs ``start:stop`` of a stratum as coalition rows, each followed by its
         complement, ``(2 (stop - start), M)``."""
-        half = self._pairs[stratum][start:stop]
-        pair = np.empty((2 * len(half), self.n_features), dtype=bool)
-        pair[0::2], pair[1::2] = half, ~half
-        return pair
+        return _with_complements(self._pairs[stratum][start:stop])
+
+
+def _with_complements(half: np.ndarray) -> np.ndarray:
+    """Coalitions ``(J, M)`` as rows ``(2 J, M)``, each followed by its complement."""
+    pair = np.empty((2 * len(half), half.shape[1]), dtype=bool)
+    pair[0::2], pair[1::2] = half, ~half
+    return pair
 
 
 @functools.lru_cache(maxsize=32)
