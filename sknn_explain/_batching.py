@@ -1,6 +1,8 @@
 """Chunked evaluation: batch sizes, all-outputs gradients, path sums in bounded memory.
 
-* :func:`auto_batch_size` picks rows per model call from the input width (every method).
+* :func:`auto_batch_size` picks rows per model call from the input width (every method);
+  :func:`forward_batch_size` caps it for forward-only calls on CPU (perturbation and
+  model-agnostic methods).
 * :func:`output_gradients` computes the gradients of *all* selected output nodes in one
   forward pass and one batched backward pass (``is_grads_batched``, i.e. ``torch.func.vmap``
   over one-hot ``grad_outputs``) or, for images on CPU, one backward pass per output
@@ -24,8 +26,9 @@ from ._output_selection import OutputSelection
 from ._random import row_context
 from .layers.base import to_channels_last
 
-__all__ = ["BLOCK_VALUES", "CPU_WORKING_SET", "STRATEGIES", "Forward", "RowMaker",
-           "accumulate_paths", "auto_batch_size", "block_rows", "gradient_strategy",
+__all__ = ["BLOCK_VALUES", "CPU_FORWARD_SET", "CPU_WORKING_SET", "STRATEGIES", "Forward",
+           "RowMaker", "accumulate_paths", "auto_batch_size", "block_rows",
+           "forward_batch_size", "gradient_strategy",
            "output_gradients", "root_module"]
 
 Forward = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
@@ -37,6 +40,11 @@ RowMaker = Callable[
 #: on CPU, values (rows x input width x outputs) per batched backward pass: cache-sized
 #: chunks measured 2-3x faster than one big chunk for CNNs (benchmarks/bench_gradient.py)
 CPU_WORKING_SET = 2**20
+#: on CPU, input values (rows x input width) per forward-only model call of the perturbation
+#: and model-agnostic methods: 2^17-2^19 were the fastest on every benchmark model (the
+#: 3x32x32 CNN and the ResNet 2.5-3x faster than chunks of 2^22 values, MLPs and the signal
+#: CNN the same within noise); see docs/benchmarks.md
+CPU_FORWARD_SET = 2**18
 
 
 #: attribution values (rows x input width x outputs) of one block of rows that an explainer
@@ -71,6 +79,23 @@ def auto_batch_size(
     if device_type == "cpu":
         rows = min(rows, CPU_WORKING_SET // (per_row * k))
     return int(min(8192, max(1, rows)))
+
+
+def forward_batch_size(shapes: Sequence[tuple[int, ...]],
+                       device_type: str | None = None) -> int:
+    """Rows per forward-only model call (no gradients kept): :func:`auto_batch_size`, and on
+    CPU (``device_type="cpu"``) at most :data:`CPU_FORWARD_SET` input values per call.
+
+    Examples
+    --------
+    >>> forward_batch_size([(3, 32, 32)]), forward_batch_size([(3, 32, 32)], "cpu")
+    (1365, 85)
+    """
+    rows = auto_batch_size(shapes)
+    if device_type == "cpu":
+        per_row = max(sum(math.prod(s) for s in shapes), 1)
+        rows = min(rows, max(1, CPU_FORWARD_SET // per_row))
+    return rows
 
 
 _NO_GRAD = (

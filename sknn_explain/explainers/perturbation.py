@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from .._batching import gradient_strategy
+from .._batching import forward_batch_size, gradient_strategy
 from .._data import InputBatch
 from .._model import call_forward, predict
 from .._output_selection import OutputSelection
@@ -234,6 +234,12 @@ class _PerturbationExplainer(Explainer):
     def _check_params(self) -> None:
         _check_baseline_param(self.baselines)
 
+    def _batch_size(self, shapes: Sequence[tuple[int, ...]]) -> int:
+        # forward passes only: on CPU, cache-sized chunks (CPU_FORWARD_SET input values)
+        if self.batch_size is not None:
+            return int(self.batch_size)
+        return forward_batch_size(shapes, self.device_.type)
+
     def _fit_reference(self, ref: InputBatch | None) -> None:
         self.reference_mean_ = self.reference_rows_ = None
         wants_mean = any(isinstance(b, str) for b in (
@@ -329,7 +335,8 @@ _COMMON_DOC = """ignore_last_act : bool, default=False
         Precision of the model's private copy and of the perturbed inputs.
     device : {"cpu", "cuda", "cuda:<index>", "auto"} or torch.device, default="cpu"
     batch_size : int, optional
-        Model rows (samples x perturbations) per call; None picks one from the input width.
+        Model rows (samples x perturbations) per call; None picks one from the input width
+        (on CPU about 2^18 input values per call, which runs fastest there).
     verbose : bool, default=False
         Unused (accepted for a uniform interface).
     space : {"network", "raw"}, default="network"

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..._batching import auto_batch_size
+from ..._batching import forward_batch_size
 from ..._data import InputBatch
 from ..._segmentation import build_feature_map
 from ..._validation import POSITIVE_INT, RANDOM_STATE, SequenceOf, StrOptions
@@ -95,7 +95,8 @@ AGNOSTIC_DOC = """
         Where perturbed inputs are built and torch models run.
     batch_size : int, optional
         Model rows per call (perturbations x background rows); None picks one from the
-        input width (at most 4096 rows on CPU, where larger chunks fall out of cache).
+        input width (on CPU about 2^18 input values and at most 4096 rows per call: larger
+        chunks fall out of cache and run slower).
     verbose : bool, default=False
         Show a progress bar over model calls.
 """
@@ -294,7 +295,7 @@ class AgnosticExplainer(Explainer):
     def _batch_size(self, shapes: Sequence[tuple[int, ...]]) -> int:
         if self.batch_size is not None:
             return int(self.batch_size)
-        size = auto_batch_size(shapes)
+        size = forward_batch_size(shapes, self.device_.type)  # cache-sized on CPU
         return size if self.device_.type == "cuda" else min(size, CPU_MAX_ROWS)
 
     def _fit_features(self, ref: InputBatch) -> None:
