@@ -2,14 +2,15 @@
 
 Ours runs one forward pass ``F`` and one input-gradient backward pass ``B`` per output on
 the ``n`` explained rows: ``F + k B``. The peer's fastest use (captum with the inputs
-repeated once per target) runs one forward and one backward pass over ``k n`` rows. So
+repeated once per target) runs one forward and one backward pass over ``k n`` rows (fed in
+chunks of about 2^19 input values, as the suite's batched way, ``peers.chunk_rows``). So
 ``(F + k B) / peer`` is the lowest ratio ours can reach with the passes it runs; this
 script measures ``F`` and ``B`` on the converted graph as ``explain`` runs it (BatchNorm
 merged, channels-last) and the peer's pass over the repeated rows (module as given), each
 the best of ``--repeats`` steady-state calls, at the suite's standard sizes, for
-``k = 10``.
+``k = 10`` (``--k 100 --models "CNN 3x64x64, 100 classes"`` for the 100-output cells).
 
-    OMP_NUM_THREADS=2 python -m benchmarks.bench_floor [--threads 2] [--repeats 15]
+    OMP_NUM_THREADS=2 python -m benchmarks.bench_floor [--threads 2] [--repeats 15] [--k 10]
 
 Only quote numbers from an otherwise idle machine.
 """
@@ -26,6 +27,7 @@ from sknn_explain.layers.base import to_channels_last
 
 from .suite.measure import best_seconds
 from .suite.models import make_case
+from .suite.peers import chunk_rows
 
 CONV_MODELS = ("CNN 3x32x32", "ResNet 3x24x24 (BN, residual)", "signal 1D-CNN 4x256",
                "CNN 3x64x64, 100 classes")
@@ -53,10 +55,12 @@ def floor_row(name: str, k: int, repeats: int) -> dict:
 
     repeated = X.repeat_interleave(k, 0)
     targets = torch.arange(k).repeat(X.shape[0])[:, None]
+    step = chunk_rows(X.shape[1:])  # the suite's batched way: chunks of repeated rows
 
     def peer():
-        x = repeated.clone().requires_grad_(True)
-        torch.autograd.grad(case.model(x).gather(1, targets).sum(), x)
+        for s in range(0, len(repeated), step):
+            x = repeated[s:s + step].clone().requires_grad_(True)
+            torch.autograd.grad(case.model(x).gather(1, targets[s:s + step]).sum(), x)
 
     f = best_ms(forward, repeats)
     b = best_ms(forward_backward, repeats) - f
@@ -70,13 +74,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--models", default="",
+                        help="model names, comma-separated (default: the four conv models)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"| model | rows | F ms | B ms | F + {args.k} B ms | peer, {args.k} x rows, ms | "
           "floor (F + k B) / peer |")
     print("|---|---|---|---|---|---|---|")
     rows = []
-    for name in CONV_MODELS:
+    for name in args.models.split(",") if args.models else CONV_MODELS:
         r = floor_row(name, args.k, args.repeats)
         rows.append(r)
         print(f"| {r['model']} | {r['rows']} | {r['F']:.2f} | {r['B']:.2f} | {r['ours']:.1f} | "

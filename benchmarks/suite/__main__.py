@@ -79,7 +79,7 @@ def header(args: argparse.Namespace, seconds: float) -> str:
             f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores), float32, "
             f"after a warm-up, best of {args.repeats} to 15 steady-state calls, ours and the "
             "peer's alternating round by round (one timed call when a call takes over 0.5 s; "
-            "a first call over 2 s, or a peer way's over twice its other way's, is the "
+            "a first call over 1 s, or a peer way's over twice its other way's, is the "
             "measurement), fit / conversion not timed. "
             "Ratio = ours / the peer's faster way; "
             "**!** marks a ratio above the target (1.0 for one output, 0.5 for more). Memory "

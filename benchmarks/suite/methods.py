@@ -46,18 +46,24 @@ def _captum(method: str, case: Case, targets: list[int], *, rows: int | None = N
     sd = NOISE_LEVEL * float(X.max() - X.min())
     n_steps = lime_nsamples(case) if method == "LIME" else case.n_steps
     fn = peers.captum_attribute(method, case.model, X, case.X_ref, n_steps, sd)
-    ways = {"looped": partial(peers.looped, fn, X, targets)}
-    if len(targets) > 1:
-        ways["batched"] = partial(peers.batched, fn, X, targets)
-    return {"captum": ways}
+    return {"captum": _ways(fn, X, targets, CAPTUM_EXPAND[method](case))}
+
+
+#: rows that each captum method makes of one input row in one model call (see
+#: ``peers.batched``); None: the method splits its work itself (internal_batch_size,
+#: nt_samples_batch_size, perturbations_per_eval), its batched way is one call
+CAPTUM_EXPAND = {
+    "Gradient": lambda case: 1, "x Input": lambda case: 1, "DeepLift": lambda case: 2,
+    "DeepSHAP": lambda case: 2 * len(case.X_ref),
+    "ExpectedGradients": lambda case: case.n_steps,
+    "IntegratedGradients": lambda case: None, "SmoothGrad": lambda case: None,
+    "LIME": lambda case: None,
+}
 
 
 def _zennit(case: Case, targets: list[int]) -> dict:
     lrp = peers.ZennitLRP(case.model)
-    ways = {"looped": partial(peers.looped, lrp.attribute, case.X, targets)}
-    if len(targets) > 1:
-        ways["batched"] = partial(peers.batched, lrp.attribute, case.X, targets)
-    return {"zennit": ways}
+    return {"zennit": _ways(lrp.attribute, case.X, targets, expand=1)}
 
 
 def _deepshap_peers(case: Case, targets: list[int]) -> dict:
@@ -105,10 +111,12 @@ def _lrp_rules(case: Case) -> dict:
                 rule_param={"Dense": 0.01, "Conv": 0.01, "Add": 0.0})
 
 
-def _ways(fn, X: torch.Tensor, targets: list[int]) -> dict:
+def _ways(fn, X: torch.Tensor, targets: list[int], expand: int | None = None) -> dict:
+    """The looped and (for several targets) the batched way of a peer's ``attribute``;
+    ``expand`` as in ``peers.batched`` (None: one call)."""
     ways = {"looped": partial(peers.looped, fn, X, targets)}
     if len(targets) > 1:
-        ways["batched"] = partial(peers.batched, fn, X, targets)
+        ways["batched"] = partial(peers.batched, fn, X, targets, expand=expand)
     return ways
 
 
@@ -160,13 +168,14 @@ def _perturbation_peers(method: str, case: Case, targets: list[int], *,
 
 def _modified_backward_peers(method: str, case: Case, targets: list[int]) -> dict:
     return {"captum": _ways(peers.captum_modified_backward(method, case.model), case.X,
-                            targets)}
+                            targets, expand=1)}
 
 
 def _layer_peers(method: str, layers: dict[str, str], case: Case, targets: list[int]) -> dict:
     fn = peers.captum_layer(method, case.model, layers[case.name], case.X, case.X_ref,
                             case.n_steps)
-    return {"captum": _ways(fn, case.X, targets)}
+    # LayerGradCam has no internal batching; LayerIntegratedGradients has internal_batch_size
+    return {"captum": _ways(fn, case.X, targets, expand=1 if method == "GradCAM" else None)}
 
 
 def _mask_array(case: Case):
