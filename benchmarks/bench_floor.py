@@ -75,14 +75,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--models", default="",
-                        help="model names, comma-separated (default: the four conv models)")
+                        help="model names, separated by ';' (default: the four conv models)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"| model | rows | F ms | B ms | F + {args.k} B ms | peer, {args.k} x rows, ms | "
           "floor (F + k B) / peer |")
     print("|---|---|---|---|---|---|---|")
     rows = []
-    for name in args.models.split(",") if args.models else CONV_MODELS:
+    for name in args.models.split(";") if args.models else CONV_MODELS:
         r = floor_row(name, args.k, args.repeats)
         rows.append(r)
         print(f"| {r['model']} | {r['rows']} | {r['F']:.2f} | {r['B']:.2f} | {r['ours']:.1f} | "
