@@ -216,3 +216,26 @@ def test_forward_only_methods_chunk_by_the_cpu_working_set_and_match_one_chunk(n
     a = chunked.explain(X, output_idx=[0, 2])  # 6 rows x 16 or more perturbations: > 85
     b = whole.explain(X, output_idx=[0, 2])
     np.testing.assert_allclose(a.values, b.values, rtol=1e-12, atol=1e-12)
+
+
+def test_one_backward_per_output_keeps_its_chunk_with_many_outputs():
+    """With one backward pass per output (images on CPU) a pass works on its chunk's rows
+    only: the automatic chunk holds CPU_PASS_SET input values whatever the number of
+    outputs (100 outputs of a 3x64x64 image cut it to one row before: twice the passes),
+    and the gradients equal those of one-row chunks."""
+    from sknn_explain import Gradient
+    from sknn_explain._output_selection import resolve_outputs
+    from sknn_explain.explainers.gradient import CPU_PASS_SET, _rows
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+                          nn.Flatten(), nn.Linear(64, 100)).double().eval()
+    X = torch.randn(12, 3, 64, 64, dtype=torch.float64)
+    auto = Gradient(dtype="double").fit(model)
+    res = auto.explain(X, output_idx=list(range(100)))
+    sel = resolve_outputs(list(range(100)), None, auto.model_.output_names([100]))
+    xs = [X.contiguous()]
+    assert _rows(auto, xs, sel, 10**6) == CPU_PASS_SET // (3 * 64 * 64)  # 10 rows, not 1
+    one = Gradient(dtype="double", batch_size=1).fit(model).explain(
+        X, output_idx=list(range(100)))
+    np.testing.assert_allclose(res.values, one.values, rtol=1e-10, atol=1e-12)
