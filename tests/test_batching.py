@@ -239,3 +239,34 @@ def test_one_backward_per_output_keeps_its_chunk_with_many_outputs():
     one = Gradient(dtype="double", batch_size=1).fit(model).explain(
         X, output_idx=list(range(100)))
     np.testing.assert_allclose(res.values, one.values, rtol=1e-10, atol=1e-12)
+
+
+def test_auto_gradient_rows_per_strategy_and_layer_methods_match_one_row_chunks():
+    """The chunk rule is shared by the input-gradient and the layer methods: one backward
+    pass per output (images) keeps CPU_PASS_SET values per pass, one batched pass (dense)
+    keeps rows x width x outputs cache-sized; Grad-CAM and LayerIntegratedGradients with
+    100 outputs give the numbers of one-row chunks."""
+    from sknn_explain import GradCAM, LayerIntegratedGradients
+    from sknn_explain._batching import CPU_WORKING_SET
+    from sknn_explain.explainers.gradient import CPU_PASS_SET, auto_gradient_rows
+
+    def forward(xs):
+        return xs
+
+    assert auto_gradient_rows(forward, [torch.zeros(2, 16, 32, 32)], 100) == \
+        CPU_PASS_SET // (16 * 32 * 32)
+    assert auto_gradient_rows(forward, [torch.zeros(2, 300)], 100) == \
+        auto_batch_size([(300,)], n_outputs=100, device_type="cpu") == \
+        CPU_WORKING_SET // (300 * 100)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
+                          nn.Linear(32, 100)).double().eval()
+    X = torch.randn(5, 3, 40, 40, dtype=torch.float64)
+    out = list(range(100))
+    for make in (lambda **kw: GradCAM(layer="3", dtype="double", **kw).fit(model),
+                 lambda **kw: LayerIntegratedGradients(layer="3", n=3, dtype="double",
+                                                       **kw).fit(model, X[:1] * 0)):
+        auto, one = make().explain(X, output_idx=out), make(batch_size=1).explain(
+            X, output_idx=out)
+        np.testing.assert_allclose(auto.values, one.values, rtol=1e-10, atol=1e-12)

@@ -83,24 +83,31 @@ CPU_PASS_SET = 2**17
 
 def _rows(explainer: Explainer, xs: Sequence[torch.Tensor], selection: OutputSelection,
           batch_size: int) -> int:
-    """The automatic ``batch_size`` capped for the number of selected outputs (the gradients
-    of a chunk are ``n_outputs`` times the chunk); a user-given ``batch_size`` is kept.
-
-    On CPU the chunk is also kept cache-sized: with one batched backward pass its working
-    set is rows x width x outputs values; with one backward pass per output (images and
-    signals, :func:`~sknn_explain._batching.gradient_strategy`) each pass works on rows x
-    width only: there the cap is :data:`CPU_PASS_SET` values per pass, whatever the number
-    of outputs (the 3x64x64 CNN with 100 outputs ran 200 passes over one image each instead
-    of 100 over its two images).
-    """
+    """The automatic ``batch_size`` for the gradients of ``explainer.model_`` at ``xs``
+    (:func:`auto_gradient_rows`); a user-given ``batch_size`` is kept."""
     if explainer.batch_size is not None:
         return batch_size
-    shapes, k, device = _shapes(xs), sum(selection.sizes), xs[0].device.type
-    if device == "cpu" and gradient_strategy(explainer.model_, xs)[0] == "looped":
+    return min(batch_size, auto_gradient_rows(explainer.model_, xs, sum(selection.sizes)))
+
+
+def auto_gradient_rows(forward: Forward, xs: Sequence[torch.Tensor], n_outputs: int) -> int:
+    """Rows per chunk of the gradients of ``n_outputs`` outputs of ``forward`` at ``xs``.
+
+    :func:`~sknn_explain._batching.auto_batch_size` caps the chunk for the number of
+    outputs (its gradients are ``n_outputs`` times the chunk). On CPU the chunk is also kept
+    cache-sized: with one batched backward pass its working set is rows x width x outputs
+    values; with one backward pass per output (images and signals,
+    :func:`~sknn_explain._batching.gradient_strategy`) each pass works on rows x width only,
+    so there the cap is :data:`CPU_PASS_SET` values per pass, whatever the number of
+    outputs (the 3x64x64 CNN with 100 outputs ran 200 passes over one image each instead
+    of 100 over its two images).
+    """
+    shapes, device = _shapes(xs), xs[0].device.type
+    if device == "cpu" and gradient_strategy(forward, xs)[0] == "looped":
         per_row = max(sum(math.prod(s) for s in shapes), 1)
-        return min(batch_size, auto_batch_size(shapes, n_outputs=k),
+        return min(auto_batch_size(shapes, n_outputs=n_outputs),
                    max(1, CPU_PASS_SET // per_row))
-    return min(batch_size, auto_batch_size(shapes, n_outputs=k, device_type=device))
+    return auto_batch_size(shapes, n_outputs=n_outputs, device_type=device)
 
 
 def _predict_selected(

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from .._batching import accumulate_paths, auto_batch_size, gradient_strategy
+from .._batching import accumulate_paths, gradient_strategy
 from .._model import flag_nonfinite_outputs
 from .._output_selection import resolve_outputs
 from .._prepare import encode
@@ -41,7 +41,7 @@ from ..rules import resolve_rules
 from ._layer_target import TailForward, layer_axis_names, resolve_layer
 from .base import _output_space, is_dask_collection, make_attribution, row_index_of
 from .deeplift import DeepLift
-from .gradient import _COMMON_DOC, gradient_attribution
+from .gradient import _COMMON_DOC, auto_gradient_rows, gradient_attribution
 from .graph_explainer import GraphExplainer
 from .lrp import LRP
 
@@ -164,12 +164,10 @@ class LayerExplainer(GraphExplainer):
         context = [torch.cat([c[i] for c in ctx]) for i in range(len(tail.context))]
         return h, context
 
-    def _tail_rows(self, h, context, selection) -> int:
+    def _tail_rows(self, tail, h, context, selection) -> int:
         if self.batch_size is not None:
             return int(self.batch_size)
-        shapes = [tuple(h.shape[1:])] + [tuple(c.shape[1:]) for c in context]
-        return auto_batch_size(shapes, n_outputs=sum(selection.sizes),
-                               device_type=h.device.type)
+        return auto_gradient_rows(tail, [h, *context], sum(selection.sizes))
 
     @staticmethod
     def _tail_predict(tail: TailForward, h, context, selection) -> torch.Tensor:
@@ -186,7 +184,7 @@ def _path_gradients(explainer, tail, h, context, selection, make_point, n_steps,
     values, _ = accumulate_paths(
         tail, h.shape[0], [tuple(h.shape[1:])] + [tuple(c.shape[1:]) for c in context],
         selection, rows, n_steps=n_steps,
-        batch_size=explainer._tail_rows(h, context, selection), dtype=h.dtype,
+        batch_size=explainer._tail_rows(tail, h, context, selection), dtype=h.dtype,
         device=h.device, verbose=explainer.verbose, desc=desc,
     )
     return values[0]
@@ -199,7 +197,7 @@ def _tail_gradients(explainer, tail, h, context, selection):
     path to sum)."""
     values, preds, _ = gradient_attribution(
         tail, [h, *context], selection,
-        batch_size=explainer._tail_rows(h, context, selection), verbose=explainer.verbose)
+        batch_size=explainer._tail_rows(tail, h, context, selection), verbose=explainer.verbose)
     return values[0], preds
 
 
