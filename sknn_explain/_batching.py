@@ -2,7 +2,7 @@
 
 * :func:`auto_batch_size` picks rows per model call from the input width (every method);
   :func:`forward_batch_size` caps it for forward-only calls on CPU (perturbation and
-  model-agnostic methods).
+  model-agnostic methods), :func:`gradient_batch_size` for gradient passes.
 * :func:`output_gradients` computes the gradients of *all* selected output nodes in one
   forward pass and one batched backward pass (``is_grads_batched``, i.e. ``torch.func.vmap``
   over one-hot ``grad_outputs``) or, for images on CPU, one backward pass per output
@@ -26,9 +26,9 @@ from ._output_selection import OutputSelection
 from ._random import row_context
 from .layers.base import to_channels_last
 
-__all__ = ["BLOCK_VALUES", "CPU_FORWARD_SET", "CPU_WORKING_SET", "STRATEGIES", "Forward",
-           "RowMaker", "accumulate_paths", "auto_batch_size", "block_rows",
-           "forward_batch_size", "gradient_strategy",
+__all__ = ["BLOCK_VALUES", "CPU_FORWARD_SET", "CPU_PASS_SET", "CPU_WORKING_SET", "STRATEGIES",
+           "Forward", "RowMaker", "accumulate_paths", "auto_batch_size", "block_rows",
+           "forward_batch_size", "gradient_batch_size", "gradient_strategy",
            "output_gradients", "root_module"]
 
 Forward = Callable[[Sequence[torch.Tensor]], list[torch.Tensor]]
@@ -45,6 +45,11 @@ CPU_WORKING_SET = 2**20
 #: 3x32x32 CNN and the ResNet 2.5-3x faster than chunks of 2^22 values, MLPs and the signal
 #: CNN the same within noise); see docs/benchmarks.md
 CPU_FORWARD_SET = 2**18
+#: on CPU, input values (rows x width) per backward pass when each output gets its own pass
+#: (images, signals): 2^17 ran fastest among 2^14-2^20 on the benchmark CNNs (3x64x64 CNN,
+#: 100 outputs: 0.6x the time of one image per pass; 3x32x32 CNN, SmoothGrad over 512
+#: points: 2^20 values per pass was 1.4x slower)
+CPU_PASS_SET = 2**17
 
 
 #: attribution values (rows x input width x outputs) of one block of rows that an explainer
@@ -57,8 +62,13 @@ BLOCK_VALUES = 2**21
 def block_rows(shapes: Sequence[tuple[int, ...]], n_outputs: int, batch_size: int) -> int:
     """Rows per block: about :data:`BLOCK_VALUES` attribution values, at least one chunk of
     ``batch_size`` rows."""
-    per_row = max(sum(math.prod(s) for s in shapes), 1) * max(int(n_outputs), 1)
+    per_row = _row_values(shapes) * max(int(n_outputs), 1)
     return max(int(batch_size), BLOCK_VALUES // per_row, 1)
+
+
+def _row_values(shapes: Sequence[tuple[int, ...]]) -> int:
+    """Input values of one row over every input (at least 1)."""
+    return max(sum(math.prod(s) for s in shapes), 1)
 
 
 def auto_batch_size(
@@ -73,7 +83,7 @@ def auto_batch_size(
     backward working set ``rows x width x n_outputs`` is further kept to
     ``CPU_WORKING_SET`` values, which is much faster on CPUs.
     """
-    per_row = max(sum(math.prod(s) for s in shapes), 1)
+    per_row = _row_values(shapes)
     k = max(int(n_outputs), 1)
     rows = min(budget // per_row, (16 * budget) // (per_row * k))
     if device_type == "cpu":
@@ -93,9 +103,27 @@ def forward_batch_size(shapes: Sequence[tuple[int, ...]],
     """
     rows = auto_batch_size(shapes)
     if device_type == "cpu":
-        per_row = max(sum(math.prod(s) for s in shapes), 1)
-        rows = min(rows, max(1, CPU_FORWARD_SET // per_row))
+        rows = min(rows, max(1, CPU_FORWARD_SET // _row_values(shapes)))
     return rows
+
+
+def gradient_batch_size(forward: Forward, xs: Sequence[torch.Tensor], n_outputs: int) -> int:
+    """Rows per chunk of the gradients of ``n_outputs`` outputs of ``forward`` at ``xs``.
+
+    :func:`auto_batch_size` caps the chunk for the number of outputs (its gradients are
+    ``n_outputs`` times the chunk). On CPU the chunk is also kept cache-sized: with one
+    batched backward pass its working set is rows x width x outputs values
+    (:data:`CPU_WORKING_SET`); with one backward pass per output (images and signals,
+    :func:`gradient_strategy`) each pass works on rows x width only, so there the cap is
+    :data:`CPU_PASS_SET` values per pass, whatever the number of outputs (the 3x64x64 CNN
+    with 100 outputs ran 200 passes over one image each instead of 100 over its two).
+    """
+    shapes = [tuple(x.shape[1:]) for x in xs]
+    device = xs[0].device.type
+    if device == "cpu" and gradient_strategy(forward, xs)[0] == "looped":
+        return min(auto_batch_size(shapes, n_outputs=n_outputs),
+                   max(1, CPU_PASS_SET // _row_values(shapes)))
+    return auto_batch_size(shapes, n_outputs=n_outputs, device_type=device)
 
 
 _NO_GRAD = (

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ._batching import auto_batch_size
+from ._batching import gradient_batch_size
 from ._data import check_readable_tensor, default_axis_names, find_batch_first_rnn
 from ._model import as_numpy, call_forward, copy_model, flag_nonfinite_outputs, flatten_outputs
 from ._naming import default_output_names
@@ -129,8 +129,8 @@ def _run(
         dims = [o.shape[1] for o in call_forward(forward, [t[:1] for t in xs])]
     names = default_output_names(dims)  # as the Explainer classes name them
     selection = resolve_outputs(output_idx, None, names)
-    bs = int(batch_size) if batch_size is not None else auto_batch_size(
-        shapes, n_outputs=sum(selection.sizes), device_type=xs[0].device.type)
+    bs = int(batch_size) if batch_size is not None else gradient_batch_size(
+        forward, xs, sum(selection.sizes))
     values, preds, goal = compute(forward, xs, selection, batch_size=bs, **kwargs)
     values = flag_nonfinite_outputs(
         values, preds, goal, [name for layer in selection.names for name in layer], stacklevel=4

@@ -224,8 +224,9 @@ def test_one_backward_per_output_keeps_its_chunk_with_many_outputs():
     outputs (100 outputs of a 3x64x64 image cut it to one row before: twice the passes),
     and the gradients equal those of one-row chunks."""
     from sknn_explain import Gradient
+    from sknn_explain._batching import CPU_PASS_SET
     from sknn_explain._output_selection import resolve_outputs
-    from sknn_explain.explainers.gradient import CPU_PASS_SET, _rows
+    from sknn_explain.explainers.gradient import _rows
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
@@ -241,21 +242,20 @@ def test_one_backward_per_output_keeps_its_chunk_with_many_outputs():
     np.testing.assert_allclose(res.values, one.values, rtol=1e-10, atol=1e-12)
 
 
-def test_auto_gradient_rows_per_strategy_and_layer_methods_match_one_row_chunks():
+def test_gradient_batch_size_per_strategy_and_layer_methods_match_one_row_chunks():
     """The chunk rule is shared by the input-gradient and the layer methods: one backward
     pass per output (images) keeps CPU_PASS_SET values per pass, one batched pass (dense)
     keeps rows x width x outputs cache-sized; Grad-CAM and LayerIntegratedGradients with
     100 outputs give the numbers of one-row chunks."""
     from sknn_explain import GradCAM, LayerIntegratedGradients
-    from sknn_explain._batching import CPU_WORKING_SET
-    from sknn_explain.explainers.gradient import CPU_PASS_SET, auto_gradient_rows
+    from sknn_explain._batching import CPU_PASS_SET, CPU_WORKING_SET, gradient_batch_size
 
     def forward(xs):
         return xs
 
-    assert auto_gradient_rows(forward, [torch.zeros(2, 16, 32, 32)], 100) == \
+    assert gradient_batch_size(forward, [torch.zeros(2, 16, 32, 32)], 100) == \
         CPU_PASS_SET // (16 * 32 * 32)
-    assert auto_gradient_rows(forward, [torch.zeros(2, 300)], 100) == \
+    assert gradient_batch_size(forward, [torch.zeros(2, 300)], 100) == \
         auto_batch_size([(300,)], n_outputs=100, device_type="cpu") == \
         CPU_WORKING_SET // (300 * 100)
     torch.manual_seed(0)
@@ -270,3 +270,9 @@ def test_auto_gradient_rows_per_strategy_and_layer_methods_match_one_row_chunks(
         auto, one = make().explain(X, output_idx=out), make(batch_size=1).explain(
             X, output_idx=out)
         np.testing.assert_allclose(auto.values, one.values, rtol=1e-10, atol=1e-12)
+    from sknn_explain.functional import torch_grad  # the functional API: the same rule
+
+    np.testing.assert_allclose(
+        torch_grad(model, X, output_idx=out).detach().numpy(),
+        torch_grad(model, X, output_idx=out, batch_size=1).detach().numpy(),
+        rtol=1e-10, atol=1e-12)

@@ -19,7 +19,6 @@ The ``*_attribution`` functions hold the maths, on any differentiable
 from __future__ import annotations
 
 import inspect
-import math
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -29,9 +28,8 @@ import torch
 from .._batching import (
     Forward,
     accumulate_paths,
-    auto_batch_size,
     block_rows,
-    gradient_strategy,
+    gradient_batch_size,
     output_gradients,
     root_module,
 )
@@ -74,40 +72,13 @@ def _shapes(xs: Sequence[torch.Tensor]) -> list[tuple[int, ...]]:
     return [tuple(x.shape[1:]) for x in xs]
 
 
-#: on CPU, input values (rows x width) per backward pass when each output gets its own pass
-#: (images, signals): 2^17 ran fastest among 2^14-2^20 on the benchmark CNNs (3x64x64 CNN,
-#: 100 outputs: 0.6x the time of one image per pass; 3x32x32 CNN, SmoothGrad over 512
-#: points: 2^20 values per pass was 1.4x slower)
-CPU_PASS_SET = 2**17
-
-
 def _rows(explainer: Explainer, xs: Sequence[torch.Tensor], selection: OutputSelection,
           batch_size: int) -> int:
     """The automatic ``batch_size`` for the gradients of ``explainer.model_`` at ``xs``
-    (:func:`auto_gradient_rows`); a user-given ``batch_size`` is kept."""
+    (:func:`~sknn_explain._batching.gradient_batch_size`); a user-given one is kept."""
     if explainer.batch_size is not None:
         return batch_size
-    return min(batch_size, auto_gradient_rows(explainer.model_, xs, sum(selection.sizes)))
-
-
-def auto_gradient_rows(forward: Forward, xs: Sequence[torch.Tensor], n_outputs: int) -> int:
-    """Rows per chunk of the gradients of ``n_outputs`` outputs of ``forward`` at ``xs``.
-
-    :func:`~sknn_explain._batching.auto_batch_size` caps the chunk for the number of
-    outputs (its gradients are ``n_outputs`` times the chunk). On CPU the chunk is also kept
-    cache-sized: with one batched backward pass its working set is rows x width x outputs
-    values; with one backward pass per output (images and signals,
-    :func:`~sknn_explain._batching.gradient_strategy`) each pass works on rows x width only,
-    so there the cap is :data:`CPU_PASS_SET` values per pass, whatever the number of
-    outputs (the 3x64x64 CNN with 100 outputs ran 200 passes over one image each instead
-    of 100 over its two images).
-    """
-    shapes, device = _shapes(xs), xs[0].device.type
-    if device == "cpu" and gradient_strategy(forward, xs)[0] == "looped":
-        per_row = max(sum(math.prod(s) for s in shapes), 1)
-        return min(auto_batch_size(shapes, n_outputs=n_outputs),
-                   max(1, CPU_PASS_SET // per_row))
-    return auto_batch_size(shapes, n_outputs=n_outputs, device_type=device)
+    return min(batch_size, gradient_batch_size(explainer.model_, xs, sum(selection.sizes)))
 
 
 def _predict_selected(

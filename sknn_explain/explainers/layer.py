@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import torch
 
-from .._batching import accumulate_paths, gradient_strategy
+from .._batching import accumulate_paths, gradient_batch_size, gradient_strategy
 from .._model import flag_nonfinite_outputs
 from .._output_selection import resolve_outputs
 from .._prepare import encode
@@ -41,7 +41,7 @@ from ..rules import resolve_rules
 from ._layer_target import TailForward, layer_axis_names, resolve_layer
 from .base import _output_space, is_dask_collection, make_attribution, row_index_of
 from .deeplift import DeepLift
-from .gradient import _COMMON_DOC, auto_gradient_rows, gradient_attribution
+from .gradient import _COMMON_DOC, gradient_attribution
 from .graph_explainer import GraphExplainer
 from .lrp import LRP
 
@@ -167,7 +167,7 @@ class LayerExplainer(GraphExplainer):
     def _tail_rows(self, tail, h, context, selection) -> int:
         if self.batch_size is not None:
             return int(self.batch_size)
-        return auto_gradient_rows(tail, [h, *context], sum(selection.sizes))
+        return gradient_batch_size(tail, [h, *context], sum(selection.sizes))
 
     @staticmethod
     def _tail_predict(tail: TailForward, h, context, selection) -> torch.Tensor:
